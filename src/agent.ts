@@ -1,0 +1,113 @@
+import type { LoadedConfig } from "./config/load.ts";
+import { formatListenAddress, parseListenAddress } from "./config/listen_address.ts";
+import { atomicWriteFile } from "./system/atomic_write.ts";
+import { dataPaths, ensureDataDir, resolveDataDir } from "./system/paths.ts";
+import { probeLiveHardware, probeStaticHardware } from "./system/hardware.ts";
+import type { Logger } from "./system/logger.ts";
+import { loadOrCreateIdentity } from "./mesh/identity.ts";
+import { TokenStore } from "./api/tokens.ts";
+import { createApiMetrics } from "./api/metrics.ts";
+import { createRouter } from "./api/router.ts";
+import { apiRoutes } from "./api/routes.ts";
+import { startApiServer } from "./api/server.ts";
+import type { StatusReport } from "./api/status.ts";
+import { VERSION } from "./version.ts";
+
+/** A started agent. */
+export interface Agent {
+  /** The local API's bound address, e.g. `127.0.0.1:7411`. */
+  apiAddress: string;
+  /** Graceful stop: readiness off, drain, stop the API, flush state. */
+  stop(): Promise<void>;
+}
+
+async function warnIfLoose(path: string, logger: Logger): Promise<void> {
+  try {
+    const mode = (await Deno.stat(path)).mode;
+    if (mode !== null && (mode & 0o077) !== 0) {
+      logger.warn("secret file is readable by other users; run chmod 600 on it", {
+        path,
+        mode: `0${(mode & 0o777).toString(8)}`,
+      });
+    }
+  } catch {
+    // absent files are not loose
+  }
+}
+
+/** Starts the agent from a validated config: data dir, identity, tokens, local API. */
+export async function startAgent(loaded: LoadedConfig, logger: Logger): Promise<Agent> {
+  const { config } = loaded;
+  const startedAt = Date.now();
+  const paths = dataPaths(resolveDataDir(config.data.dir));
+  await ensureDataDir(paths);
+
+  const { identity, created } = await loadOrCreateIdentity(paths.identityKey);
+  logger.info(created ? "identity created" : "identity loaded", {
+    peer_id: identity.peerId,
+    path: paths.identityKey,
+  });
+
+  const tokens = new TokenStore(paths.tokens);
+  if (await tokens.ensureAdmin(paths.adminToken)) {
+    logger.info("admin token created", { path: paths.adminToken });
+  }
+  await tokens.refresh();
+  await warnIfLoose(paths.adminToken, logger);
+  await warnIfLoose(paths.tokens, logger);
+
+  let ready = false;
+  const hardware = await probeStaticHardware();
+  const metrics = createApiMetrics(VERSION, startedAt);
+  const status = (): StatusReport => ({
+    node_id: config.node.id,
+    peer_id: identity.peerId,
+    version: VERSION,
+    uptime_s: Math.floor((Date.now() - startedAt) / 1000),
+    started_at: new Date(startedAt).toISOString(),
+    arch: hardware.arch,
+    os: hardware.os,
+    formation_id: config.node.formation_id ?? null,
+    capabilities: config.node.capabilities,
+    data_dir: paths.root,
+    api: apiAddress,
+    ready,
+    hardware: probeLiveHardware(hardware, paths.root),
+  });
+  const handler = createRouter(
+    apiRoutes({
+      isReady: () => ready,
+      status,
+      tokens,
+      metrics,
+      maxBodyBytes: config.api.max_body_bytes,
+    }),
+    { tokens, publicMetrics: config.api.public_metrics, metrics, logger },
+  );
+  const server = startApiServer(parseListenAddress(config.api.listen)!, handler);
+  const apiAddress = formatListenAddress(server.address);
+  await atomicWriteFile(paths.apiAddress, apiAddress + "\n");
+  logger.info("api listening", { addr: apiAddress });
+
+  ready = true;
+  logger.info("agent ready", {
+    node_id: config.node.id,
+    version: VERSION,
+    data_dir: paths.root,
+    gpus: hardware.gpus.length,
+  });
+
+  return {
+    apiAddress,
+    async stop() {
+      ready = false;
+      logger.info("shutting down", { drain_seconds: config.api.drain_seconds });
+      if (config.api.drain_seconds > 0) {
+        await new Promise((r) => setTimeout(r, config.api.drain_seconds * 1000));
+      }
+      await server.shutdown();
+      await Deno.remove(paths.apiAddress).catch(() => {});
+      logger.info("stopped");
+    },
+  };
+}

@@ -1,0 +1,34 @@
+import { HttpError } from "./http_error.ts";
+
+/**
+ * Reads a JSON request body of at most `maxBytes`: 413 when it is larger (by Content-Length or
+ * while streaming), 400 when it is not JSON.
+ */
+export async function readJsonBody(req: Request, maxBytes: number): Promise<unknown> {
+  const tooLarge = () =>
+    new HttpError(413, "payload_too_large", `request body exceeds ${maxBytes} bytes`);
+  const declared = Number(req.headers.get("content-length") ?? "NaN");
+  if (declared > maxBytes) throw tooLarge();
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  if (req.body) {
+    for await (const chunk of req.body) {
+      total += chunk.length;
+      if (total > maxBytes) throw tooLarge();
+      chunks.push(chunk);
+    }
+  }
+  const bytes = new Uint8Array(total);
+  let offset = 0;
+  for (const chunk of chunks) {
+    bytes.set(chunk, offset);
+    offset += chunk.length;
+  }
+  const text = new TextDecoder().decode(bytes);
+  if (text.trim() === "") throw new HttpError(400, "invalid_json", "request body is empty");
+  try {
+    return JSON.parse(text);
+  } catch (err) {
+    throw new HttpError(400, "invalid_json", `request body is not JSON: ${(err as Error).message}`);
+  }
+}

@@ -1,0 +1,19 @@
+import type { Hardware } from "../system/hardware.ts";
+
+/** The `/v1/status` document. */
+export interface StatusReport {
+  node_id: string;
+  peer_id: string;
+  version: string;
+  uptime_s: number;
+  started_at: string;
+  arch: string;
+  os: string;
+  formation_id: string | null;
+  capabilities: string[];
+  data_dir: string;
+  /** The address the local API listens on. */
+  api: string;
+  ready: boolean;
+  hardware: Hardware;
+}

@@ -1,0 +1,179 @@
+import { z } from "zod";
+import { toString as bytesToString } from "uint8arrays/to-string";
+import { isScope, type Scope } from "./scopes.ts";
+import { atomicWriteFile } from "../system/atomic_write.ts";
+import { UserError } from "../system/errors.ts";
+
+/** Name of the token created on first start, whose secret is written to admin.token. */
+export const ADMIN_TOKEN_NAME = "admin";
+
+const TOKEN_PREFIX = "loam_";
+
+const TokenRecordSchema = z.strictObject({
+  name: z.string(),
+  scopes: z.array(z.string().refine(isScope, "unknown scope")),
+  sha256: z.string().regex(/^[0-9a-f]{64}$/),
+  created_at: z.string(),
+});
+
+const TokenFileSchema = z.strictObject({
+  version: z.literal(1),
+  tokens: z.array(TokenRecordSchema),
+});
+
+/** A stored token: its name, scopes and the SHA-256 of its secret (never the secret). */
+export interface TokenRecord {
+  name: string;
+  scopes: Scope[];
+  sha256: string;
+  created_at: string;
+}
+
+const NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+
+function newSecret(): string {
+  return TOKEN_PREFIX + bytesToString(crypto.getRandomValues(new Uint8Array(32)), "base64url");
+}
+
+async function sha256Hex(text: string): Promise<string> {
+  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text));
+  return bytesToString(new Uint8Array(digest), "base16");
+}
+
+/** Parses a comma-separated scope list, naming any unknown scope. */
+export function parseScopes(text: string): Scope[] {
+  const parts = text.split(",").map((s) => s.trim()).filter((s) => s !== "");
+  if (parts.length === 0) throw new UserError("--scopes needs at least one scope");
+  for (const part of parts) {
+    if (!isScope(part)) {
+      throw new UserError(
+        `unknown scope "${part}" (known: status:read, deploy:write, infer:run, metrics:read, *)`,
+      );
+    }
+  }
+  return [...new Set(parts as Scope[])];
+}
+
+/**
+ * The API tokens of one data directory, stored hashed in tokens.json (mode 0600). Reloads the
+ * file when it changes on disk, so tokens made by `loam token` apply to a running agent.
+ */
+export class TokenStore {
+  #path: string;
+  #records: TokenRecord[] = [];
+  #byHash = new Map<string, TokenRecord>();
+  #stamp = "";
+
+  constructor(path: string) {
+    this.#path = path;
+  }
+
+  /** True when tokens.json exists. */
+  async exists(): Promise<boolean> {
+    return (await this.#stat()) !== undefined;
+  }
+
+  async #stat(): Promise<Deno.FileInfo | undefined> {
+    try {
+      return await Deno.stat(this.#path);
+    } catch (err) {
+      if (err instanceof Deno.errors.NotFound) return undefined;
+      throw err;
+    }
+  }
+
+  /** Re-reads tokens.json when its size or mtime changed since the last read. */
+  async refresh(): Promise<void> {
+    const info = await this.#stat();
+    const stamp = info ? `${info.size}:${info.mtime?.getTime()}:${info.ino}` : "";
+    if (stamp === this.#stamp) return;
+    let records: TokenRecord[] = [];
+    if (info) {
+      const text = await Deno.readTextFile(this.#path);
+      let json: unknown;
+      try {
+        json = JSON.parse(text);
+      } catch (err) {
+        throw new UserError(
+          `token file ${this.#path} is not valid JSON: ${(err as Error).message}`,
+        );
+      }
+      const parsed = TokenFileSchema.safeParse(json);
+      if (!parsed.success) {
+        const issue = parsed.error.issues[0]!;
+        throw new UserError(
+          `token file ${this.#path} is invalid at ${
+            issue.path.join(".") || "top level"
+          }: ${issue.message}`,
+        );
+      }
+      records = parsed.data.tokens as TokenRecord[];
+    }
+    this.#records = records;
+    this.#byHash = new Map(records.map((r) => [r.sha256, r]));
+    this.#stamp = stamp;
+  }
+
+  /** Names, scopes and creation times of all tokens. */
+  async list(): Promise<Omit<TokenRecord, "sha256">[]> {
+    await this.refresh();
+    return this.#records.map(({ name, scopes, created_at }) => ({ name, scopes, created_at }));
+  }
+
+  /** Creates a token and returns its secret, which is not stored and cannot be shown again. */
+  async create(name: string, scopes: Scope[], secret = newSecret()): Promise<string> {
+    if (!NAME_PATTERN.test(name)) {
+      throw new UserError(
+        `invalid token name "${name}": use 1-64 letters, digits, '.', '_' or '-'`,
+      );
+    }
+    await this.refresh();
+    if (this.#records.some((r) => r.name === name)) {
+      throw new UserError(`a token named "${name}" already exists; revoke it first`);
+    }
+    const record: TokenRecord = {
+      name,
+      scopes,
+      sha256: await sha256Hex(secret),
+      created_at: new Date().toISOString(),
+    };
+    await this.#save([...this.#records, record]);
+    return secret;
+  }
+
+  /** Removes the token called `name`; throws when there is none. */
+  async revoke(name: string): Promise<void> {
+    await this.refresh();
+    const rest = this.#records.filter((r) => r.name !== name);
+    if (rest.length === this.#records.length) {
+      throw new UserError(`no token named "${name}"`);
+    }
+    await this.#save(rest);
+  }
+
+  /** The token whose secret is `secret`, or undefined. */
+  async authenticate(secret: string): Promise<TokenRecord | undefined> {
+    await this.refresh();
+    if (!secret.startsWith(TOKEN_PREFIX)) return undefined;
+    return this.#byHash.get(await sha256Hex(secret));
+  }
+
+  /**
+   * On first start (no tokens.json yet) creates the admin token with scope `*`, writing its
+   * secret to `adminTokenPath` (mode 0600) before the hash is stored. Returns true when it did.
+   */
+  async ensureAdmin(adminTokenPath: string): Promise<boolean> {
+    if (await this.exists()) return false;
+    const secret = newSecret();
+    await atomicWriteFile(adminTokenPath, secret + "\n", { mode: 0o600 });
+    await this.create(ADMIN_TOKEN_NAME, ["*"], secret);
+    return true;
+  }
+
+  async #save(records: TokenRecord[]): Promise<void> {
+    const text = JSON.stringify({ version: 1, tokens: records }, null, 2) + "\n";
+    await atomicWriteFile(this.#path, text, { mode: 0o600 });
+    this.#stamp = "";
+    await this.refresh();
+  }
+}

@@ -1,0 +1,56 @@
+import { stringify as toToml } from "smol-toml";
+import type { Command } from "./command.ts";
+import { parseFlags, println } from "./command.ts";
+import { CONFIG_OPTIONS, CONFIG_OPTIONS_HELP, loadConfigFromFlags } from "./config_flags.ts";
+import { redactSecrets } from "../config/redact.ts";
+import { resolveDataDir } from "../system/paths.ts";
+import { UserError } from "../system/errors.ts";
+
+const HELP = `Usage: loam config print [--json] [options]
+
+Prints the effective configuration (defaults, file, LOAM_* env and flags merged and validated),
+secrets redacted, with the source of each value. Exit 2 with one message when it is invalid.
+
+${CONFIG_OPTIONS_HELP}`;
+
+/** `loam config print`: the effective configuration. */
+export const configCommand: Command = {
+  name: "config",
+  summary: "print the effective configuration",
+  help: HELP,
+  async run(args) {
+    const [action, ...rest] = args;
+    if (action === undefined || action === "--help" || action === "-h") {
+      println(HELP);
+      return action === undefined ? 2 : 0;
+    }
+    if (action !== "print") throw new UserError(`config: unknown action "${action}" (print)`);
+    const parsed = parseFlags("config print", rest, {
+      ...CONFIG_OPTIONS,
+      json: { type: "boolean" },
+    });
+    if (parsed.help) {
+      println(HELP);
+      return 0;
+    }
+    const loaded = await loadConfigFromFlags(parsed.values);
+    const shown = redactSecrets(loaded.config);
+    if (parsed.values.json) {
+      println(JSON.stringify(shown, null, 2));
+      return 0;
+    }
+    const lines = [
+      `# config file: ${loaded.configFile ?? "none"}`,
+      `# data dir: ${resolveDataDir(loaded.config.data.dir)}`,
+    ];
+    for (const [section, values] of Object.entries(shown)) {
+      lines.push("", `[${section}]`);
+      for (const [key, value] of Object.entries(values)) {
+        const source = loaded.sources[`${section}.${key}`] ?? "default";
+        lines.push(`${toToml({ [key]: value }).trim()}  # ${source}`);
+      }
+    }
+    println(lines.join("\n"));
+    return 0;
+  },
+};

@@ -1,0 +1,74 @@
+import type { Command } from "./command.ts";
+import { parseFlags, println } from "./command.ts";
+import { CONFIG_OPTIONS, CONFIG_OPTIONS_HELP, loadConfigFromFlags } from "./config_flags.ts";
+import { findAgent, getJson } from "./agent_client.ts";
+import type { StatusReport } from "../api/status.ts";
+
+function duration(seconds: number): string {
+  const d = Math.floor(seconds / 86400);
+  const h = Math.floor((seconds % 86400) / 3600);
+  const m = Math.floor((seconds % 3600) / 60);
+  const s = seconds % 60;
+  return [d && `${d}d`, (d || h) && `${h}h`, (d || h || m) && `${m}m`, `${s}s`]
+    .filter(Boolean).join(" ");
+}
+
+function gib(mb: number): string {
+  return `${(mb / 1024).toFixed(1)} GiB`;
+}
+
+/** Renders a status report as aligned `label  value` lines for people. */
+export function formatStatus(s: StatusReport): string {
+  const hw = s.hardware;
+  const gpus = hw.gpus.length === 0
+    ? "none"
+    : hw.gpus.map((g) => `${g.name} (${gib(g.vram_mb)}, ${g.kind})`).join("; ");
+  const rows: [string, string][] = [
+    ["node", `${s.node_id}${s.formation_id ? ` (formation ${s.formation_id})` : ""}`],
+    ["state", s.ready ? "ready" : "not ready"],
+    ["version", s.version],
+    ["peer id", s.peer_id],
+    ["uptime", duration(s.uptime_s)],
+    ["api", s.api],
+    ["data dir", s.data_dir],
+    ["platform", `${s.os} ${s.arch}${hw.board_model ? ` (${hw.board_model})` : ""}`],
+    ["cpu", `${hw.cpu.count} x ${hw.cpu.model}`],
+    ["memory", `${gib(hw.ram.free_mb)} free of ${gib(hw.ram.total_mb)}`],
+    ["disk", `${gib(hw.disk.free_mb)} free of ${gib(hw.disk.total_mb)} (data dir)`],
+    ["gpus", gpus],
+    ["capabilities", s.capabilities.length ? s.capabilities.join(", ") : "none configured"],
+  ];
+  const width = Math.max(...rows.map(([label]) => label.length));
+  return rows.map(([label, value]) => `${label.padEnd(width)}  ${value}`).join("\n");
+}
+
+/** `loam status`: asks the local agent and prints a summary (or the raw JSON). */
+export const statusCommand: Command = {
+  name: "status",
+  summary: "ask the local agent how it is doing",
+  help: `Usage: loam status [--json] [--token <token>] [options]
+
+Reads /v1/status from the agent found through the same config and data dir as 'loam run'
+(token: --token, else <data>/api/admin.token). Exit 1 when the agent cannot be reached.
+
+  --json                 print the raw status object
+  --token <token>        API token with scope status:read
+
+${CONFIG_OPTIONS_HELP}`,
+  async run(args) {
+    const parsed = parseFlags("status", args, {
+      ...CONFIG_OPTIONS,
+      json: { type: "boolean" },
+      token: { type: "string" },
+    });
+    if (parsed.help) {
+      println(this.help);
+      return 0;
+    }
+    const loaded = await loadConfigFromFlags(parsed.values);
+    const endpoint = await findAgent(loaded, parsed.values.token);
+    const report = await getJson(endpoint, "/v1/status") as StatusReport;
+    println(parsed.values.json ? JSON.stringify(report, null, 2) : formatStatus(report));
+    return 0;
+  },
+};

@@ -1,0 +1,81 @@
+import type { Command } from "./command.ts";
+import { parseFlags, println } from "./command.ts";
+import { CONFIG_OPTIONS, CONFIG_OPTIONS_HELP, loadConfigFromFlags } from "./config_flags.ts";
+import { parseScopes, TokenStore } from "../api/tokens.ts";
+import { dataPaths, ensureDataDir, resolveDataDir } from "../system/paths.ts";
+import { UserError } from "../system/errors.ts";
+
+const HELP = `Usage:
+  loam token create --scopes <a,b> [--name <name>]   make a token; prints the secret once
+  loam token list [--json]                           names, scopes, creation times
+  loam token revoke <name>                           delete a token
+
+Scopes: status:read, deploy:write, infer:run, metrics:read, * (admin: everything + tokens).
+Tokens live hashed in <data>/api/tokens.json; a running agent picks up changes at once.
+
+${CONFIG_OPTIONS_HELP}`;
+
+/** `loam token`: create, list and revoke API tokens of this node's data dir. */
+export const tokenCommand: Command = {
+  name: "token",
+  summary: "create, list or revoke API tokens",
+  help: HELP,
+  async run(args) {
+    const [action, ...rest] = args;
+    if (action === undefined || action === "--help" || action === "-h") {
+      println(HELP);
+      return action === undefined ? 2 : 0;
+    }
+    const parsed = parseFlags(`token ${action}`, rest, {
+      ...CONFIG_OPTIONS,
+      scopes: { type: "string" },
+      name: { type: "string" },
+      json: { type: "boolean" },
+    }, action === "revoke" ? 1 : 0);
+    if (parsed.help) {
+      println(HELP);
+      return 0;
+    }
+    const loaded = await loadConfigFromFlags(parsed.values);
+    const paths = dataPaths(resolveDataDir(loaded.config.data.dir));
+    const store = new TokenStore(paths.tokens);
+    switch (action) {
+      case "create": {
+        if (parsed.values.scopes === undefined) {
+          throw new UserError("token create: --scopes is required, e.g. --scopes status:read");
+        }
+        const scopes = parseScopes(parsed.values.scopes);
+        const name = parsed.values.name ?? `token-${crypto.randomUUID().slice(0, 8)}`;
+        await ensureDataDir(paths);
+        const secret = await store.create(name, scopes);
+        console.error(`created token "${name}" (${scopes.join(",")}); it is shown only once:`);
+        println(secret);
+        return 0;
+      }
+      case "list": {
+        const tokens = await store.list();
+        if (parsed.values.json) {
+          println(JSON.stringify(tokens, null, 2));
+        } else if (tokens.length === 0) {
+          println("no tokens");
+        } else {
+          const width = Math.max(4, ...tokens.map((t) => t.name.length));
+          println(`${"NAME".padEnd(width)}  CREATED                   SCOPES`);
+          for (const t of tokens) {
+            println(`${t.name.padEnd(width)}  ${t.created_at.padEnd(24)}  ${t.scopes.join(",")}`);
+          }
+        }
+        return 0;
+      }
+      case "revoke": {
+        const name = parsed.positionals[0];
+        if (name === undefined) throw new UserError("token revoke: name the token to revoke");
+        await store.revoke(name);
+        console.error(`revoked token "${name}"`);
+        return 0;
+      }
+      default:
+        throw new UserError(`token: unknown action "${action}" (create, list or revoke)`);
+    }
+  },
+};

@@ -1,0 +1,155 @@
+import { parse as parseToml } from "smol-toml";
+import { type Config, ConfigSchema } from "./schema.ts";
+import { coerceText, configKeys, envNameFor, keyType } from "./keys.ts";
+import { UserError } from "../system/errors.ts";
+
+/** The config file read when neither `--config` nor `$LOAM_CONFIG` names one (if it exists). */
+export const DEFAULT_CONFIG_PATH = "/etc/loam/loam.toml";
+
+/** Environment variables starting with LOAM_ that are not config keys. */
+const NON_KEY_ENV = new Set(["LOAM_CONFIG"]);
+
+/** A config value given on the command line. */
+export interface FlagSetting {
+  /** `section.key`. */
+  key: string;
+  /** The text as typed. */
+  value: string;
+  /** How the user gave it, for error messages (e.g. `--api-listen`). */
+  flag: string;
+}
+
+/** Inputs for {@link loadConfig}. */
+export interface ConfigInputs {
+  /** Path from `--config`; overrides `$LOAM_CONFIG`. */
+  configPath?: string;
+  /** The process environment (only LOAM_* matter). */
+  env: Record<string, string>;
+  /** Flag settings, highest precedence. */
+  flags: FlagSetting[];
+}
+
+/** A validated config and where each value came from. */
+export interface LoadedConfig {
+  config: Config;
+  /** The config file read, if any. */
+  configFile?: string;
+  /** `section.key` → `file <path>`, `env LOAM_…`, `flag --…`; absent = default. */
+  sources: Record<string, string>;
+}
+
+type Tree = Record<string, Record<string, unknown>>;
+
+function setIn(tree: Tree, dotted: string, value: unknown): void {
+  const [section, key] = dotted.split(".") as [string, string];
+  (tree[section] ??= {})[key] = value;
+}
+
+async function readConfigFile(path: string): Promise<Tree> {
+  let text: string;
+  try {
+    text = await Deno.readTextFile(path);
+  } catch (err) {
+    throw new UserError(`cannot read config file ${path}: ${(err as Error).message}`);
+  }
+  let parsed: unknown;
+  try {
+    parsed = parseToml(text);
+  } catch (err) {
+    const first = (err as Error).message.split("\n")[0];
+    throw new UserError(`config file ${path} is not valid TOML: ${first}`);
+  }
+  const tree = parsed as Record<string, unknown>;
+  for (const [section, value] of Object.entries(tree)) {
+    if (value === null || typeof value !== "object" || Array.isArray(value)) {
+      throw new UserError(
+        `config file ${path}: top-level key "${section}" must be a [section] table`,
+      );
+    }
+  }
+  return tree as Tree;
+}
+
+async function fileExists(path: string): Promise<boolean> {
+  try {
+    await Deno.stat(path);
+    return true;
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) return false;
+    throw new UserError(`cannot read config file ${path}: ${(err as Error).message}`);
+  }
+}
+
+function describeValue(tree: Tree, path: PropertyKey[]): string {
+  let value: unknown = tree;
+  for (const part of path) value = (value as Record<PropertyKey, unknown> | undefined)?.[part];
+  return value === undefined ? "(missing)" : JSON.stringify(value);
+}
+
+/**
+ * Loads the configuration: defaults < TOML file < LOAM_* environment < flags, validated with
+ * zod. Any problem throws a {@link UserError} naming the key, the value, its source and why.
+ */
+export async function loadConfig(inputs: ConfigInputs): Promise<LoadedConfig> {
+  const sources: Record<string, string> = {};
+  const explicitPath = inputs.configPath ?? inputs.env["LOAM_CONFIG"];
+  let configFile: string | undefined;
+  let tree: Tree = {};
+  if (explicitPath !== undefined) {
+    configFile = explicitPath;
+  } else if (await fileExists(DEFAULT_CONFIG_PATH)) {
+    configFile = DEFAULT_CONFIG_PATH;
+  }
+  if (configFile !== undefined) {
+    tree = await readConfigFile(configFile);
+    for (const [section, values] of Object.entries(tree)) {
+      for (const key of Object.keys(values)) sources[`${section}.${key}`] = `file ${configFile}`;
+    }
+  }
+
+  const envByName = new Map(configKeys().map((k) => [envNameFor(k), k]));
+  for (const [name, text] of Object.entries(inputs.env)) {
+    if (!name.startsWith("LOAM_") || NON_KEY_ENV.has(name)) continue;
+    const key = envByName.get(name);
+    if (key === undefined) {
+      throw new UserError(
+        `environment variable ${name} is not a loam setting (known: ${
+          [...envByName.keys(), ...NON_KEY_ENV].join(", ")
+        })`,
+      );
+    }
+    setIn(tree, key, coerceText(key, text));
+    sources[key] = `env ${name}`;
+  }
+
+  for (const setting of inputs.flags) {
+    if (keyType(setting.key) === undefined) {
+      throw new UserError(`${setting.flag}: unknown config key "${setting.key}"`);
+    }
+    setIn(tree, setting.key, coerceText(setting.key, setting.value));
+    sources[setting.key] = `flag ${setting.flag}`;
+  }
+
+  const result = ConfigSchema.safeParse(tree);
+  if (!result.success) {
+    const issue = result.error.issues[0]!;
+    if (issue.code === "unrecognized_keys") {
+      const names = issue.keys.map((k) => [...issue.path, k].join("."));
+      const where = configFile ? ` in ${configFile}` : "";
+      throw new UserError(
+        `unknown config key${names.length > 1 ? "s" : ""} ${
+          names.map((n) => `"${n}"`).join(", ")
+        }${where} (known keys: ${configKeys().join(", ")})`,
+      );
+    }
+    const dotted = issue.path.join(".");
+    const topKey = issue.path.slice(0, 2).join(".");
+    const source = sources[topKey] ?? "default";
+    throw new UserError(
+      `invalid config value ${dotted} = ${
+        describeValue(tree, issue.path)
+      } (from ${source}): ${issue.message}`,
+    );
+  }
+  return { config: result.data, configFile, sources };
+}

@@ -1,0 +1,65 @@
+import { join, resolve } from "node:path";
+import { UserError } from "./errors.ts";
+
+/** Where each piece of state lives under the data directory. */
+export interface DataPaths {
+  root: string;
+  identityKey: string;
+  apiDir: string;
+  adminToken: string;
+  tokens: string;
+  /** The address the API actually listens on (written at start; useful with port 0). */
+  apiAddress: string;
+  blobs: string;
+  deployments: string;
+  instances: string;
+}
+
+/**
+ * The data directory: the configured one, else /var/lib/loam as root, else
+ * $XDG_STATE_HOME/loam or ~/.local/state/loam.
+ */
+export function resolveDataDir(configured: string | undefined): string {
+  if (configured !== undefined) return resolve(configured);
+  if (Deno.uid() === 0) return "/var/lib/loam";
+  const stateHome = Deno.env.get("XDG_STATE_HOME");
+  if (stateHome) return join(stateHome, "loam");
+  const home = Deno.env.get("HOME");
+  if (!home) throw new UserError("cannot choose a data dir: HOME is not set; use --data-dir");
+  return join(home, ".local", "state", "loam");
+}
+
+/** The fixed layout of a data directory. */
+export function dataPaths(root: string): DataPaths {
+  const apiDir = join(root, "api");
+  return {
+    root,
+    identityKey: join(root, "identity.key"),
+    apiDir,
+    adminToken: join(apiDir, "admin.token"),
+    tokens: join(apiDir, "tokens.json"),
+    apiAddress: join(apiDir, "address"),
+    blobs: join(root, "blobs"),
+    deployments: join(root, "deployments"),
+    instances: join(root, "instances"),
+  };
+}
+
+/**
+ * Creates the data directory (mode 0700) and its api/ subdirectory and proves it is writable;
+ * throws a {@link UserError} that names the directory otherwise.
+ */
+export async function ensureDataDir(paths: DataPaths): Promise<void> {
+  try {
+    await Deno.mkdir(paths.apiDir, { recursive: true, mode: 0o700 });
+    const probe = `${paths.root}/.write-test-${crypto.randomUUID()}`;
+    await Deno.writeTextFile(probe, "");
+    await Deno.remove(probe);
+  } catch (err) {
+    throw new UserError(
+      `data dir ${paths.root} is not usable: ${
+        (err as Error).message
+      } (set another with --data-dir or LOAM_DATA_DIR)`,
+    );
+  }
+}

@@ -1,0 +1,215 @@
+/**
+ * Test harness: runs the real agent and CLI as `deno run` subprocesses with exactly the
+ * permissions of the `loam` task in deno.json, on 127.0.0.1 and temporary data dirs.
+ * @module
+ */
+import denoConfig from "../../deno.json" with { type: "json" };
+
+const MAIN = new URL("../../main.ts", import.meta.url).pathname;
+const START_TIMEOUT_MS = 30_000;
+const COMMAND_TIMEOUT_MS = 60_000;
+
+/** The permission flags of the `loam` task (what `deno task start` runs with). */
+export function loamTaskPermissions(): string[] {
+  const words = denoConfig.tasks.loam.split(/\s+/);
+  return words.slice(words.indexOf("run") + 1, words.indexOf("main.ts"));
+}
+
+/** A finished CLI run. */
+export interface CliResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Options for a CLI run or an agent start. */
+export interface LoamOptions {
+  /** Extra environment (the child gets only PATH, HOME and these). */
+  env?: Record<string, string>;
+}
+
+function childEnv(extra: Record<string, string> = {}): Record<string, string> {
+  return {
+    PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin",
+    HOME: Deno.env.get("HOME") ?? "/root",
+    ...extra,
+  };
+}
+
+function loamCommand(args: string[], options: LoamOptions, stdio: "piped" | "null" = "piped") {
+  return new Deno.Command("deno", {
+    args: ["run", ...loamTaskPermissions(), MAIN, ...args],
+    env: childEnv(options.env),
+    clearEnv: true,
+    stdin: "null",
+    stdout: stdio,
+    stderr: "piped",
+  });
+}
+
+/** Runs `loam <args>` to completion. */
+export async function runLoam(args: string[], options: LoamOptions = {}): Promise<CliResult> {
+  const child = loamCommand(args, options).spawn();
+  const timer = setTimeout(() => child.kill("SIGKILL"), COMMAND_TIMEOUT_MS);
+  const out = await child.output();
+  clearTimeout(timer);
+  const decoder = new TextDecoder();
+  return { code: out.code, stdout: decoder.decode(out.stdout), stderr: decoder.decode(out.stderr) };
+}
+
+/** One JSON log line of the agent. */
+export type LogLine = { level: string; msg: string } & Record<string, unknown>;
+
+/** A running agent process. */
+export class AgentProcess {
+  readonly dataDir: string;
+  readonly #child: Deno.ChildProcess;
+  readonly #lines: string[] = [];
+  readonly #done: Promise<void>;
+  #waiters: (() => void)[] = [];
+  apiUrl = "";
+
+  constructor(dataDir: string, child: Deno.ChildProcess) {
+    this.dataDir = dataDir;
+    this.#child = child;
+    this.#done = this.#pump();
+  }
+
+  async #pump(): Promise<void> {
+    const decoder = new TextDecoder();
+    let buffer = "";
+    for await (const chunk of this.#child.stderr) {
+      buffer += decoder.decode(chunk, { stream: true });
+      let nl;
+      while ((nl = buffer.indexOf("\n")) >= 0) {
+        this.#lines.push(buffer.slice(0, nl));
+        buffer = buffer.slice(nl + 1);
+      }
+      this.#wake();
+    }
+    if (buffer) this.#lines.push(buffer);
+    this.#wake();
+  }
+
+  #wake(): void {
+    const waiters = this.#waiters;
+    this.#waiters = [];
+    for (const w of waiters) w();
+  }
+
+  /** Everything the agent wrote to stderr, line by line. */
+  get lines(): string[] {
+    return [...this.#lines];
+  }
+
+  /** The stderr lines that are JSON log records. */
+  get logs(): LogLine[] {
+    return this.#lines.flatMap((l) => {
+      try {
+        return [JSON.parse(l) as LogLine];
+      } catch {
+        return [];
+      }
+    });
+  }
+
+  /** Waits for a log line matching `predicate`; fails after `timeoutMs` or if the agent exits. */
+  async waitForLog(
+    predicate: (line: LogLine) => boolean,
+    timeoutMs = START_TIMEOUT_MS,
+  ): Promise<LogLine> {
+    const deadline = Date.now() + timeoutMs;
+    let exited = false;
+    this.#done.then(() => exited = true);
+    for (;;) {
+      const hit = this.logs.find(predicate);
+      if (hit) return hit;
+      if (exited) {
+        throw new Error(`agent exited before the expected log line:\n${this.lines.join("\n")}`);
+      }
+      if (Date.now() > deadline) {
+        throw new Error(`timed out waiting for a log line:\n${this.lines.join("\n")}`);
+      }
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, 200);
+        this.#waiters.push(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+    }
+  }
+
+  /** The admin token written on first start. */
+  adminToken(): string {
+    return Deno.readTextFileSync(`${this.dataDir}/api/admin.token`).trim();
+  }
+
+  /** GET/POST… on the agent API with an optional bearer token. */
+  request(path: string, init: RequestInit & { token?: string } = {}): Promise<Response> {
+    const headers = new Headers(init.headers);
+    if (init.token) headers.set("authorization", `Bearer ${init.token}`);
+    return fetch(`${this.apiUrl}${path}`, {
+      ...init,
+      headers,
+      signal: AbortSignal.timeout(10_000),
+    });
+  }
+
+  /** Sends `signal` and waits for exit; returns the code and how long it took. */
+  async stop(signal: Deno.Signal = "SIGTERM"): Promise<{ code: number; ms: number }> {
+    const started = performance.now();
+    try {
+      this.#child.kill(signal);
+    } catch {
+      // already exited
+    }
+    const killer = setTimeout(() => this.#child.kill("SIGKILL"), 15_000);
+    const status = await this.#child.status;
+    clearTimeout(killer);
+    await this.#done;
+    return { code: status.code, ms: performance.now() - started };
+  }
+
+  /** Waits for the process to exit by itself (start-up failures). */
+  async exited(): Promise<{ code: number; stderr: string }> {
+    const killer = setTimeout(() => this.#child.kill("SIGKILL"), START_TIMEOUT_MS);
+    const status = await this.#child.status;
+    clearTimeout(killer);
+    await this.#done;
+    return { code: status.code, stderr: this.#lines.join("\n") };
+  }
+}
+
+/** Starts `loam run` with JSON logs on an ephemeral 127.0.0.1 port; waits for "agent ready". */
+export async function startAgent(
+  dataDir: string,
+  args: string[] = [],
+  options: LoamOptions = {},
+): Promise<AgentProcess> {
+  const agent = spawnAgent(dataDir, args, options);
+  const ready = await agent.waitForLog((l) => l.msg === "api listening");
+  agent.apiUrl = `http://${ready.addr}`;
+  await agent.waitForLog((l) => l.msg === "agent ready");
+  return agent;
+}
+
+/** Spawns `loam run` without waiting (for start-up failure tests). */
+export function spawnAgent(
+  dataDir: string,
+  args: string[] = [],
+  options: LoamOptions = {},
+): AgentProcess {
+  const child = loamCommand(
+    ["run", "--data-dir", dataDir, "--api-listen", "127.0.0.1:0", "--log-format", "json", ...args],
+    options,
+    "null",
+  ).spawn();
+  return new AgentProcess(dataDir, child);
+}
+
+/** A fresh temporary directory, removed when the returned disposable is disposed. */
+export async function tempDir(): Promise<{ path: string } & AsyncDisposable> {
+  const path = await Deno.makeTempDir({ prefix: "loam-test-" });
+  return { path, [Symbol.asyncDispose]: () => Deno.remove(path, { recursive: true }) };
+}
