@@ -112,7 +112,7 @@ Deno.test("logs are JSON lines with --log-format json and human lines with --log
   }
   await human.stop();
   const ready = human.lines.find((l) => l.includes("agent ready"));
-  assert.match(ready ?? "", /^\d{4}-\d\d-\d\dT\S+ INFO  agent ready node_id=/);
+  assert.match(ready ?? "", /^\d{4}-\d\d-\d\dT\S+ INFO {2}agent ready node_id=/);
 });
 
 Deno.test("loose permissions on the token files are warned about", async () => {
