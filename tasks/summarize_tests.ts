@@ -9,7 +9,9 @@ const ANSI = /\x1b\[[0-9;]*m/g;
 
 const [program, ...args] = Deno.args;
 if (program === undefined) {
-  console.error("usage: deno run --allow-run=<program> tasks/test.ts <program> [args...]");
+  console.error(
+    "usage: deno run --allow-run=<program> tasks/summarize_tests.ts <program> [args...]",
+  );
   Deno.exit(2);
 }
 const child = new Deno.Command(program, { args, stdout: "piped", stderr: "inherit" }).spawn();
@@ -30,6 +32,8 @@ if (summary) {
   );
 } else {
   console.log(`0 passed, 1 failed`);
-  console.error("tasks/test.ts: no test summary found in the output (the test run crashed?)");
+  console.error(
+    "tasks/summarize_tests.ts: no test summary found in the output (the test run crashed?)",
+  );
 }
 Deno.exit(code === 0 && summary ? 0 : code || 1);

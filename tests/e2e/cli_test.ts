@@ -1,0 +1,83 @@
+import assert from "node:assert/strict";
+import { runLoam, startAgent, tempDir } from "./harness.ts";
+import denoConfig from "../../deno.json" with { type: "json" };
+
+const COMMANDS = ["run", "status", "token", "keys", "config", "version"];
+
+Deno.test("loam version and --version print the version", async () => {
+  for (const args of [["version"], ["--version"]]) {
+    const res = await runLoam(args);
+    assert.equal(res.code, 0);
+    assert.match(
+      res.stdout,
+      new RegExp(`^loam ${denoConfig.version.replaceAll(".", "\\.")} \\(deno \\d`),
+    );
+  }
+});
+
+Deno.test("--help works for loam and every command", async () => {
+  const top = await runLoam(["--help"]);
+  assert.equal(top.code, 0);
+  for (const name of COMMANDS) assert.match(top.stdout, new RegExp(`^  ${name}\\s+\\S`, "m"));
+  for (const name of COMMANDS) {
+    for (const args of [[name, "--help"], ["help", name]]) {
+      const res = await runLoam(args);
+      assert.equal(res.code, 0, `${args.join(" ")}: ${res.stderr}`);
+      assert.match(res.stdout, /^Usage:/, args.join(" "));
+    }
+  }
+  const none = await runLoam([]);
+  assert.equal(none.code, 2);
+  const unknown = await runLoam(["frobnicate"]);
+  assert.equal(unknown.code, 2);
+  assert.match(unknown.stderr, /unknown command "frobnicate"/);
+});
+
+Deno.test("loam status prints a summary and --json the raw object, from the same data dir", async () => {
+  await using dir = await tempDir();
+  const agent = await startAgent(dir.path, ["--node-id", "edge-9"]);
+  try {
+    // port 0: status finds the real address through <data>/api/address
+    const human = await runLoam(["status", "--data-dir", dir.path, "--api-listen", "127.0.0.1:0"]);
+    assert.equal(human.code, 0, human.stderr);
+    assert.match(human.stdout, /^node\s+edge-9$/m);
+    assert.match(human.stdout, /^state\s+ready$/m);
+    assert.match(human.stdout, /^peer id\s+12D3Koo\S+$/m);
+    assert.match(human.stdout, /^memory\s+[\d.]+ GiB free of [\d.]+ GiB$/m);
+    const json = await runLoam([
+      "status",
+      "--json",
+      "--data-dir",
+      dir.path,
+      "--api-listen",
+      "127.0.0.1:0",
+    ]);
+    assert.equal(JSON.parse(json.stdout).node_id, "edge-9");
+
+    const ro =
+      (await runLoam(["token", "create", "--scopes", "metrics:read", "--data-dir", dir.path]))
+        .stdout.trim();
+    const denied = await runLoam([
+      "status",
+      "--token",
+      ro,
+      "--data-dir",
+      dir.path,
+      "--api-listen",
+      "127.0.0.1:0",
+    ]);
+    assert.equal(denied.code, 1);
+    assert.match(
+      denied.stderr,
+      /agent answered 403 for \/v1\/status \(forbidden: token "token-\w+" lacks scope status:read\)/,
+    );
+  } finally {
+    await agent.stop();
+  }
+  const down = await runLoam(["status", "--data-dir", dir.path, "--api-listen", "127.0.0.1:1"]);
+  assert.equal(down.code, 1);
+  assert.match(
+    down.stderr,
+    /cannot reach the agent at http:\/\/127\.0\.0\.1:1 .*is 'loam run' running\?/,
+  );
+});
