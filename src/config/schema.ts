@@ -46,10 +46,37 @@ export const DataSectionSchema = z.strictObject({
   dir: z.string().min(1).optional(),
 });
 
+/** The `[fetch]` section: how artifacts are downloaded. */
+export const FetchSectionSchema = z.strictObject({
+  /** Extra passes over the URL list after the first one fails with a transient error. */
+  retries: z.number().int().min(0).max(100).default(5),
+  backoff_initial_ms: z.number().int().min(1).max(600_000).default(500),
+  backoff_max_ms: z.number().int().min(1).max(3_600_000).default(30_000),
+  /** Overall limit for one blob, all attempts included. */
+  timeout_seconds: z.number().min(1).max(7 * 86400).default(3600),
+  /** An attempt that receives no byte for this long is dropped and retried. */
+  stall_seconds: z.number().min(1).max(3600).default(60),
+  max_concurrent: z.number().int().min(1).max(64).default(2),
+  /** Bytes per second over all downloads; 0 = unlimited. */
+  bandwidth_limit: z.number().int().min(0).default(0),
+  /** PEM file of extra CA certificates trusted for HTTPS (on top of the built-in roots). */
+  ca_file: z.string().min(1).optional(),
+});
+
+/** The `[blobs]` section: the content-addressed store. */
+export const BlobsSectionSchema = z.strictObject({
+  /** Disk space kept free: a download that would eat into it is refused. */
+  disk_reserve_mb: z.number().int().min(0).default(256),
+  /** `loam blobs gc` removes partial downloads untouched for longer than this. */
+  partial_max_age_hours: z.number().min(0).default(168),
+});
+
 /** The whole configuration; every section is optional in input and filled with defaults. */
 export const ConfigSchema = z.strictObject({
   node: NodeSectionSchema.prefault({}),
   api: ApiSectionSchema.prefault({}),
+  fetch: FetchSectionSchema.prefault({}),
+  blobs: BlobsSectionSchema.prefault({}),
   log: LogSectionSchema.prefault({}),
   data: DataSectionSchema.prefault({}),
 });

@@ -36,10 +36,15 @@ export async function atomicWriteFile(
     await Deno.remove(tmp).catch(() => {});
     throw err;
   }
-  const dirHandle = await Deno.open(dir, { read: true });
+  await syncDir(dir);
+}
+
+/** fsyncs a directory so that a rename or create in it survives power loss. */
+export async function syncDir(dir: string): Promise<void> {
+  const handle = await Deno.open(dir, { read: true });
   try {
-    await dirHandle.sync();
+    await handle.sync();
   } finally {
-    dirHandle.close();
+    handle.close();
   }
 }

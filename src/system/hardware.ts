@@ -1,5 +1,5 @@
 import { cpus } from "node:os";
-import { statfsSync } from "node:fs";
+import { diskSpace } from "./disk.ts";
 
 /** A GPU found by the probe. */
 export interface GpuInfo {
@@ -98,14 +98,14 @@ export async function probeStaticHardware(): Promise<StaticHardware> {
 /** Adds live RAM and disk figures (disk = the filesystem holding `dataDir`). */
 export function probeLiveHardware(statics: StaticHardware, dataDir: string): Hardware {
   const mem = Deno.systemMemoryInfo();
-  const fs = statfsSync(dataDir);
+  const disk = diskSpace(dataDir);
   return {
     ...statics,
     ram: { total_mb: Math.round(mem.total / MB), free_mb: Math.round(mem.available / MB) },
     disk: {
       path: dataDir,
-      total_mb: Math.round((fs.blocks * fs.bsize) / MB),
-      free_mb: Math.round((fs.bavail * fs.bsize) / MB),
+      total_mb: Math.round(disk.total / MB),
+      free_mb: Math.round(disk.free / MB),
     },
   };
 }

@@ -1,0 +1,333 @@
+import pLimit from "p-limit";
+import type { Config } from "../config/schema.ts";
+import type { Logger } from "../system/logger.ts";
+import { UserError } from "../system/errors.ts";
+import { atomicWriteFile } from "../system/atomic_write.ts";
+import { diskSpace } from "../system/disk.ts";
+import { sleep } from "../system/sleep.ts";
+import { parseSha256 } from "./digest.ts";
+import type { BlobStore } from "./store.ts";
+import { PartialDownload } from "./partial.ts";
+import { BandwidthLimiter } from "./bandwidth.ts";
+import { backoffDelay } from "./backoff.ts";
+import { AttemptError, httpAttempt, type PartialMeta } from "./http_attempt.ts";
+
+/** Exit code of a fetch that failed (network, hash mismatch, disk). */
+export const EXIT_FETCH_FAILED = 1;
+
+/** How the fetcher behaves; built from `[fetch]` and `[blobs]` by {@link fetchSettings}. */
+export interface FetchSettings {
+  retries: number;
+  backoffInitialMs: number;
+  backoffMaxMs: number;
+  timeoutMs: number;
+  stallMs: number;
+  maxConcurrent: number;
+  bandwidthLimit: number;
+  diskReserveBytes: number;
+  /** PEM text of extra trusted CA certificates. */
+  caPem?: string;
+}
+
+/** Reads the fetch settings from the config, loading `fetch.ca_file` if set. */
+export async function fetchSettings(config: Config): Promise<FetchSettings> {
+  let caPem: string | undefined;
+  if (config.fetch.ca_file !== undefined) {
+    try {
+      caPem = await Deno.readTextFile(config.fetch.ca_file);
+    } catch (err) {
+      throw new UserError(`fetch.ca_file = "${config.fetch.ca_file}": ${(err as Error).message}`);
+    }
+    if (!caPem.includes("-----BEGIN CERTIFICATE-----")) {
+      throw new UserError(`fetch.ca_file = "${config.fetch.ca_file}": no PEM certificate in it`);
+    }
+  }
+  return {
+    retries: config.fetch.retries,
+    backoffInitialMs: config.fetch.backoff_initial_ms,
+    backoffMaxMs: config.fetch.backoff_max_ms,
+    timeoutMs: config.fetch.timeout_seconds * 1000,
+    stallMs: config.fetch.stall_seconds * 1000,
+    maxConcurrent: config.fetch.max_concurrent,
+    bandwidthLimit: config.fetch.bandwidth_limit,
+    diskReserveBytes: config.blobs.disk_reserve_mb * 1024 * 1024,
+    ...(caPem ? { caPem } : {}),
+  };
+}
+
+/** A blob to make present: its hash, where to get it, and its declared size if known. */
+export interface BlobRequest {
+  /** `sha256:<hex>` or hex. */
+  sha256: string;
+  urls: string[];
+  size?: number;
+}
+
+/** Progress of one download, for bars and deployment status. */
+export interface FetchProgress {
+  sha256: string;
+  /** Bytes on disk, including those from before a resume. */
+  bytes: number;
+  total?: number;
+  /** Average rate of this transfer so far, bytes/s. */
+  rate_bps: number;
+  url?: string;
+}
+
+/** Receives progress events. */
+export type ProgressListener = (progress: FetchProgress) => void;
+
+const PROGRESS_INTERVAL_MS = 250;
+
+function mib(bytes: number): string {
+  return `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
+}
+
+function checkUrl(url: string): void {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    throw new UserError(`"${url}" is not a URL`);
+  }
+  if (parsed.protocol !== "http:" && parsed.protocol !== "https:") {
+    throw new UserError(
+      `unsupported URL scheme "${parsed.protocol}" in ${url}: only http and https`,
+    );
+  }
+}
+
+/**
+ * Makes blobs present in the store: downloads from HTTP(S) URLs with streaming SHA-256,
+ * resume, retries with backoff, URL fail-over, size and disk checks, shared in-flight
+ * downloads, a concurrency cap and a bandwidth limit; commits only verified bytes.
+ */
+export class BlobFetcher {
+  readonly #store: BlobStore;
+  readonly #settings: FetchSettings;
+  readonly #logger: Logger;
+  readonly #limit: ReturnType<typeof pLimit>;
+  readonly #limiter: BandwidthLimiter;
+  readonly #client?: Deno.HttpClient;
+  readonly #inFlight = new Map<
+    string,
+    { promise: Promise<string>; listeners: Set<ProgressListener> }
+  >();
+
+  constructor(store: BlobStore, settings: FetchSettings, logger: Logger) {
+    this.#store = store;
+    this.#settings = settings;
+    this.#logger = logger;
+    this.#limit = pLimit(settings.maxConcurrent);
+    this.#limiter = new BandwidthLimiter(settings.bandwidthLimit);
+    if (settings.caPem) this.#client = Deno.createHttpClient({ caCerts: [settings.caPem] });
+  }
+
+  /**
+   * The path of verified blob `request.sha256`, downloading it first when absent. Concurrent
+   * calls for one hash share a download. Failure is a {@link UserError} (exit 1) naming each
+   * URL's last error; nothing lands under blobs/sha256 unless it verified.
+   */
+  ensure(request: BlobRequest, onProgress?: ProgressListener): Promise<string> {
+    let hex: string;
+    try {
+      hex = parseSha256(request.sha256);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    const running = this.#inFlight.get(hex);
+    if (running) {
+      if (onProgress) running.listeners.add(onProgress);
+      return running.promise;
+    }
+    const listeners = new Set<ProgressListener>(onProgress ? [onProgress] : []);
+    const promise = (async () => {
+      if (await this.#store.has(hex)) return this.#store.pathOf(hex);
+      if (request.urls.length === 0) {
+        throw new UserError(
+          `blob sha256:${hex} is not in the store and has no URL to fetch it from`,
+        );
+      }
+      request.urls.forEach(checkUrl);
+      if (request.size !== undefined && (!Number.isSafeInteger(request.size) || request.size < 0)) {
+        throw new UserError(`size ${request.size} is not a byte count`);
+      }
+      return await this.#limit(() => this.#locked(hex, request, listeners));
+    })().finally(() => this.#inFlight.delete(hex));
+    this.#inFlight.set(hex, { promise, listeners });
+    return promise;
+  }
+
+  /** Releases the HTTP client. */
+  close(): void {
+    this.#client?.close();
+  }
+
+  /** Serialises with other processes on the same data dir through a lock file. */
+  async #locked(
+    hex: string,
+    request: BlobRequest,
+    listeners: Set<ProgressListener>,
+  ): Promise<string> {
+    await this.#store.init();
+    const lock = await this.#acquireLock(this.#store.partialPaths(hex).lock);
+    try {
+      if (await this.#store.has(hex)) return this.#store.pathOf(hex);
+      return await this.#download(hex, request, listeners);
+    } finally {
+      lock.close();
+    }
+  }
+
+  /**
+   * Takes an exclusive flock on `path`, retrying when the file was unlinked and replaced while
+   * we waited (a finished download removes its lock file).
+   */
+  async #acquireLock(path: string): Promise<Deno.FsFile> {
+    for (;;) {
+      const file = await Deno.open(path, { read: true, write: true, create: true, mode: 0o600 });
+      await file.lock(true);
+      const current = await Deno.stat(path).catch(() => undefined);
+      if (current?.ino === (await file.stat()).ino) return file;
+      file.close();
+    }
+  }
+
+  #checkSpace(bytes: number): void {
+    const free = diskSpace(this.#store.root).free;
+    if (free - this.#settings.diskReserveBytes < bytes) {
+      throw new AttemptError(
+        "fatal",
+        `not enough disk space in ${this.#store.root}: need ${mib(bytes)} plus the ${
+          mib(this.#settings.diskReserveBytes)
+        } reserve, ${mib(free)} free`,
+      );
+    }
+  }
+
+  async #download(
+    hex: string,
+    request: BlobRequest,
+    listeners: Set<ProgressListener>,
+  ): Promise<string> {
+    const paths = this.#store.partialPaths(hex);
+    const log = this.#logger.child({ sha256: hex });
+    let meta = await Deno.readTextFile(paths.meta).then(
+      (t) => JSON.parse(t) as PartialMeta,
+      () => undefined,
+    );
+    const partial = await PartialDownload.open(paths.data);
+    let keepPartial = true;
+    try {
+      if (request.size !== undefined && partial.size > request.size) await partial.reset();
+      if (partial.size > 0) log.info("resuming download", { bytes: partial.size });
+      if (request.size !== undefined) this.#checkSpace(request.size - partial.size);
+
+      const started = performance.now();
+      const startBytes = partial.size;
+      let lastEmit = 0;
+      let url: string | undefined;
+      const emit = (force: boolean) => {
+        const now = performance.now();
+        if (!force && now - lastEmit < PROGRESS_INTERVAL_MS) return;
+        lastEmit = now;
+        const seconds = Math.max((now - started) / 1000, 1e-3);
+        const progress: FetchProgress = {
+          sha256: hex,
+          bytes: partial.size,
+          ...(request.size !== undefined ? { total: request.size } : {}),
+          rate_bps: Math.round(Math.max(0, partial.size - startBytes) / seconds),
+          ...(url ? { url } : {}),
+        };
+        for (const listener of listeners) listener(progress);
+      };
+
+      const overall = AbortSignal.timeout(this.#settings.timeoutMs);
+      const lastError = new Map<string, string>();
+      const dead = new Set<string>();
+      for (let pass = 0; pass <= this.#settings.retries; pass++) {
+        let retryAfter = 0;
+        for (url of request.urls) {
+          if (dead.has(url)) continue;
+          let resumedFrom = partial.size;
+          try {
+            await httpAttempt({
+              url,
+              partial,
+              meta,
+              saveMeta: async (m) => {
+                meta = m;
+                await atomicWriteFile(paths.meta, JSON.stringify(m), { mode: 0o600 });
+              },
+              expectedSize: request.size,
+              client: this.#client,
+              signal: overall,
+              stallMs: this.#settings.stallMs,
+              limiter: this.#limiter,
+              checkSpace: (bytes) => this.#checkSpace(bytes),
+              onBytes: () => emit(false),
+              onRestart: (reason) => {
+                resumedFrom = 0;
+                log.info("download restarts from zero", { url, reason });
+              },
+            });
+          } catch (err) {
+            if (!(err instanceof AttemptError)) throw err;
+            if (err.kind === "fatal") throw err;
+            log.warn("download attempt failed", {
+              url,
+              kind: err.kind,
+              error: err.message,
+              bytes: partial.size,
+            });
+            lastError.set(url, err.message);
+            if (err.kind === "permanent") dead.add(url);
+            retryAfter = Math.max(retryAfter, err.retryAfterMs ?? 0);
+            continue;
+          }
+          emit(true);
+          const actual = partial.digestHex();
+          if (actual === hex) {
+            await partial.sync();
+            partial.close();
+            keepPartial = false;
+            const path = await this.#store.commit(hex, paths.data);
+            await this.#store.removePartial(hex);
+            log.info("blob verified and stored", { url, bytes: partial.size, path });
+            return path;
+          }
+          await partial.reset();
+          const mismatch = `hash mismatch: expected sha256:${hex}, got sha256:${actual}`;
+          log.warn("downloaded bytes do not match the hash", {
+            url,
+            actual,
+            resumed_from: resumedFrom,
+          });
+          lastError.set(url, mismatch);
+          // Bytes resumed from an earlier attempt may be what was wrong: one clean retry then.
+          if (resumedFrom === 0) dead.add(url);
+        }
+        if (dead.size === request.urls.length || pass === this.#settings.retries) break;
+        const delay = Math.max(
+          retryAfter,
+          backoffDelay(pass, this.#settings.backoffInitialMs, this.#settings.backoffMaxMs),
+        );
+        log.info("retrying download", { pass: pass + 1, delay_ms: Math.round(delay) });
+        await sleep(Math.min(delay, this.#settings.backoffMaxMs), overall).catch(() => {
+          throw new AttemptError("fatal", "overall fetch timeout reached");
+        });
+      }
+      const reasons = request.urls.map((u) => `${u}: ${lastError.get(u) ?? "not tried"}`);
+      throw new AttemptError("fatal", reasons.join("; "));
+    } catch (err) {
+      if (!(err instanceof AttemptError)) throw err;
+      throw new UserError(`cannot fetch sha256:${hex}: ${err.message}`, EXIT_FETCH_FAILED);
+    } finally {
+      if (keepPartial) {
+        const size = partial.size;
+        partial.close();
+        if (size === 0) await this.#store.removePartial(hex);
+      }
+    }
+  }
+}
