@@ -6,6 +6,8 @@ import type { Command } from "./src/cli/command.ts";
 import { runCommand } from "./src/cli/run.ts";
 import { statusCommand } from "./src/cli/status.ts";
 import { tokenCommand } from "./src/cli/token.ts";
+import { fetchCommand } from "./src/cli/fetch.ts";
+import { blobsCommand } from "./src/cli/blobs.ts";
 import { keysCommand } from "./src/cli/keys.ts";
 import { configCommand } from "./src/cli/config.ts";
 import { versionCommand } from "./src/cli/version.ts";
@@ -14,6 +16,8 @@ import { EXIT_USAGE, UserError } from "./src/system/errors.ts";
 const COMMANDS: Command[] = [
   runCommand,
   statusCommand,
+  fetchCommand,
+  blobsCommand,
   tokenCommand,
   keysCommand,
   configCommand,

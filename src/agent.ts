@@ -1,7 +1,7 @@
 import type { LoadedConfig } from "./config/load.ts";
 import { formatListenAddress, parseListenAddress } from "./config/listen_address.ts";
 import { atomicWriteFile } from "./system/atomic_write.ts";
-import { dataPaths, ensureDataDir, resolveDataDir } from "./system/paths.ts";
+import { dataPathsFor, ensureDataDir } from "./system/paths.ts";
 import { probeLiveHardware, probeStaticHardware } from "./system/hardware.ts";
 import type { Logger } from "./system/logger.ts";
 import { loadOrCreateIdentity } from "./mesh/identity.ts";
@@ -11,6 +11,8 @@ import { createRouter } from "./api/router.ts";
 import { apiRoutes } from "./api/routes.ts";
 import { startApiServer } from "./api/server.ts";
 import type { StatusReport } from "./api/status.ts";
+import { BlobStore } from "./blobs/store.ts";
+import { blobsReport } from "./deploy/references.ts";
 import { VERSION } from "./version.ts";
 
 /** A started agent. */
@@ -39,7 +41,7 @@ async function warnIfLoose(path: string, logger: Logger): Promise<void> {
 export async function startAgent(loaded: LoadedConfig, logger: Logger): Promise<Agent> {
   const { config } = loaded;
   const startedAt = Date.now();
-  const paths = dataPaths(resolveDataDir(config.data.dir));
+  const paths = dataPathsFor(config.data.dir);
   await ensureDataDir(paths);
 
   const { identity, created } = await loadOrCreateIdentity(paths.identityKey);
@@ -55,6 +57,10 @@ export async function startAgent(loaded: LoadedConfig, logger: Logger): Promise<
   await tokens.refresh();
   await warnIfLoose(paths.adminToken, logger);
   await warnIfLoose(paths.tokens, logger);
+
+  const store = new BlobStore(paths.blobs);
+  await store.init();
+  const blobs = () => blobsReport(store, paths.deployments);
 
   let ready = false;
   const hardware = await probeStaticHardware();
@@ -78,6 +84,7 @@ export async function startAgent(loaded: LoadedConfig, logger: Logger): Promise<
     apiRoutes({
       isReady: () => ready,
       status,
+      blobs,
       tokens,
       metrics,
       maxBodyBytes: config.api.max_body_bytes,

@@ -6,6 +6,7 @@ import { SCOPES } from "./scopes.ts";
 import type { TokenStore } from "./tokens.ts";
 import type { ApiMetrics } from "./metrics.ts";
 import type { StatusReport } from "./status.ts";
+import type { BlobsReport } from "../deploy/references.ts";
 import { UserError } from "../system/errors.ts";
 
 /** The state the API reads; it never reaches into other modules' internals. */
@@ -13,6 +14,8 @@ export interface ApiState {
   /** True once start-up finished and until shutdown begins. */
   isReady(): boolean;
   status(): StatusReport;
+  /** Verified blobs with the deployments that use them, and partial downloads. */
+  blobs(): Promise<BlobsReport>;
   tokens: TokenStore;
   metrics: ApiMetrics;
   maxBodyBytes: number;
@@ -55,6 +58,12 @@ export function apiRoutes(state: ApiState): Route[] {
       path: "/v1/status",
       scope: "status:read",
       handler: () => jsonResponse(state.status()),
+    },
+    {
+      method: "GET",
+      path: "/v1/blobs",
+      scope: "status:read",
+      handler: async () => jsonResponse(await state.blobs()),
     },
     {
       method: "GET",

@@ -4,7 +4,7 @@ import {
   formatListenAddress,
   parseListenAddress,
 } from "../config/listen_address.ts";
-import { dataPaths, resolveDataDir } from "../system/paths.ts";
+import { dataPathsFor } from "../system/paths.ts";
 import { UserError } from "../system/errors.ts";
 
 /** Exit code when the agent cannot be reached or answers with an error. */
@@ -22,7 +22,7 @@ export interface AgentEndpoint {
  * or the data dir's admin.token.
  */
 export async function findAgent(loaded: LoadedConfig, token?: string): Promise<AgentEndpoint> {
-  const paths = dataPaths(resolveDataDir(loaded.config.data.dir));
+  const paths = dataPathsFor(loaded.config.data.dir);
   let listen = parseListenAddress(loaded.config.api.listen)!;
   if (listen.port === 0) {
     const written = await Deno.readTextFile(paths.apiAddress).catch(() => "");

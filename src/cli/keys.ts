@@ -2,7 +2,7 @@ import type { Command } from "./command.ts";
 import { parseFlags, println } from "./command.ts";
 import { CONFIG_OPTIONS, CONFIG_OPTIONS_HELP, loadConfigFromFlags } from "./config_flags.ts";
 import { createIdentity, type Identity, readIdentity } from "../mesh/identity.ts";
-import { dataPaths, resolveDataDir } from "../system/paths.ts";
+import { dataPathsFor } from "../system/paths.ts";
 import { UserError } from "../system/errors.ts";
 
 const HELP = `Usage:
@@ -50,7 +50,7 @@ export const keysCommand: Command = {
         let file = parsed.positionals[0];
         if (file === undefined) {
           const loaded = await loadConfigFromFlags(parsed.values);
-          file = dataPaths(resolveDataDir(loaded.config.data.dir)).identityKey;
+          file = dataPathsFor(loaded.config.data.dir).identityKey;
         }
         printIdentity(await readIdentity(file), parsed.values.json);
         return 0;

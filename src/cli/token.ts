@@ -2,7 +2,7 @@ import type { Command } from "./command.ts";
 import { parseFlags, println } from "./command.ts";
 import { CONFIG_OPTIONS, CONFIG_OPTIONS_HELP, loadConfigFromFlags } from "./config_flags.ts";
 import { parseScopes, TokenStore } from "../api/tokens.ts";
-import { dataPaths, ensureDataDir, resolveDataDir } from "../system/paths.ts";
+import { dataPathsFor, ensureDataDir } from "../system/paths.ts";
 import { UserError } from "../system/errors.ts";
 
 const HELP = `Usage:
@@ -37,7 +37,7 @@ export const tokenCommand: Command = {
       return 0;
     }
     const loaded = await loadConfigFromFlags(parsed.values);
-    const paths = dataPaths(resolveDataDir(loaded.config.data.dir));
+    const paths = dataPathsFor(loaded.config.data.dir);
     const store = new TokenStore(paths.tokens);
     switch (action) {
       case "create": {

@@ -29,6 +29,11 @@ export function resolveDataDir(configured: string | undefined): string {
   return join(home, ".local", "state", "loam");
 }
 
+/** The layout of the data directory chosen by the `data.dir` setting (see {@link resolveDataDir}). */
+export function dataPathsFor(configured: string | undefined): DataPaths {
+  return dataPaths(resolveDataDir(configured));
+}
+
 /** The fixed layout of a data directory. */
 export function dataPaths(root: string): DataPaths {
   const apiDir = join(root, "api");
