@@ -47,6 +47,11 @@ function loamCommand(args: string[], options: LoamOptions, stdio: "piped" | "nul
   });
 }
 
+/** Starts `loam <args>` without waiting (to kill it mid-way); stdout and stderr are piped. */
+export function spawnLoam(args: string[], options: LoamOptions = {}): Deno.ChildProcess {
+  return loamCommand(args, options).spawn();
+}
+
 /** Runs `loam <args>` to completion. */
 export async function runLoam(args: string[], options: LoamOptions = {}): Promise<CliResult> {
   const child = loamCommand(args, options).spawn();

@@ -1,0 +1,73 @@
+import assert from "node:assert/strict";
+import { runLoam, tempDir } from "./harness.ts";
+import { randomBytes, sha256Hex, startBlobServer } from "../fixtures/blob_server.ts";
+
+/** Mounts a small tmpfs (root only); returns why not when this machine cannot. */
+async function tryMountTmpfs(dir: string, size: string): Promise<string | undefined> {
+  if (Deno.uid() !== 0) return "needs root to mount a small tmpfs";
+  try {
+    const out = await new Deno.Command("mount", {
+      args: ["-t", "tmpfs", "-o", `size=${size}`, "tmpfs", dir],
+      stderr: "piped",
+    }).output();
+    return out.success ? undefined : `mount failed: ${new TextDecoder().decode(out.stderr).trim()}`;
+  } catch (err) {
+    return `cannot run mount: ${(err as Error).message}`;
+  }
+}
+
+const probeDir = Deno.makeTempDirSync({ prefix: "loam-mount-probe-" });
+const skipReason = await tryMountTmpfs(probeDir, "1m");
+if (skipReason === undefined) await new Deno.Command("umount", { args: [probeDir] }).output();
+Deno.removeSync(probeDir);
+if (skipReason) console.log(`SKIP disk-full fetch tests: ${skipReason}`);
+
+Deno.test({
+  name: "disk full mid-download: clear error, no blob, partial kept for resume",
+  ignore: skipReason !== undefined,
+  async fn() {
+    await using dir = await tempDir();
+    const data = `${dir.path}/data`;
+    await Deno.mkdir(data);
+    assert.equal(await tryMountTmpfs(data, "8m"), undefined);
+    try {
+      const body = randomBytes(16 * 1024 * 1024);
+      const hex = sha256Hex(body);
+      await using server = startBlobServer({ "/big": { body, contentLength: "omit" } });
+      const common = ["--data-dir", data, "--set", "blobs.disk_reserve_mb=0"];
+
+      const res = await runLoam(["fetch", server.url("/big"), "--sha256", hex, ...common]);
+      assert.equal(res.code, 1, res.stderr);
+      assert.match(
+        res.stderr,
+        new RegExp(`cannot fetch sha256:${hex}: disk full while writing .*/blobs/partial/${hex}`),
+      );
+      assert.deepEqual([...Deno.readDirSync(`${data}/blobs/sha256`)], []);
+      assert.ok(
+        (await Deno.stat(`${data}/blobs/partial/${hex}`)).size > 0,
+        "partial kept for resume",
+      );
+
+      // with the size declared, the same fetch is refused before any byte is requested
+      const requests = server.requests.length;
+      await Deno.remove(`${data}/blobs/partial/${hex}`);
+      const pre = await runLoam([
+        "fetch",
+        server.url("/big"),
+        "--sha256",
+        hex,
+        "--size",
+        String(body.length),
+        ...common,
+      ]);
+      assert.equal(pre.code, 1);
+      assert.match(
+        pre.stderr,
+        /not enough disk space in .*: need 16\.0 MiB plus the 0\.0 MiB reserve, [\d.]+ MiB free/,
+      );
+      assert.equal(server.requests.length, requests);
+    } finally {
+      await new Deno.Command("umount", { args: [data] }).output();
+    }
+  },
+});
