@@ -289,8 +289,15 @@ export class BlobFetcher {
           const actual = partial.digestHex();
           if (actual === hex) {
             await partial.sync();
-            partial.close();
+            await partial.close();
             keepPartial = false;
+            const onDisk = (await Deno.stat(paths.data)).size;
+            if (onDisk !== partial.size) {
+              throw new AttemptError(
+                "fatal",
+                `${paths.data} holds ${onDisk} bytes, expected ${partial.size}`,
+              );
+            }
             const path = await this.#store.commit(hex, paths.data);
             await this.#store.removePartial(hex);
             log.info("blob verified and stored", { url, bytes: partial.size, path });
@@ -325,7 +332,7 @@ export class BlobFetcher {
     } finally {
       if (keepPartial) {
         const size = partial.size;
-        partial.close();
+        await partial.close();
         if (size === 0) await this.#store.removePartial(hex);
       }
     }
