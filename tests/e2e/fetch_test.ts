@@ -177,3 +177,18 @@ Deno.test("blobs ls/verify/gc and GET /v1/blobs show, check and clean the store"
   assert.match(refuse.stderr, /deployment record .*broken\.json is unreadable/);
   assert.deepEqual([...Deno.readDirSync(`${dir.path}/blobs/sha256`)].map((e) => e.name), [HEX]);
 });
+
+Deno.test("fetch.ca_file lets loam fetch trust a private CA for HTTPS sources", async () => {
+  await using dir = await tempDir();
+  await using server = startBlobServer({ "/a": { body: DATA } }, { tls: true });
+  const ca = new URL("../fixtures/tls/ca.pem", import.meta.url).pathname;
+  const base = ["fetch", server.url("/a"), "--sha256", HEX, "--data-dir", dir.path];
+  const untrusted = await runLoam([...base, "--set", "fetch.retries=0"]);
+  assert.equal(untrusted.code, 1);
+  assert.match(untrusted.stderr, /invalid peer certificate: UnknownIssuer/);
+  const trusted = await runLoam(base, { env: { LOAM_FETCH_CA_FILE: ca } });
+  assert.equal(trusted.code, 0, trusted.stderr);
+  const missing = await runLoam([...base, "--set", `fetch.ca_file=${dir.path}/none.pem`]);
+  assert.equal(missing.code, 2);
+  assert.match(missing.stderr, /fetch\.ca_file = ".*none\.pem": No such file/);
+});
