@@ -12,6 +12,10 @@ import { apiRoutes } from "./api/routes.ts";
 import { startApiServer } from "./api/server.ts";
 import type { StatusReport } from "./api/status.ts";
 import { BlobStore } from "./blobs/store.ts";
+import { BlobFetcher, fetchSettings } from "./blobs/fetcher.ts";
+import { Mesh } from "./mesh/mesh.ts";
+import { buildAdvert } from "./mesh/adverts.ts";
+import { detectContainerRuntimes } from "./system/container_runtimes.ts";
 import { blobsReport } from "./deploy/references.ts";
 import { VERSION } from "./version.ts";
 
@@ -37,7 +41,7 @@ async function warnIfLoose(path: string, logger: Logger): Promise<void> {
   }
 }
 
-/** Starts the agent from a validated config: data dir, identity, tokens, local API. */
+/** Starts the agent from a validated config: data dir, identity, tokens, local API, mesh. */
 export async function startAgent(loaded: LoadedConfig, logger: Logger): Promise<Agent> {
   const { config } = loaded;
   const startedAt = Date.now();
@@ -60,9 +64,11 @@ export async function startAgent(loaded: LoadedConfig, logger: Logger): Promise<
 
   const store = new BlobStore(paths.blobs);
   await store.init();
-  const blobs = () => blobsReport(store, paths.deployments);
+  const settings = await fetchSettings(config);
 
   let ready = false;
+  /** Started after the API, so /livez answers (and /readyz says 503) while they come up. */
+  const late: { mesh?: Mesh; fetcher?: BlobFetcher } = {};
   const hardware = await probeStaticHardware();
   const metrics = createApiMetrics(VERSION, startedAt);
   const status = (): StatusReport => ({
@@ -78,13 +84,26 @@ export async function startAgent(loaded: LoadedConfig, logger: Logger): Promise<
     data_dir: paths.root,
     api: apiAddress,
     ready,
+    network: config.mesh.network,
+    peer_count: late.mesh?.node.getPeers().length ?? 0,
+    listen_addrs: late.mesh?.listenAddrs() ?? [],
     hardware: probeLiveHardware(hardware, paths.root),
   });
   const handler = createRouter(
     apiRoutes({
       isReady: () => ready,
       status,
-      blobs,
+      blobs: async () => ({
+        ...await blobsReport(store, paths.deployments),
+        downloads: late.fetcher?.downloads() ?? [],
+      }),
+      peers: () => late.mesh?.peers.list() ?? [],
+      fetchBlob: async (request) => {
+        if (!late.fetcher) throw new Error("the agent is not ready to fetch yet");
+        const path = await late.fetcher.ensure(request);
+        late.mesh?.advertiseSoon();
+        return path;
+      },
       tokens,
       metrics,
       maxBodyBytes: config.api.max_body_bytes,
@@ -95,6 +114,41 @@ export async function startAgent(loaded: LoadedConfig, logger: Logger): Promise<
   const apiAddress = formatListenAddress(server.address);
   await atomicWriteFile(paths.apiAddress, apiAddress + "\n");
   logger.info("api listening", { addr: apiAddress });
+
+  const containerRuntimes = await detectContainerRuntimes();
+  try {
+    late.mesh = await Mesh.start({
+      config: config.mesh,
+      identity,
+      store,
+      registry: metrics.registry,
+      logger: logger.child({ component: "mesh" }),
+      buildAdvert: () =>
+        buildAdvert({
+          config,
+          peerId: identity.peerId,
+          hardware,
+          dataDir: paths.root,
+          store,
+          containerRuntimes,
+        }),
+    });
+  } catch (err) {
+    await server.shutdown();
+    throw err;
+  }
+  const mesh = late.mesh;
+  late.fetcher = new BlobFetcher(
+    store,
+    settings,
+    logger.child({ component: "fetch" }),
+    mesh.blobSource,
+  );
+  logger.info("mesh listening", {
+    network: config.mesh.network,
+    addrs: mesh.listenAddrs(),
+    bootstrap: config.mesh.bootstrap.length,
+  });
 
   ready = true;
   logger.info("agent ready", {
@@ -113,6 +167,8 @@ export async function startAgent(loaded: LoadedConfig, logger: Logger): Promise<
         await new Promise((r) => setTimeout(r, config.api.drain_seconds * 1000));
       }
       await server.shutdown();
+      late.fetcher?.close();
+      await late.mesh?.stop();
       await Deno.remove(paths.apiAddress).catch(() => {});
       logger.info("stopped");
     },

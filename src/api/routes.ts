@@ -7,6 +7,8 @@ import type { TokenStore } from "./tokens.ts";
 import type { ApiMetrics } from "./metrics.ts";
 import type { StatusReport } from "./status.ts";
 import type { BlobsReport } from "../deploy/references.ts";
+import type { BlobRequest, FetchProgress } from "../blobs/fetcher.ts";
+import type { PeerView } from "../mesh/peers.ts";
 import { UserError } from "../system/errors.ts";
 
 /** The state the API reads; it never reaches into other modules' internals. */
@@ -14,11 +16,39 @@ export interface ApiState {
   /** True once start-up finished and until shutdown begins. */
   isReady(): boolean;
   status(): StatusReport;
-  /** Verified blobs with the deployments that use them, and partial downloads. */
-  blobs(): Promise<BlobsReport>;
+  /** Verified blobs with the deployments that use them, partial and running downloads. */
+  blobs(): Promise<BlobsReport & { downloads: FetchProgress[] }>;
+  /** Connected mesh peers. */
+  peers(): PeerView[];
+  /** Makes a blob present (from peers or URLs) and returns its path. */
+  fetchBlob(request: BlobRequest): Promise<string>;
   tokens: TokenStore;
   metrics: ApiMetrics;
   maxBodyBytes: number;
+}
+
+const FetchBlobBody = z.strictObject({
+  sha256: z.string(),
+  size: z.number().int().min(0).optional(),
+  urls: z.array(z.string()).default([]),
+});
+
+/** Parses a JSON body against a schema; a mismatch is a 400 naming the field. */
+async function parseBody<T extends z.ZodType>(
+  req: Request,
+  maxBytes: number,
+  schema: T,
+): Promise<z.infer<T>> {
+  const parsed = schema.safeParse(await readJsonBody(req, maxBytes));
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    throw new HttpError(
+      400,
+      "invalid_request",
+      `${issue.path.join(".") || "body"}: ${issue.message}`,
+    );
+  }
+  return parsed.data;
 }
 
 const CreateTokenBody = z.strictObject({
@@ -66,6 +96,34 @@ export function apiRoutes(state: ApiState): Route[] {
       handler: async () => jsonResponse(await state.blobs()),
     },
     {
+      method: "POST",
+      path: "/v1/blobs",
+      scope: "deploy:write",
+      handler: async ({ req }) => {
+        const body = await parseBody(req, state.maxBodyBytes, FetchBlobBody);
+        let path: string;
+        try {
+          path = await state.fetchBlob(body);
+        } catch (err) {
+          if (!(err instanceof UserError)) throw err;
+          const badInput = err.exitCode === 2;
+          throw new HttpError(
+            badInput ? 400 : 502,
+            badInput ? "invalid_request" : "fetch_failed",
+            err.message,
+          );
+        }
+        const size_bytes = (await Deno.stat(path)).size;
+        return jsonResponse({ sha256: path.slice(-64), path, size_bytes });
+      },
+    },
+    {
+      method: "GET",
+      path: "/v1/peers",
+      scope: "status:read",
+      handler: () => jsonResponse({ peers: state.peers() }),
+    },
+    {
       method: "GET",
       path: "/metrics",
       scope: "metrics:read",
@@ -85,16 +143,7 @@ export function apiRoutes(state: ApiState): Route[] {
       path: "/v1/tokens",
       scope: "*",
       handler: async ({ req }) => {
-        const parsed = CreateTokenBody.safeParse(await readJsonBody(req, state.maxBodyBytes));
-        if (!parsed.success) {
-          const issue = parsed.error.issues[0]!;
-          throw new HttpError(
-            400,
-            "invalid_request",
-            `${issue.path.join(".") || "body"}: ${issue.message}`,
-          );
-        }
-        const { name, scopes } = parsed.data;
+        const { name, scopes } = await parseBody(req, state.maxBodyBytes, CreateTokenBody);
         const token = await userErrorsAs400(() => state.tokens.create(name, scopes));
         return jsonResponse({ name, scopes, token }, 201);
       },

@@ -15,5 +15,9 @@ export interface StatusReport {
   /** The address the local API listens on. */
   api: string;
   ready: boolean;
+  /** Mesh network name, connected peers, and the multiaddrs others can dial. */
+  network: string;
+  peer_count: number;
+  listen_addrs: string[];
   hardware: Hardware;
 }

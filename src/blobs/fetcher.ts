@@ -10,13 +10,17 @@ import type { BlobStore } from "./store.ts";
 import { PartialDownload } from "./partial.ts";
 import { BandwidthLimiter } from "./bandwidth.ts";
 import { backoffDelay } from "./backoff.ts";
-import { AttemptError, httpAttempt, type PartialMeta } from "./http_attempt.ts";
+import { AttemptError } from "./attempt.ts";
+import { httpAttempt, type PartialMeta } from "./http_attempt.ts";
+import { peerAttempt, type PeerSource } from "./peer_attempt.ts";
 
 /** Exit code of a fetch that failed (network, hash mismatch, disk). */
 export const EXIT_FETCH_FAILED = 1;
 
 /** How the fetcher behaves; built from `[fetch]` and `[blobs]` by {@link fetchSettings}. */
 export interface FetchSettings {
+  /** Peers before URLs, or after. */
+  sources: "peers-first" | "urls-first";
   retries: number;
   backoffInitialMs: number;
   backoffMaxMs: number;
@@ -43,6 +47,7 @@ export async function fetchSettings(config: Config): Promise<FetchSettings> {
     }
   }
   return {
+    sources: config.fetch.sources,
     retries: config.fetch.retries,
     backoffInitialMs: config.fetch.backoff_initial_ms,
     backoffMaxMs: config.fetch.backoff_max_ms,
@@ -71,13 +76,22 @@ export interface FetchProgress {
   total?: number;
   /** Average rate of this transfer so far, bytes/s. */
   rate_bps: number;
-  url?: string;
+  /** The URL or `peer:<id>` bytes are coming from. */
+  source?: string;
 }
 
 /** Receives progress events. */
 export type ProgressListener = (progress: FetchProgress) => void;
 
 const PROGRESS_INTERVAL_MS = 250;
+/** Peers tried per pass: enough to route around liars and dead holders. */
+const MAX_PEERS_PER_PASS = 8;
+
+/** One place to get bytes from: a URL (id = the URL) or a peer (id = `peer:<peer id>`). */
+interface Source {
+  id: string;
+  peer: string | undefined;
+}
 
 function mib(bytes: number): string {
   return `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
@@ -98,9 +112,10 @@ function checkUrl(url: string): void {
 }
 
 /**
- * Makes blobs present in the store: downloads from HTTP(S) URLs with streaming SHA-256,
- * resume, retries with backoff, URL fail-over, size and disk checks, shared in-flight
- * downloads, a concurrency cap and a bandwidth limit; commits only verified bytes.
+ * Makes blobs present in the store: downloads from peers that hold them and HTTP(S) URLs with
+ * streaming SHA-256, resume (also from another source), retries with backoff, fail-over, size
+ * and disk checks, shared in-flight downloads, a concurrency cap and a bandwidth limit; commits
+ * only verified bytes. A peer that served bad bytes is not asked for that blob again.
  */
 export class BlobFetcher {
   readonly #store: BlobStore;
@@ -109,13 +124,18 @@ export class BlobFetcher {
   readonly #limit: ReturnType<typeof pLimit>;
   readonly #limiter: BandwidthLimiter;
   readonly #client?: Deno.HttpClient;
+  readonly #peers?: PeerSource;
+  /** Latest progress of each running download. */
+  readonly #latest = new Map<string, FetchProgress>();
   readonly #inFlight = new Map<
     string,
     { promise: Promise<string>; listeners: Set<ProgressListener> }
   >();
 
-  constructor(store: BlobStore, settings: FetchSettings, logger: Logger) {
+  /** `peers`, when given, supplies blobs held by other nodes (the mesh). */
+  constructor(store: BlobStore, settings: FetchSettings, logger: Logger, peers?: PeerSource) {
     this.#store = store;
+    this.#peers = peers;
     this.#settings = settings;
     this.#logger = logger;
     this.#limit = pLimit(settings.maxConcurrent);
@@ -140,10 +160,13 @@ export class BlobFetcher {
       if (onProgress) running.listeners.add(onProgress);
       return running.promise;
     }
-    const listeners = new Set<ProgressListener>(onProgress ? [onProgress] : []);
+    const listeners = new Set<ProgressListener>([
+      (p) => this.#latest.set(hex, p),
+      ...(onProgress ? [onProgress] : []),
+    ]);
     const promise = (async () => {
       if (await this.#store.has(hex)) return this.#store.pathOf(hex);
-      if (request.urls.length === 0) {
+      if (request.urls.length === 0 && !this.#peers) {
         throw new UserError(
           `blob sha256:${hex} is not in the store and has no URL to fetch it from`,
         );
@@ -153,9 +176,17 @@ export class BlobFetcher {
         throw new UserError(`size ${request.size} is not a byte count`);
       }
       return await this.#limit(() => this.#locked(hex, request, listeners));
-    })().finally(() => this.#inFlight.delete(hex));
+    })().finally(() => {
+      this.#inFlight.delete(hex);
+      this.#latest.delete(hex);
+    });
     this.#inFlight.set(hex, { promise, listeners });
     return promise;
+  }
+
+  /** Progress of the downloads running now. */
+  downloads(): FetchProgress[] {
+    return [...this.#latest.values()];
   }
 
   /** Releases the HTTP client. */
@@ -205,6 +236,21 @@ export class BlobFetcher {
     }
   }
 
+  /** This pass's sources, in the configured order: peers holding the blob, then URLs (or not). */
+  async #sources(hex: string, request: BlobRequest, skip: Set<string>, signal: AbortSignal) {
+    const urls: Source[] = request.urls.map((url) => ({ id: url, peer: undefined }));
+    let peers: Source[] = [];
+    if (this.#peers) {
+      const holders = await this.#peers.holders(hex, signal).catch(() => []);
+      peers = holders.map((peer) => ({ id: `peer:${peer}`, peer }))
+        .filter((s) => !skip.has(s.id)).slice(0, MAX_PEERS_PER_PASS);
+    }
+    const all = this.#settings.sources === "peers-first"
+      ? [...peers, ...urls]
+      : [...urls, ...peers];
+    return all.filter((s) => !skip.has(s.id));
+  }
+
   async #download(
     hex: string,
     request: BlobRequest,
@@ -226,7 +272,7 @@ export class BlobFetcher {
       const started = performance.now();
       const startBytes = partial.size;
       let lastEmit = 0;
-      let url: string | undefined;
+      let source: Source | undefined;
       const emit = (force: boolean) => {
         const now = performance.now();
         if (!force && now - lastEmit < PROGRESS_INTERVAL_MS) return;
@@ -237,51 +283,63 @@ export class BlobFetcher {
           bytes: partial.size,
           ...(request.size !== undefined ? { total: request.size } : {}),
           rate_bps: Math.round(Math.max(0, partial.size - startBytes) / seconds),
-          ...(url ? { url } : {}),
+          ...(source ? { source: source.id } : {}),
         };
         for (const listener of listeners) listener(progress);
       };
 
       const overall = AbortSignal.timeout(this.#settings.timeoutMs);
       const lastError = new Map<string, string>();
+      /** Sources given up on: permanent errors, and peers that served bad bytes. */
       const dead = new Set<string>();
+      /** Sources whose bytes are in the partial since it was last empty ("disk": earlier runs). */
+      const contributors = new Set<string>(partial.size > 0 ? ["disk"] : []);
       for (let pass = 0; pass <= this.#settings.retries; pass++) {
         let retryAfter = 0;
-        for (url of request.urls) {
-          if (dead.has(url)) continue;
-          let resumedFrom = partial.size;
+        const sources = await this.#sources(hex, request, dead, overall);
+        if (sources.length === 0 && !this.#peers) break; // holders may still turn up: wait
+        for (source of sources) {
+          const context = {
+            partial,
+            expectedSize: request.size,
+            signal: overall,
+            stallMs: this.#settings.stallMs,
+            limiter: this.#limiter,
+            checkSpace: (bytes: number) => this.#checkSpace(bytes),
+            onBytes: () => emit(false),
+            onRestart: (reason: string) => {
+              contributors.clear();
+              log.info("download restarts from zero", { source: source!.id, reason });
+            },
+          };
+          if (partial.size === 0) contributors.clear();
+          contributors.add(source.id);
           try {
-            await httpAttempt({
-              url,
-              partial,
-              meta,
-              saveMeta: async (m) => {
-                meta = m;
-                await atomicWriteFile(paths.meta, JSON.stringify(m), { mode: 0o600 });
-              },
-              expectedSize: request.size,
-              client: this.#client,
-              signal: overall,
-              stallMs: this.#settings.stallMs,
-              limiter: this.#limiter,
-              checkSpace: (bytes) => this.#checkSpace(bytes),
-              onBytes: () => emit(false),
-              onRestart: (reason) => {
-                resumedFrom = 0;
-                log.info("download restarts from zero", { url, reason });
-              },
-            });
+            if (source.peer !== undefined) {
+              await peerAttempt({ ...context, source: this.#peers!, peer: source.peer, hex });
+            } else {
+              await httpAttempt({
+                ...context,
+                url: source.id,
+                meta,
+                saveMeta: async (m) => {
+                  meta = m;
+                  await atomicWriteFile(paths.meta, JSON.stringify(m), { mode: 0o600 });
+                },
+                client: this.#client,
+              });
+            }
           } catch (err) {
             if (!(err instanceof AttemptError)) throw err;
             if (err.kind === "fatal") throw err;
             log.warn("download attempt failed", {
-              url,
+              source: source.id,
               kind: err.kind,
               error: err.message,
               bytes: partial.size,
             });
-            lastError.set(url, err.message);
-            if (err.kind === "permanent") dead.add(url);
+            lastError.set(source.id, err.message);
+            if (err.kind === "permanent") dead.add(source.id);
             retryAfter = Math.max(retryAfter, err.retryAfterMs ?? 0);
             continue;
           }
@@ -300,21 +358,28 @@ export class BlobFetcher {
             }
             const path = await this.#store.commit(hex, paths.data);
             await this.#store.removePartial(hex);
-            log.info("blob verified and stored", { url, bytes: partial.size, path });
+            log.info("blob verified and stored", { source: source.id, bytes: partial.size, path });
             return path;
           }
           await partial.reset();
           const mismatch = `hash mismatch: expected sha256:${hex}, got sha256:${actual}`;
           log.warn("downloaded bytes do not match the hash", {
-            url,
+            source: source.id,
             actual,
-            resumed_from: resumedFrom,
+            contributors: [...contributors],
           });
-          lastError.set(url, mismatch);
-          // Bytes resumed from an earlier attempt may be what was wrong: one clean retry then.
-          if (resumedFrom === 0) dead.add(url);
+          // Blame: every peer whose bytes were in it; a URL only when it alone supplied them.
+          const soleSource = contributors.size === 1;
+          for (const id of contributors) {
+            if (id.startsWith("peer:") || (soleSource && id === source.id)) {
+              dead.add(id);
+              lastError.set(id, mismatch);
+            }
+          }
+          if (!dead.has(source.id)) lastError.set(source.id, mismatch);
+          contributors.clear();
         }
-        if (dead.size === request.urls.length || pass === this.#settings.retries) break;
+        if (pass === this.#settings.retries) break;
         const delay = Math.max(
           retryAfter,
           backoffDelay(pass, this.#settings.backoffInitialMs, this.#settings.backoffMaxMs),
@@ -324,7 +389,9 @@ export class BlobFetcher {
           throw new AttemptError("fatal", "overall fetch timeout reached");
         });
       }
-      const reasons = request.urls.map((u) => `${u}: ${lastError.get(u) ?? "not tried"}`);
+      const tried = new Set([...request.urls, ...lastError.keys()]);
+      if (tried.size === 0) throw new AttemptError("fatal", "no peer holds it and it has no URL");
+      const reasons = [...tried].map((id) => `${id}: ${lastError.get(id) ?? "not tried"}`);
       throw new AttemptError("fatal", reasons.join("; "));
     } catch (err) {
       if (!(err instanceof AttemptError)) throw err;

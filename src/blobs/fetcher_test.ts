@@ -6,6 +6,7 @@ import { UserError } from "../system/errors.ts";
 import { randomBytes, sha256Hex, startBlobServer } from "../../tests/fixtures/blob_server.ts";
 
 const SETTINGS: FetchSettings = {
+  sources: "urls-first",
   retries: 3,
   backoffInitialMs: 10,
   backoffMaxMs: 50,
@@ -76,7 +77,7 @@ Deno.test("fetch: downloads, verifies while streaming, commits read-only and rep
   assert.equal(last.bytes, DATA.length);
   assert.equal(last.total, DATA.length);
   assert.ok(last.rate_bps > 0);
-  assert.equal(last.url, server.url("/a"));
+  assert.equal(last.source, server.url("/a"));
 
   const again = await f.fetcher.ensure({ sha256: HEX, urls: [server.url("/a")] });
   assert.equal(again, path);
@@ -143,7 +144,7 @@ Deno.test("fetch: more bytes than declared abort at once and leave nothing", asy
   await using server = startBlobServer({ "/a": { body: big, contentLength: "omit" } });
   await rejectsFetch(
     f.fetcher.ensure({ sha256: sha256Hex(big), urls: [server.url("/a")], size: 100_000 }),
-    /server sent more than the 100000 bytes declared/,
+    /source sent more than the 100000 bytes declared/,
   );
   assert.ok(server.requests[0]!.bytesSent < big.length, "stopped reading early");
   assert.deepEqual(await storeContents(f.store), { verified: [], partial: [] });

@@ -9,6 +9,8 @@ export const CONFIG_OPTIONS = {
   "api-listen": { type: "string" },
   "node-id": { type: "string" },
   "formation-id": { type: "string" },
+  "mesh-listen": { type: "string" },
+  bootstrap: { type: "string", multiple: true },
   "log-level": { type: "string" },
   "log-format": { type: "string" },
   set: { type: "string", multiple: true },
@@ -21,6 +23,8 @@ export const CONFIG_OPTIONS_HELP = `Configuration (flags > LOAM_* env > TOML fil
   --api-listen <h:p>     local API address (api.listen, LOAM_API_LISTEN)
   --node-id <id>         node id (node.id, LOAM_NODE_ID)
   --formation-id <id>    formation (node.formation_id, LOAM_NODE_FORMATION_ID)
+  --mesh-listen <maddr>  mesh listen multiaddr (mesh.listen, LOAM_MESH_LISTEN)
+  --bootstrap <maddr>    peer to join through, repeatable (mesh.bootstrap, LOAM_MESH_BOOTSTRAP)
   --log-level <lvl>      debug | info | warn | error (log.level)
   --log-format <fmt>     auto | human | json (log.format)
   --set <key=value>      any config key, repeatable, e.g. --set api.public_metrics=true`;
@@ -30,13 +34,14 @@ const FLAG_KEYS = {
   "api-listen": "api.listen",
   "node-id": "node.id",
   "formation-id": "node.formation_id",
+  "mesh-listen": "mesh.listen",
   "log-level": "log.level",
   "log-format": "log.format",
 } as const;
 
 /** Flag values as parsed from {@link CONFIG_OPTIONS}. */
 export type ConfigFlagValues =
-  & { config?: string; set?: string[] }
+  & { config?: string; set?: string[]; bootstrap?: string[] }
   & Partial<Record<keyof typeof FLAG_KEYS, string>>;
 
 /** Loads the config from the environment, the file and these flags. */
@@ -45,6 +50,9 @@ export function loadConfigFromFlags(values: ConfigFlagValues): Promise<LoadedCon
   for (const [flag, key] of Object.entries(FLAG_KEYS)) {
     const value = values[flag as keyof typeof FLAG_KEYS];
     if (value !== undefined) flags.push({ key, value, flag: `--${flag}` });
+  }
+  if (values.bootstrap?.length) {
+    flags.push({ key: "mesh.bootstrap", value: values.bootstrap.join(","), flag: "--bootstrap" });
   }
   for (const assignment of values.set ?? []) {
     const eq = assignment.indexOf("=");

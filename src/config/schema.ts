@@ -1,4 +1,6 @@
 import { z } from "zod";
+import { multiaddr } from "@multiformats/multiaddr";
+import { peerIdFromString } from "@libp2p/peer-id";
 import { parseListenAddress } from "./listen_address.ts";
 
 const listenAddress = z.string().refine(
@@ -26,6 +28,47 @@ export const NodeSectionSchema = z.strictObject({
   capabilities: z.array(capability).default([]),
 });
 
+const multiaddrText = z.string().refine((s) => {
+  try {
+    multiaddr(s);
+    return s.startsWith("/");
+  } catch {
+    return false;
+  }
+}, "expected a multiaddr such as /ip4/0.0.0.0/tcp/7412");
+
+const peerMultiaddr = multiaddrText.refine(
+  (s) => /\/p2p\/[1-9A-HJ-NP-Za-km-z]+$/.test(s),
+  "expected a multiaddr ending in /p2p/<peer id>, e.g. /ip4/10.0.0.1/tcp/7412/p2p/12D3KooW...",
+);
+
+const peerId = z.string().refine((s) => {
+  try {
+    peerIdFromString(s);
+    return true;
+  } catch {
+    return false;
+  }
+}, "expected a libp2p peer id such as 12D3KooW...");
+
+/** The `[mesh]` section: the libp2p node. */
+export const MeshSectionSchema = z.strictObject({
+  /** Where the mesh listens (TCP multiaddr); port 0 picks a free port. */
+  listen: multiaddrText.default("/ip4/0.0.0.0/tcp/7412"),
+  /** Peers to dial at start; none = wait as a bootstrap node for others. */
+  bootstrap: z.array(peerMultiaddr).default([]),
+  /** Fleet name: namespaces the topics so two fleets on one LAN never mix. */
+  network: identifier.default("default"),
+  /** Peer ids whose directives are accepted (the command post's keys). */
+  trusted_issuers: z.array(peerId).default([]),
+  /** Find peers on the LAN by multicast DNS. */
+  mdns: z.boolean().default(false),
+  /** Seconds between capability adverts (also sent when something changes). */
+  advert_interval: z.number().min(1).max(86400).default(30),
+  /** Largest accepted wire message in bytes; bigger ones are dropped unread. */
+  max_message_bytes: z.number().int().min(1024).max(16 * 1024 * 1024).default(1024 * 1024),
+});
+
 /** The `[api]` section: the local HTTP API. */
 export const ApiSectionSchema = z.strictObject({
   listen: listenAddress.default("127.0.0.1:7411"),
@@ -48,6 +91,8 @@ export const DataSectionSchema = z.strictObject({
 
 /** The `[fetch]` section: how artifacts are downloaded. */
 export const FetchSectionSchema = z.strictObject({
+  /** Whether peers holding the blob are tried before or after the HTTP URLs. */
+  sources: z.enum(["peers-first", "urls-first"]).default("peers-first"),
   /** Extra passes over the URL list after the first one fails with a transient error. */
   retries: z.number().int().min(0).max(100).default(5),
   backoff_initial_ms: z.number().int().min(1).max(600_000).default(500),
@@ -75,6 +120,7 @@ export const BlobsSectionSchema = z.strictObject({
 export const ConfigSchema = z.strictObject({
   node: NodeSectionSchema.prefault({}),
   api: ApiSectionSchema.prefault({}),
+  mesh: MeshSectionSchema.prefault({}),
   fetch: FetchSectionSchema.prefault({}),
   blobs: BlobsSectionSchema.prefault({}),
   log: LogSectionSchema.prefault({}),

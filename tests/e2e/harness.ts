@@ -73,6 +73,8 @@ export class AgentProcess {
   readonly #done: Promise<void>;
   #waiters: (() => void)[] = [];
   apiUrl = "";
+  /** Multiaddrs (with /p2p/<peer id>) other agents can bootstrap from. */
+  meshAddrs: string[] = [];
 
   constructor(dataDir: string, child: Deno.ChildProcess) {
     this.dataDir = dataDir;
@@ -195,6 +197,8 @@ export async function startAgent(
   const agent = spawnAgent(dataDir, args, options);
   const ready = await agent.waitForLog((l) => l.msg === "api listening");
   agent.apiUrl = `http://${ready.addr}`;
+  const mesh = await agent.waitForLog((l) => l.msg === "mesh listening");
+  agent.meshAddrs = mesh.addrs as string[];
   await agent.waitForLog((l) => l.msg === "agent ready");
   return agent;
 }
@@ -206,7 +210,18 @@ export function spawnAgent(
   options: LoamOptions = {},
 ): AgentProcess {
   const child = loamCommand(
-    ["run", "--data-dir", dataDir, "--api-listen", "127.0.0.1:0", "--log-format", "json", ...args],
+    [
+      "run",
+      "--data-dir",
+      dataDir,
+      "--api-listen",
+      "127.0.0.1:0",
+      "--mesh-listen",
+      "/ip4/127.0.0.1/tcp/0",
+      "--log-format",
+      "json",
+      ...args,
+    ],
     options,
     "null",
   ).spawn();

@@ -1,0 +1,40 @@
+import type { Advert } from "../protocol/advert.ts";
+import type { Config } from "../config/schema.ts";
+import type { BlobStore } from "../blobs/store.ts";
+import { probeLiveHardware, type StaticHardware } from "../system/hardware.ts";
+import { VERSION } from "../version.ts";
+
+/** What an advert is built from. */
+export interface AdvertSources {
+  config: Config;
+  peerId: string;
+  hardware: StaticHardware;
+  dataDir: string;
+  store: BlobStore;
+  containerRuntimes: string[];
+}
+
+/**
+ * This node's capability advert, read fresh: live RAM and disk, the verified blobs held.
+ * Execution providers: "cpu" only until the ONNX adapter probes what really loads.
+ */
+export async function buildAdvert(s: AdvertSources): Promise<Advert> {
+  const live = probeLiveHardware(s.hardware, s.dataDir);
+  return {
+    node_id: s.config.node.id,
+    peer_id: s.peerId,
+    formation_id: s.config.node.formation_id ?? null,
+    version: VERSION,
+    sent_at: new Date().toISOString(),
+    arch: live.arch,
+    os: live.os,
+    ram_mb: { total: live.ram.total_mb, free: live.ram.free_mb },
+    disk_mb: { total: live.disk.total_mb, free: live.disk.free_mb },
+    gpus: live.gpus.map((g) => ({ name: g.name, vram_mb: g.vram_mb, kind: g.kind })),
+    execution_providers: ["cpu"],
+    container_runtimes: s.containerRuntimes,
+    capabilities: s.config.node.capabilities,
+    blobs: (await s.store.list()).map((b) => b.sha256),
+    instances: [],
+  };
+}

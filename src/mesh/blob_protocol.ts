@@ -1,0 +1,114 @@
+import { z } from "zod";
+import { lpStream } from "@libp2p/utils";
+import { peerIdFromString } from "@libp2p/peer-id";
+import { Counter, type Registry } from "prom-client";
+import type { MeshNode } from "./node.ts";
+import type { BlobStore } from "../blobs/store.ts";
+import { AttemptError } from "../blobs/attempt.ts";
+import type { PeerBlobStream } from "../blobs/peer_attempt.ts";
+import type { Logger } from "../system/logger.ts";
+
+/** The peer-to-peer blob transfer protocol. */
+export const BLOB_PROTOCOL = "/loam/blob/1.0.0";
+
+/** Bytes per message on the stream: large enough that framing costs nothing. */
+const CHUNK = 256 * 1024;
+const MAX_HEADER_BYTES = 4096;
+
+const BlobRequestSchema = z.strictObject({
+  sha256: z.string().regex(/^[0-9a-f]{64}$/),
+  offset: z.number().int().min(0),
+});
+
+const BlobResponseSchema = z.union([
+  z.strictObject({ ok: z.literal(true), size: z.number().int().min(0) }),
+  z.strictObject({ ok: z.literal(false), error: z.string() }),
+]);
+
+const encode = (value: unknown) => new TextEncoder().encode(JSON.stringify(value));
+const decode = (bytes: { subarray(): Uint8Array }) =>
+  JSON.parse(new TextDecoder().decode(bytes.subarray()));
+
+/**
+ * Serves verified blobs from the store: request `{sha256, offset}` (length-prefixed JSON),
+ * answer `{ok, size}` then the raw bytes from `offset`, sent with back-pressure. Only committed
+ * blobs exist in the store, so nothing unverified can be served.
+ */
+export async function serveBlobs(
+  node: MeshNode,
+  store: BlobStore,
+  registry: Registry,
+  logger: Logger,
+): Promise<void> {
+  const served = new Counter({
+    name: "loam_blob_bytes_served_total",
+    help: "Blob bytes sent to peers.",
+    registers: [registry],
+  });
+  await node.handle(BLOB_PROTOCOL, async (stream, connection) => {
+    const peer = connection.remotePeer.toString();
+    const lp = lpStream(stream, { maxDataLength: MAX_HEADER_BYTES });
+    let file: Deno.FsFile | undefined;
+    try {
+      const request = BlobRequestSchema.safeParse(
+        decode(await lp.read({ signal: AbortSignal.timeout(10_000) })),
+      );
+      if (!request.success) {
+        await lp.write(encode({ ok: false, error: "bad request" }));
+        return await stream.close();
+      }
+      const { sha256, offset } = request.data;
+      file = await Deno.open(store.pathOf(sha256)).catch(() => undefined);
+      const size = file ? (await file.stat()).size : 0;
+      if (!file || offset > size) {
+        await lp.write(encode({ ok: false, error: file ? "offset past the end" : "not found" }));
+        return await stream.close();
+      }
+      await lp.write(encode({ ok: true, size }));
+      const raw = lp.unwrap();
+      await file.seek(offset, Deno.SeekMode.Start);
+      logger.debug("serving blob", { peer, sha256, offset, size });
+      for (;;) {
+        const chunk = new Uint8Array(CHUNK); // send() may keep it queued: never reuse
+        const n = await file.read(chunk);
+        if (n === null) break;
+        if (!raw.send(chunk.subarray(0, n))) await raw.onDrain();
+        served.inc(n);
+      }
+      await raw.close();
+    } catch (err) {
+      logger.debug("blob transfer to peer ended early", { peer, error: err });
+      stream.abort(err as Error);
+    } finally {
+      file?.close();
+    }
+  });
+}
+
+async function* streamChunks(
+  source: AsyncIterable<Uint8Array | { subarray(): Uint8Array }>,
+): AsyncGenerator<Uint8Array> {
+  for await (const chunk of source) yield chunk instanceof Uint8Array ? chunk : chunk.subarray();
+}
+
+/** Opens blob `hex` on `peer` from `offset` ({@link PeerSource.open}). */
+export async function openPeerBlob(
+  node: MeshNode,
+  peer: string,
+  hex: string,
+  offset: number,
+  signal: AbortSignal,
+): Promise<PeerBlobStream> {
+  const stream = await node.dialProtocol(peerIdFromString(peer), BLOB_PROTOCOL, { signal });
+  const lp = lpStream(stream, { maxDataLength: MAX_HEADER_BYTES });
+  await lp.write(encode({ sha256: hex, offset }), { signal });
+  const answer = BlobResponseSchema.safeParse(decode(await lp.read({ signal })));
+  if (!answer.success) throw new AttemptError("permanent", "peer sent an invalid answer");
+  if (!answer.data.ok) {
+    await stream.close().catch(() => {});
+    throw new AttemptError("permanent", `peer: ${answer.data.error}`);
+  }
+  const raw = lp.unwrap();
+  signal.addEventListener("abort", () => raw.abort(new Error("aborted")), { once: true });
+  return { size: answer.data.size, chunks: streamChunks(raw) };
+}

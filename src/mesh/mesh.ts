@@ -1,0 +1,163 @@
+import { multiaddr } from "@multiformats/multiaddr";
+import { Gauge, type Registry } from "prom-client";
+import { createMeshNode, type MeshNode } from "./node.ts";
+import { MeshMessaging } from "./messaging.ts";
+import { PeerTable } from "./peers.ts";
+import { serveBlobs } from "./blob_protocol.ts";
+import { blobCid, MeshBlobSource } from "./blob_source.ts";
+import type { Identity } from "./identity.ts";
+import type { Advert } from "../protocol/advert.ts";
+import type { Config } from "../config/schema.ts";
+import type { BlobStore } from "../blobs/store.ts";
+import type { Logger } from "../system/logger.ts";
+import { UserError } from "../system/errors.ts";
+
+/** How often unreachable bootstrap peers are dialled again. */
+const REDIAL_INTERVAL_MS = 15_000;
+/** Changes within this window produce one advert. */
+const ADVERT_DEBOUNCE_MS = 500;
+
+/** What the mesh needs from the agent. */
+export interface MeshOptions {
+  config: Config["mesh"];
+  identity: Identity;
+  store: BlobStore;
+  registry: Registry;
+  logger: Logger;
+  /** Builds this node's current advert. */
+  buildAdvert(): Promise<Advert>;
+}
+
+/**
+ * The running mesh: libp2p node, signed gossip, peer table, blob serving and fetching, the
+ * advert loop (every `advert_interval` and on change, announcing new blobs in the DHT too),
+ * and re-dialling of bootstrap peers after they drop.
+ */
+export class Mesh {
+  readonly node: MeshNode;
+  readonly messaging: MeshMessaging;
+  readonly peers: PeerTable;
+  readonly blobSource: MeshBlobSource;
+  readonly #options: MeshOptions;
+  readonly #timers: ReturnType<typeof setInterval>[] = [];
+  readonly #provided = new Set<string>();
+  #debounce?: ReturnType<typeof setTimeout>;
+  #stopped = false;
+
+  private constructor(node: MeshNode, options: MeshOptions) {
+    this.node = node;
+    this.#options = options;
+    const logger = options.logger;
+    this.messaging = new MeshMessaging({
+      node,
+      network: options.config.network,
+      trustedIssuers: options.config.trusted_issuers,
+      maxMessageBytes: options.config.max_message_bytes,
+      privateKey: options.identity.privateKey,
+      registry: options.registry,
+      logger,
+    });
+    this.peers = new PeerTable(node, logger);
+    this.blobSource = new MeshBlobSource(node, this.peers);
+    this.messaging.on("advert", (advert) => {
+      this.peers.recordAdvert(advert);
+      logger.debug("advert received", { peer: advert.peer_id, node_id: advert.node_id });
+    });
+    node.addEventListener(
+      "peer:connect",
+      (evt) => logger.info("peer connected", { peer: evt.detail.toString() }),
+    );
+    node.addEventListener(
+      "peer:disconnect",
+      (evt) => logger.info("peer disconnected", { peer: evt.detail.toString() }),
+    );
+    new Gauge({
+      name: "loam_mesh_peers",
+      help: "Connected mesh peers.",
+      registers: [options.registry],
+      collect() {
+        this.set(node.getPeers().length);
+      },
+    });
+  }
+
+  /** Starts the node and every loop; a listen address that cannot be used is a {@link UserError}. */
+  static async start(options: MeshOptions): Promise<Mesh> {
+    let node: MeshNode;
+    try {
+      node = await createMeshNode({
+        privateKey: options.identity.privateKey,
+        listen: options.config.listen,
+        bootstrap: options.config.bootstrap,
+        network: options.config.network,
+        mdns: options.config.mdns,
+        maxMessageBytes: options.config.max_message_bytes,
+      });
+    } catch (err) {
+      throw new UserError(
+        `mesh.listen = "${options.config.listen}": cannot start the mesh: ${
+          (err as Error).message
+        }`,
+      );
+    }
+    const mesh = new Mesh(node, options);
+    await serveBlobs(node, options.store, options.registry, options.logger);
+    mesh.#timers.push(
+      setInterval(() => void mesh.#advertise(), options.config.advert_interval * 1000),
+    );
+    mesh.#timers.push(setInterval(() => void mesh.#redialBootstrap(), REDIAL_INTERVAL_MS));
+    void mesh.#advertise();
+    return mesh;
+  }
+
+  /** The addresses other nodes can dial, each ending in /p2p/<peer id>. */
+  listenAddrs(): string[] {
+    return this.node.getMultiaddrs().map((a) => a.toString());
+  }
+
+  /** Something advertised changed (a blob, an instance): send an advert soon. */
+  advertiseSoon(): void {
+    clearTimeout(this.#debounce);
+    this.#debounce = setTimeout(() => void this.#advertise(), ADVERT_DEBOUNCE_MS);
+  }
+
+  async #advertise(): Promise<void> {
+    if (this.#stopped) return;
+    try {
+      const advert = await this.#options.buildAdvert();
+      await this.messaging.publish("advert", advert);
+      for (const hex of advert.blobs) {
+        if (this.#provided.has(hex)) continue;
+        this.#provided.add(hex);
+        this.node.contentRouting.provide(blobCid(hex), { signal: AbortSignal.timeout(30_000) })
+          .catch((err) => {
+            this.#provided.delete(hex);
+            this.#options.logger.debug("DHT provide failed", { sha256: hex, error: err });
+          });
+      }
+    } catch (err) {
+      this.#options.logger.warn("advert not sent", { error: err });
+    }
+  }
+
+  async #redialBootstrap(): Promise<void> {
+    const connected = new Set(this.node.getPeers().map((p) => p.toString()));
+    for (const address of this.#options.config.bootstrap) {
+      const ma = multiaddr(address);
+      const peer = ma.getComponents().find((c) => c.name === "p2p")?.value;
+      if (peer && connected.has(peer)) continue;
+      await this.node.dial(ma, { signal: AbortSignal.timeout(10_000) }).catch((err) => {
+        this.#options.logger.debug("bootstrap peer unreachable", { address, error: err });
+      });
+    }
+  }
+
+  /** Stops loops and the node. */
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    clearTimeout(this.#debounce);
+    for (const timer of this.#timers) clearInterval(timer);
+    this.peers.stop();
+    await this.node.stop();
+  }
+}

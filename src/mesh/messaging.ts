@@ -1,0 +1,139 @@
+import { TopicValidatorResult } from "@libp2p/gossipsub";
+import type { PrivateKey } from "@libp2p/interface";
+import { Counter, type Registry } from "prom-client";
+import type { MeshNode } from "./node.ts";
+import { type MeshTopics, meshTopics } from "./topics.ts";
+import {
+  type DropReason,
+  type MessageKind,
+  type OpenedMessage,
+  openEnvelope,
+  type PayloadOf,
+  sealEnvelope,
+} from "../protocol/envelope.ts";
+import type { Logger } from "../system/logger.ts";
+
+/** Reasons beyond the envelope's own: who may send what, on which topic. */
+type PolicyDropReason = "wrong_topic" | "signer_mismatch" | "untrusted_issuer" | "unsigned";
+
+/** Receives accepted messages of one kind. */
+export type MessageHandler<K extends MessageKind> = (payload: PayloadOf[K], signer: string) => void;
+
+/** Options for {@link MeshMessaging}. */
+export interface MessagingOptions {
+  node: MeshNode;
+  network: string;
+  trustedIssuers: string[];
+  maxMessageBytes: number;
+  privateKey: PrivateKey;
+  registry: Registry;
+  logger: Logger;
+}
+
+/**
+ * Signed gossip on the network's three topics. Every incoming message is checked inside
+ * gossipsub's validator (size, signature, schema, sender rules) so that invalid ones are
+ * rejected and never forwarded; accepted ones go to the handlers, dropped ones are counted.
+ */
+export class MeshMessaging {
+  readonly topics: MeshTopics;
+  readonly #options: MessagingOptions;
+  readonly #handlers: { [K in MessageKind]: MessageHandler<K>[] } = {
+    directive: [],
+    status: [],
+    advert: [],
+  };
+  readonly #received: Counter<"kind">;
+  readonly #dropped: Counter<"reason">;
+
+  constructor(options: MessagingOptions) {
+    this.#options = options;
+    this.topics = meshTopics(options.network);
+    this.#received = new Counter({
+      name: "loam_mesh_messages_accepted_total",
+      help: "Gossip messages accepted, by kind.",
+      labelNames: ["kind"],
+      registers: [options.registry],
+    });
+    this.#dropped = new Counter({
+      name: "loam_mesh_messages_dropped_total",
+      help: "Gossip messages rejected (not forwarded), by reason.",
+      labelNames: ["reason"],
+      registers: [options.registry],
+    });
+    const pubsub = options.node.services.pubsub;
+    const kinds: [string, MessageKind][] = [
+      [this.topics.directives, "directive"],
+      [this.topics.status, "status"],
+      [this.topics.adverts, "advert"],
+    ];
+    for (const [topic, kind] of kinds) {
+      pubsub.topicValidators.set(topic, (_from, msg) => this.#validate(kind, msg));
+      pubsub.subscribe(topic);
+    }
+  }
+
+  /** Registers a handler for accepted messages of `kind`. */
+  on<K extends MessageKind>(kind: K, handler: MessageHandler<K>): void {
+    (this.#handlers[kind] as MessageHandler<K>[]).push(handler);
+  }
+
+  /** Signs and publishes a message on its kind's topic. */
+  async publish<K extends MessageKind>(kind: K, payload: PayloadOf[K]): Promise<void> {
+    const { node, privateKey } = this.#options;
+    const data = await sealEnvelope(kind, payload, privateKey, node.peerId.toString());
+    const topic = kind === "directive"
+      ? this.topics.directives
+      : kind === "status"
+      ? this.topics.status
+      : this.topics.adverts;
+    await node.services.pubsub.publish(topic, data);
+  }
+
+  #reject(reason: DropReason | PolicyDropReason, detail: string): TopicValidatorResult {
+    this.#dropped.inc({ reason });
+    this.#options.logger.debug("gossip message dropped", { reason, detail });
+    return TopicValidatorResult.Reject;
+  }
+
+  async #validate(
+    topicKind: MessageKind,
+    msg: { type: "signed" | "unsigned"; data: Uint8Array; from?: { toString(): string } },
+  ): Promise<TopicValidatorResult> {
+    if (msg.type !== "signed" || !msg.from) {
+      return this.#reject("unsigned", "gossip message has no origin");
+    }
+    const opened = await openEnvelope(msg.data, this.#options.maxMessageBytes);
+    if (!opened.ok) return this.#reject(opened.reason, opened.detail);
+    const message = opened.message;
+    if (message.kind !== topicKind) {
+      return this.#reject("wrong_topic", `${message.kind} on the ${topicKind} topic`);
+    }
+    const origin = msg.from.toString();
+    if (message.signer !== origin) {
+      return this.#reject("signer_mismatch", `signed by ${message.signer}, sent by ${origin}`);
+    }
+    if (message.kind === "directive" && !this.#options.trustedIssuers.includes(message.signer)) {
+      return this.#reject("untrusted_issuer", `directive from ${message.signer}`);
+    }
+    if (message.kind === "advert" && message.payload.peer_id !== message.signer) {
+      return this.#reject(
+        "signer_mismatch",
+        `advert for ${message.payload.peer_id} signed by ${message.signer}`,
+      );
+    }
+    this.#received.inc({ kind: message.kind });
+    queueMicrotask(() => this.#dispatch(message));
+    return TopicValidatorResult.Accept;
+  }
+
+  #dispatch(message: OpenedMessage): void {
+    for (const handler of this.#handlers[message.kind] as MessageHandler<typeof message.kind>[]) {
+      try {
+        handler(message.payload as never, message.signer);
+      } catch (err) {
+        this.#options.logger.error("gossip handler failed", { kind: message.kind, error: err });
+      }
+    }
+  }
+}

@@ -1,0 +1,73 @@
+import { createLibp2p } from "libp2p";
+import { gossipsub } from "@libp2p/gossipsub";
+import { tcp } from "@libp2p/tcp";
+import { noise } from "@chainsafe/libp2p-noise";
+import { yamux } from "@libp2p/yamux";
+import { identify } from "@libp2p/identify";
+import { ping } from "@libp2p/ping";
+import { bootstrap } from "@libp2p/bootstrap";
+import { mdns } from "@libp2p/mdns";
+import { kadDHT, passthroughMapper } from "@libp2p/kad-dht";
+import type { PrivateKey } from "@libp2p/interface";
+
+/** What the libp2p node is built from. */
+export interface MeshNodeOptions {
+  privateKey: PrivateKey;
+  listen: string;
+  bootstrap: string[];
+  network: string;
+  mdns: boolean;
+  /** Largest gossip message accepted by the transport (the envelope check is stricter). */
+  maxMessageBytes: number;
+}
+
+/** Builds the libp2p node type once so callers see the services' types. */
+function buildNode(options: MeshNodeOptions) {
+  const discovery = [
+    ...(options.bootstrap.length > 0 ? [bootstrap({ list: options.bootstrap })] : []),
+    ...(options.mdns ? [mdns({ serviceTag: `loam-${options.network}.local` })] : []),
+  ];
+  return createLibp2p({
+    privateKey: options.privateKey,
+    addresses: { listen: [options.listen] },
+    transports: [tcp()],
+    connectionEncrypters: [noise()],
+    streamMuxers: [yamux()],
+    peerDiscovery: discovery,
+    services: {
+      identify: identify(),
+      ping: ping(),
+      pubsub: gossipsub({
+        allowPublishToZeroTopicPeers: true,
+        // a little over the envelope limit so oversized messages reach our validator and count
+        maxInboundDataLength: options.maxMessageBytes + 64 * 1024,
+      }),
+      // A private fleet DHT: its own protocol per network, and LAN addresses are kept.
+      dht: kadDHT({
+        protocol: `/loam/${options.network}/kad/1.0.0`,
+        clientMode: false,
+        peerInfoMapper: passthroughMapper,
+      }),
+    },
+  });
+}
+
+/** The libp2p node with loam's services. */
+export type MeshNode = Awaited<ReturnType<typeof buildNode>>;
+
+/**
+ * Creates and starts the libp2p node: TCP + noise + yamux, identify, ping, gossipsub,
+ * kad-dht, bootstrap list and optional mDNS. Discovered peers are dialled (libp2p does not
+ * dial discoveries by itself).
+ */
+export async function createMeshNode(options: MeshNodeOptions): Promise<MeshNode> {
+  const node: MeshNode = await buildNode(options);
+  node.addEventListener("peer:discovery", (evt) => {
+    const peer = evt.detail;
+    if (peer.id.equals(node.peerId)) return;
+    node.dial(peer.id, { signal: AbortSignal.timeout(10_000) }).catch(() => {
+      // unreachable for now: the maintenance loop and later discoveries retry
+    });
+  });
+  return node;
+}

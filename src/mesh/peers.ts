@@ -1,0 +1,125 @@
+import type { MeshNode } from "./node.ts";
+import type { Advert } from "../protocol/advert.ts";
+import type { Logger } from "../system/logger.ts";
+
+/** A connected peer as `/v1/peers` shows it. */
+export interface PeerView {
+  peer_id: string;
+  addrs: string[];
+  direction: string;
+  /** Round trip of the last ping, ms; null until one succeeded. */
+  latency_ms: number | null;
+  /** Summary of the peer's last advert, if one arrived. */
+  advert: AdvertSummary | null;
+}
+
+/** The part of an advert worth showing in a peer list. */
+export interface AdvertSummary {
+  node_id: string;
+  formation_id: string | null;
+  version: string;
+  arch: string;
+  gpus: number;
+  capabilities: string[];
+  container_runtimes: string[];
+  blobs: number;
+  received_at: string;
+}
+
+const PING_INTERVAL_MS = 10_000;
+const PING_TIMEOUT_MS = 5_000;
+
+/**
+ * What this node knows about others: connections (from libp2p), ping latency (measured every
+ * 10 s and on connect) and each peer's last advert (which also tells who holds which blob).
+ */
+export class PeerTable {
+  readonly #node: MeshNode;
+  readonly #logger: Logger;
+  readonly #latency = new Map<string, number>();
+  readonly #adverts = new Map<string, { advert: Advert; receivedAt: string; blobs: Set<string> }>();
+  readonly #timer: ReturnType<typeof setInterval>;
+
+  constructor(node: MeshNode, logger: Logger) {
+    this.#node = node;
+    this.#logger = logger;
+    node.addEventListener("peer:connect", (evt) => void this.#ping(evt.detail.toString()));
+    node.addEventListener("peer:disconnect", (evt) => this.#latency.delete(evt.detail.toString()));
+    this.#timer = setInterval(() => {
+      for (const peer of node.getPeers()) void this.#ping(peer.toString());
+    }, PING_INTERVAL_MS);
+  }
+
+  async #ping(peer: string): Promise<void> {
+    const id = this.#node.getPeers().find((p) => p.toString() === peer);
+    if (!id) return;
+    try {
+      const rtt = await this.#node.services.ping.ping(id, {
+        signal: AbortSignal.timeout(PING_TIMEOUT_MS),
+      });
+      this.#latency.set(peer, rtt);
+    } catch (err) {
+      this.#logger.debug("ping failed", { peer, error: err });
+    }
+  }
+
+  /** Stores a peer's advert (the newest wins). */
+  recordAdvert(advert: Advert): void {
+    const previous = this.#adverts.get(advert.peer_id);
+    if (previous && previous.advert.sent_at > advert.sent_at) return;
+    this.#adverts.set(advert.peer_id, {
+      advert,
+      receivedAt: new Date().toISOString(),
+      blobs: new Set(advert.blobs),
+    });
+  }
+
+  /** Peers whose last advert lists the blob, connected ones first. */
+  advertisedHolders(hex: string): string[] {
+    const connected = new Set(this.#node.getPeers().map((p) => p.toString()));
+    const holders = [...this.#adverts.entries()].filter(([, a]) => a.blobs.has(hex)).map(([id]) =>
+      id
+    );
+    return holders.sort((a, b) => Number(connected.has(b)) - Number(connected.has(a)));
+  }
+
+  /** Connected peers with addresses, latency and advert summary. */
+  list(): PeerView[] {
+    const byPeer = new Map<string, PeerView>();
+    for (const conn of this.#node.getConnections()) {
+      const id = conn.remotePeer.toString();
+      const view = byPeer.get(id) ?? {
+        peer_id: id,
+        addrs: [],
+        direction: conn.direction,
+        latency_ms: this.#latency.get(id) ?? null,
+        advert: this.#summary(id),
+      };
+      view.addrs.push(conn.remoteAddr.toString());
+      byPeer.set(id, view);
+    }
+    return [...byPeer.values()].sort((a, b) => a.peer_id.localeCompare(b.peer_id));
+  }
+
+  #summary(peer: string): AdvertSummary | null {
+    const entry = this.#adverts.get(peer);
+    if (!entry) return null;
+    const a = entry.advert;
+    return {
+      node_id: a.node_id,
+      formation_id: a.formation_id,
+      version: a.version,
+      arch: a.arch,
+      gpus: a.gpus.length,
+      capabilities: a.capabilities,
+      container_runtimes: a.container_runtimes,
+      blobs: a.blobs.length,
+      received_at: entry.receivedAt,
+    };
+  }
+
+  /** Stops the ping timer. */
+  stop(): void {
+    clearInterval(this.#timer);
+  }
+}

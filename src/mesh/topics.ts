@@ -1,0 +1,15 @@
+/** The gossipsub topics of one fleet network. */
+export interface MeshTopics {
+  directives: string;
+  status: string;
+  adverts: string;
+}
+
+/** Topics `loam/<network>/{directives,status,adverts}/1`: two fleets on one LAN never mix. */
+export function meshTopics(network: string): MeshTopics {
+  return {
+    directives: `loam/${network}/directives/1`,
+    status: `loam/${network}/status/1`,
+    adverts: `loam/${network}/adverts/1`,
+  };
+}

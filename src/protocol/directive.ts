@@ -1,0 +1,99 @@
+import { z } from "zod";
+
+const sha256Ref = z.string().regex(/^sha256:[0-9a-f]{64}$/, 'expected "sha256:<64 lowercase hex>"');
+const httpUrl = z.url({ protocol: /^https?$/, error: "expected an http or https URL" });
+
+/** Who a directive targets (Peat scopes with named fields). */
+export const DeploymentScopeSchema = z.discriminatedUnion("type", [
+  z.strictObject({ type: z.literal("broadcast") }),
+  z.strictObject({ type: z.literal("formation"), formation_id: z.string().min(1) }),
+  z.strictObject({ type: z.literal("nodes"), node_ids: z.array(z.string().min(1)).min(1) }),
+  z.strictObject({
+    type: z.literal("capability"),
+    min_gpu_memory_mb: z.number().int().min(0).optional(),
+    min_memory_mb: z.number().int().min(0).optional(),
+    min_storage_mb: z.number().int().min(0).optional(),
+    required_capabilities: z.array(z.string()).default([]),
+    custom: z.record(z.string(), z.string()).default({}),
+  }),
+]);
+
+/** What kind of artifact, with the settings its runtime adapter needs. */
+export const ArtifactTypeSchema = z.discriminatedUnion("type", [
+  z.strictObject({
+    type: z.literal("onnx_model"),
+    execution_providers: z.array(z.string()).default([]),
+  }),
+  z.strictObject({
+    type: z.literal("gguf_model"),
+    context_length: z.number().int().positive().optional(),
+    gpu_layers: z.number().int().min(0).optional(),
+  }),
+  z.strictObject({
+    type: z.literal("container"),
+    runtime: z.enum(["docker", "podman", "containerd"]),
+    ports: z.array(z.strictObject({
+      container_port: z.number().int().min(1).max(65535),
+      host_port: z.number().int().min(1).max(65535),
+      protocol: z.enum(["tcp", "udp"]).default("tcp"),
+    })).default([]),
+    env: z.record(z.string(), z.string()).default({}),
+  }),
+  z.strictObject({
+    type: z.literal("native_binary"),
+    arch: z.string().min(1),
+    args: z.array(z.string()).default([]),
+  }),
+  z.strictObject({ type: z.literal("config_package"), target_path: z.string().min(1) }),
+  z.strictObject({
+    type: z.literal("wasm_module"),
+    wasi_capabilities: z.array(z.string()).default([]),
+  }),
+]);
+
+/** ModelManifest HardwareRequirements: what a node needs to run the artifact. */
+export const HardwareRequirementsSchema = z.strictObject({
+  min_vram_mb: z.number().int().min(0).default(0),
+  recommended_vram_mb: z.number().int().min(0).optional(),
+  min_ram_mb: z.number().int().min(0).default(0),
+  execution_providers: z.array(z.string()).default([]),
+  architectures: z.array(z.string()).default([]),
+});
+
+/** The artifact to deploy: content hash, size, sources and type. */
+export const ArtifactSpecSchema = z.strictObject({
+  blob_hash: sha256Ref,
+  size_bytes: z.number().int().min(0),
+  sha256: z.string().regex(/^[0-9a-f]{64}$/).optional(),
+  name: z.string().optional(),
+  version: z.string().optional(),
+  urls: z.array(httpUrl).default([]),
+  artifact_type: ArtifactTypeSchema,
+  requirements: HardwareRequirementsSchema.optional(),
+});
+
+/** How the deployment is carried out. */
+export const DeploymentOptionsSchema = z.strictObject({
+  priority: z.enum(["critical", "high", "normal", "low"]).default("normal"),
+  timeout_seconds: z.number().int().positive().default(300),
+  replace_existing: z.boolean().default(false),
+  rollback_threshold_percent: z.number().int().min(0).max(100).optional(),
+  auto_activate: z.boolean().default(true),
+});
+
+/** A signed order from the command post to deploy one artifact (Peat DeploymentDirective). */
+export const DeploymentDirectiveSchema = z.strictObject({
+  directive_id: z.string().min(1).max(128),
+  issued_at: z.iso.datetime({ offset: true }),
+  expires_at: z.iso.datetime({ offset: true }).optional(),
+  issuer_node_id: z.string().min(1),
+  issuer_formation_id: z.string().optional(),
+  scope: DeploymentScopeSchema,
+  artifact: ArtifactSpecSchema,
+  capabilities: z.array(z.string()).default([]),
+  config: z.unknown().default({}),
+  options: DeploymentOptionsSchema.prefault({}),
+});
+
+/** A validated deployment directive. */
+export type DeploymentDirective = z.infer<typeof DeploymentDirectiveSchema>;
