@@ -125,6 +125,8 @@ export class BlobFetcher {
   readonly #limiter: BandwidthLimiter;
   readonly #client?: Deno.HttpClient;
   readonly #peers?: PeerSource;
+  /** Peers that served bad bytes, per blob: never asked for that blob again. */
+  readonly #badPeers = new Map<string, Set<string>>();
   /** Latest progress of each running download. */
   readonly #latest = new Map<string, FetchProgress>();
   readonly #inFlight = new Map<
@@ -241,9 +243,12 @@ export class BlobFetcher {
     const urls: Source[] = request.urls.map((url) => ({ id: url, peer: undefined }));
     let peers: Source[] = [];
     if (this.#peers) {
-      const holders = await this.#peers.holders(hex, signal).catch(() => []);
-      peers = holders.map((peer) => ({ id: `peer:${peer}`, peer }))
-        .filter((s) => !skip.has(s.id)).slice(0, MAX_PEERS_PER_PASS);
+      const exclude = new Set(
+        [...skip].filter((id) => id.startsWith("peer:")).map((id) => id.slice(5)),
+      );
+      for (const bad of this.#badPeers.get(hex) ?? []) exclude.add(bad);
+      const holders = await this.#peers.holders(hex, exclude, signal).catch(() => []);
+      peers = holders.slice(0, MAX_PEERS_PER_PASS).map((peer) => ({ id: `peer:${peer}`, peer }));
     }
     const all = this.#settings.sources === "peers-first"
       ? [...peers, ...urls]
@@ -374,6 +379,10 @@ export class BlobFetcher {
             if (id.startsWith("peer:") || (soleSource && id === source.id)) {
               dead.add(id);
               lastError.set(id, mismatch);
+            }
+            if (id.startsWith("peer:")) {
+              const bad = this.#badPeers.get(hex) ?? new Set<string>();
+              this.#badPeers.set(hex, bad.add(id.slice(5)));
             }
           }
           if (!dead.has(source.id)) lastError.set(source.id, mismatch);

@@ -9,8 +9,8 @@ export interface PeerBlobStream {
 
 /** Where peer-held blobs come from (implemented by the mesh). */
 export interface PeerSource {
-  /** Peer ids that hold the verified blob `hex`, best first. */
-  holders(hex: string, signal: AbortSignal): Promise<string[]>;
+  /** Peer ids that hold the verified blob `hex`, best first, leaving out `exclude`. */
+  holders(hex: string, exclude: Set<string>, signal: AbortSignal): Promise<string[]>;
   /**
    * Opens `hex` on `peer` from `offset`. Throws {@link AttemptError} "permanent" when the
    * peer does not hold it; other errors count as transient.

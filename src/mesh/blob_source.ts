@@ -26,23 +26,22 @@ export class MeshBlobSource implements PeerSource {
   }
 
   /** Holders named by adverts; when none did, DHT providers (looked up for at most 3 s). */
-  async holders(hex: string, signal: AbortSignal): Promise<string[]> {
+  async holders(hex: string, exclude: Set<string>, signal: AbortSignal): Promise<string[]> {
     const self = this.#node.peerId.toString();
-    const found = new Set(this.#peers.advertisedHolders(hex));
-    found.delete(self);
+    const usable = (peer: string) => peer !== self && !exclude.has(peer);
+    const found = new Set(this.#peers.advertisedHolders(hex).filter(usable));
     if (found.size > 0) return [...found];
     const lookup = AbortSignal.any([signal, AbortSignal.timeout(DHT_LOOKUP_MS)]);
     try {
       for await (
         const provider of this.#node.contentRouting.findProviders(blobCid(hex), { signal: lookup })
       ) {
-        found.add(provider.id.toString());
+        if (usable(provider.id.toString())) found.add(provider.id.toString());
         if (found.size >= MAX_DHT_PROVIDERS) break;
       }
     } catch {
       // timeout or no route: the advertised holders are what we have
     }
-    found.delete(self);
     return [...found];
   }
 

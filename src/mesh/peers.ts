@@ -2,11 +2,13 @@ import type { MeshNode } from "./node.ts";
 import type { Advert } from "../protocol/advert.ts";
 import type { Logger } from "../system/logger.ts";
 
-/** A connected peer as `/v1/peers` shows it. */
+/** A peer as `/v1/peers` shows it. */
 export interface PeerView {
   peer_id: string;
+  /** False for peers known only from adverts relayed by others. */
+  connected: boolean;
   addrs: string[];
-  direction: string;
+  direction: string | null;
   /** Round trip of the last ping, ms; null until one succeeded. */
   latency_ms: number | null;
   /** Summary of the peer's last advert, if one arrived. */
@@ -83,21 +85,30 @@ export class PeerTable {
     return holders.sort((a, b) => Number(connected.has(b)) - Number(connected.has(a)));
   }
 
-  /** Connected peers with addresses, latency and advert summary. */
+  /**
+   * Connected peers (addresses, direction, latency) and peers known only from their adverts
+   * (relayed by others), each with its advert summary.
+   */
   list(): PeerView[] {
     const byPeer = new Map<string, PeerView>();
-    for (const conn of this.#node.getConnections()) {
-      const id = conn.remotePeer.toString();
-      const view = byPeer.get(id) ?? {
+    const view = (id: string): PeerView =>
+      byPeer.get(id) ?? {
         peer_id: id,
+        connected: false,
         addrs: [],
-        direction: conn.direction,
+        direction: null,
         latency_ms: this.#latency.get(id) ?? null,
         advert: this.#summary(id),
       };
-      view.addrs.push(conn.remoteAddr.toString());
-      byPeer.set(id, view);
+    for (const conn of this.#node.getConnections()) {
+      const id = conn.remotePeer.toString();
+      const entry = view(id);
+      entry.connected = true;
+      entry.direction = conn.direction;
+      entry.addrs.push(conn.remoteAddr.toString());
+      byPeer.set(id, entry);
     }
+    for (const id of this.#adverts.keys()) byPeer.set(id, view(id));
     return [...byPeer.values()].sort((a, b) => a.peer_id.localeCompare(b.peer_id));
   }
 
