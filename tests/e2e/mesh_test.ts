@@ -387,3 +387,41 @@ Deno.test("a holder found only through the DHT (its adverts predate the fetcher)
     await stopAll([a, b]);
   }
 });
+
+Deno.test("mDNS finds peers of the same network on the LAN; other networks never mix", async () => {
+  await using dir = await tempDir();
+  const n1 = `fleet-${crypto.randomUUID().slice(0, 8)}`;
+  const n2 = `fleet-${crypto.randomUUID().slice(0, 8)}`;
+  const mdns = (
+    network: string,
+  ) => ["--set", "mesh.mdns=true", "--set", `mesh.network=${network}`, ...FAST];
+  const x = await startAgent(`${dir.path}/x`, mdns(n1));
+  const y = await startAgent(`${dir.path}/y`, mdns(n1));
+  const z = await startAgent(`${dir.path}/z`, ["--bootstrap", x.meshAddrs[0]!, ...mdns(n2)]);
+  try {
+    await eventually(
+      "x and y find each other by mDNS and exchange adverts",
+      async () =>
+        (await peersOf(y)).some((p) =>
+          p.peer_id === peerIdOf(x) && p.connected && p.advert !== null
+        ),
+    );
+    // z is connected to x (bootstrap) but speaks another network: no adverts cross over
+    await eventually(
+      "z connected to x",
+      async () => (await peersOf(z)).some((p) => p.peer_id === peerIdOf(x)),
+    );
+    await new Promise((r) => setTimeout(r, 2500));
+    assert.ok(
+      (await peersOf(z)).every((p) => p.advert === null),
+      "z got no advert from the other fleet",
+    );
+    assert.ok((await peersOf(x)).every((p) => p.peer_id !== peerIdOf(z) || p.advert === null));
+    assert.ok(
+      (await peersOf(y)).every((p) => p.peer_id !== peerIdOf(z)),
+      "mDNS did not bring z to y",
+    );
+  } finally {
+    await stopAll([x, y, z]);
+  }
+});
