@@ -120,7 +120,7 @@ export async function copyChunks(
       throw new AttemptError("permanent", `source sent more than the ${limit} bytes ${what}`);
     }
     await ctx.limiter.take(chunk.length, guard.signal);
-    await ctx.partial.append(chunk);
+    ctx.partial.append(chunk);
     ctx.onBytes(chunk.length);
   }
   await ctx.partial.flush();

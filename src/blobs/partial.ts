@@ -16,10 +16,11 @@ export class PartialWriteError extends Error {
 
 /**
  * An in-flight download on disk: appends bytes while hashing them, so the digest is ready the
- * moment the last byte lands (no second read). Writes go out in 1 MiB pieces with one write
- * in flight while the next piece fills (measured: ~2.3x the rate of one awaited write per
- * network chunk). Opening an existing partial re-hashes what is already there, which is what
- * resuming costs.
+ * moment the last byte lands (no second read). Bytes are gathered into 1 MiB pieces and written
+ * synchronously: an awaited write per network chunk reached ~270 MB/s over HTTP, 1 MiB pieces
+ * ~510 MB/s; against 32 KiB peer chunks on a busy 2-core box, synchronous 1 MiB writes beat a
+ * pipelined async write by ~40% (the write thread competed with both ends' main threads).
+ * Opening an existing partial re-hashes what is already there, which is what resuming costs.
  */
 export class PartialDownload {
   readonly path: string;
@@ -27,10 +28,7 @@ export class PartialDownload {
   #hash: Hash;
   #size: number;
   #buffer = new Uint8Array(WRITE_BUFFER);
-  #spare = new Uint8Array(WRITE_BUFFER);
   #fill = 0;
-  #inFlight: Promise<void> = Promise.resolve();
-  #failure?: PartialWriteError;
   #unsynced = 0;
 
   private constructor(path: string, file: Deno.FsFile, hash: Hash, size: number) {
@@ -59,8 +57,7 @@ export class PartialDownload {
   }
 
   /** Appends a chunk to the running hash and the file. */
-  async append(chunk: Uint8Array): Promise<void> {
-    if (this.#failure) throw this.#failure;
+  append(chunk: Uint8Array): void {
     this.#hash.update(chunk);
     this.#size += chunk.length;
     let offset = 0;
@@ -69,38 +66,33 @@ export class PartialDownload {
       this.#buffer.set(chunk.subarray(offset, offset + n), this.#fill);
       this.#fill += n;
       offset += n;
-      if (this.#fill === WRITE_BUFFER) await this.#startWrite();
+      if (this.#fill === WRITE_BUFFER) this.#writeBuffer();
     }
   }
 
-  /** Waits for the previous write, then sends the filled buffer while the spare fills. */
-  async #startWrite(): Promise<void> {
-    await this.#inFlight;
-    if (this.#failure) throw this.#failure;
+  /** Writes the gathered bytes; a failure (disk full, I/O error) is a {@link PartialWriteError}. */
+  #writeBuffer(): void {
     const out = this.#buffer.subarray(0, this.#fill);
-    [this.#buffer, this.#spare] = [this.#spare, this.#buffer];
-    this.#fill = 0;
-    this.#unsynced += out.length;
-    this.#inFlight = (async () => {
+    try {
       let written = 0;
-      while (written < out.length) written += await this.#file.write(out.subarray(written));
-    })().catch((err) => {
-      this.#failure = new PartialWriteError(this.path, err);
-    });
+      while (written < out.length) written += this.#file.writeSync(out.subarray(written));
+    } catch (err) {
+      // the fetch stops here; a later open re-hashes exactly what reached the disk
+      throw new PartialWriteError(this.path, err);
+    } finally {
+      this.#unsynced += this.#fill;
+      this.#fill = 0;
+    }
   }
 
-  /** Writes everything appended so far to the file (not necessarily to stable storage). */
+  /** Writes everything appended so far to the file (fsync every 64 MiB of them). */
   async flush(): Promise<void> {
-    if (this.#fill > 0) await this.#startWrite();
-    await this.#inFlight;
-    if (this.#failure) throw this.#failure;
+    if (this.#fill > 0) this.#writeBuffer();
     if (this.#unsynced >= SYNC_EVERY) await this.sync();
   }
 
-  /** Drops everything written so far (the server sent the whole body again). */
+  /** Drops everything written so far (the source sent the whole blob again). */
   async reset(): Promise<void> {
-    await this.#inFlight;
-    this.#failure = undefined;
     this.#fill = 0;
     await this.#file.truncate(0);
     await this.#file.seek(0, Deno.SeekMode.Start);
@@ -111,13 +103,13 @@ export class PartialDownload {
 
   /** Flushes all appended bytes to stable storage. */
   async sync(): Promise<void> {
-    this.#unsynced = 0;
-    await this.flush();
+    if (this.#fill > 0) this.#writeBuffer();
     try {
       await this.#file.sync();
     } catch (err) {
       throw new PartialWriteError(this.path, err);
     }
+    this.#unsynced = 0;
   }
 
   /** Finishes the hash; call once, after the last append. */

@@ -69,11 +69,12 @@ export async function serveBlobs(
       await file.seek(offset, Deno.SeekMode.Start);
       logger.debug("serving blob", { peer, sha256, offset, size });
       for (;;) {
-        const chunk = new Uint8Array(CHUNK); // send() may keep it queued: never reuse
+        // send() may keep a buffer queued even when it returns true: never refill one
+        const chunk = new Uint8Array(CHUNK);
         const n = await file.read(chunk);
         if (n === null) break;
-        if (!raw.send(chunk.subarray(0, n))) await raw.onDrain();
         served.inc(n);
+        if (!raw.send(chunk.subarray(0, n))) await raw.onDrain();
       }
       await raw.close();
     } catch (err) {
@@ -85,10 +86,14 @@ export async function serveBlobs(
   });
 }
 
+/** Flattens the stream's Uint8ArrayLists into their buffers without copying them together. */
 async function* streamChunks(
-  source: AsyncIterable<Uint8Array | { subarray(): Uint8Array }>,
+  source: AsyncIterable<Uint8Array | Iterable<Uint8Array>>,
 ): AsyncGenerator<Uint8Array> {
-  for await (const chunk of source) yield chunk instanceof Uint8Array ? chunk : chunk.subarray();
+  for await (const chunk of source) {
+    if (chunk instanceof Uint8Array) yield chunk;
+    else yield* chunk;
+  }
 }
 
 /** Opens blob `hex` on `peer` from `offset` ({@link PeerSource.open}). */

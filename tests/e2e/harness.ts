@@ -104,6 +104,11 @@ export class AgentProcess {
     for (const w of waiters) w();
   }
 
+  /** The agent's process id. */
+  get pid(): number {
+    return this.#child.pid;
+  }
+
   /** Everything the agent wrote to stderr, line by line. */
   get lines(): string[] {
     return [...this.#lines];

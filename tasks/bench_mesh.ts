@@ -1,0 +1,240 @@
+/**
+ * Mesh benchmarks: a 512 MiB peer-to-peer transfer (libp2p stream alone, then agent to agent
+ * with hashing and disk) against raw Deno TCP; gossip one-way latency against raw TCP; agent
+ * start-to-ready against loading the same module graph; idle RSS against a bare Deno process.
+ * @module
+ */
+import { generateKeyPair } from "@libp2p/crypto/keys";
+import type { PrivateKey } from "@libp2p/interface";
+import { Registry } from "prom-client";
+import { createMeshNode, type MeshNode } from "../src/mesh/node.ts";
+import { MeshMessaging } from "../src/mesh/messaging.ts";
+import { openPeerBlob, serveBlobs } from "../src/mesh/blob_protocol.ts";
+import { BlobStore } from "../src/blobs/store.ts";
+import { createLogger } from "../src/system/logger.ts";
+import { loamTaskPermissions, startAgent } from "../tests/e2e/harness.ts";
+import { eventually, peerIdOf, peersOf, requestBlob } from "../tests/e2e/mesh_helpers.ts";
+import { writeRandomFile } from "../tests/fixtures/blob_server.ts";
+import { type BenchRow, median, percentile, shell, timed } from "./bench_util.ts";
+
+const SIZE = 512 * 1024 * 1024;
+const MB = 1e6;
+const MESSAGES = 1000;
+const quiet = createLogger({ level: "error", format: "json", write: () => {} });
+const MAIN = new URL("../main.ts", import.meta.url).pathname;
+
+async function rawTcpSeconds(): Promise<number> {
+  using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (listener.addr as Deno.NetAddr).port;
+  const receiving = (async () => {
+    const conn = await listener.accept();
+    let got = 0;
+    for await (const chunk of conn.readable) got += chunk.length;
+    return got;
+  })();
+  const [, seconds] = await timed(async () => {
+    const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+    const chunk = new Uint8Array(256 * 1024);
+    for (let sent = 0; sent < SIZE; sent += chunk.length) {
+      for (let w = 0; w < chunk.length;) w += await conn.write(chunk.subarray(w));
+    }
+    conn.close();
+    if (await receiving !== SIZE) throw new Error("raw TCP lost bytes");
+  });
+  return seconds;
+}
+
+interface BenchNode {
+  node: MeshNode;
+  key: PrivateKey;
+}
+
+async function meshPair(): Promise<[BenchNode, BenchNode]> {
+  const make = async () => {
+    const key = await generateKeyPair("Ed25519");
+    const node = await createMeshNode({
+      privateKey: key,
+      listen: "/ip4/127.0.0.1/tcp/0",
+      bootstrap: [],
+      network: "bench",
+      mdns: false,
+      maxMessageBytes: 1024 * 1024,
+    });
+    return { node, key };
+  };
+  const a = await make();
+  const b = await make();
+  await b.node.dial(a.node.getMultiaddrs()[0]!);
+  return [a, b];
+}
+
+async function libp2pStreamSeconds(dir: string, hex: string): Promise<number> {
+  const [a, b] = await meshPair();
+  try {
+    await serveBlobs(a.node, new BlobStore(dir), new Registry(), quiet);
+    const [, seconds] = await timed(async () => {
+      const peer = a.node.peerId.toString();
+      const stream = await openPeerBlob(b.node, peer, hex, 0, AbortSignal.timeout(120_000));
+      let got = 0;
+      for await (const chunk of stream.chunks) got += chunk.length;
+      if (got !== SIZE) throw new Error(`libp2p stream delivered ${got} bytes`);
+    });
+    return seconds;
+  } finally {
+    await Promise.all([a.node.stop(), b.node.stop()]);
+  }
+}
+
+/** One-way latency of signed, validated status messages between two nodes (same clock). */
+async function gossipLatencyMs(): Promise<number[]> {
+  const [a, b] = await meshPair();
+  try {
+    const messaging = ({ node, key }: BenchNode) =>
+      new MeshMessaging({
+        node,
+        network: "bench",
+        trustedIssuers: [],
+        maxMessageBytes: 1024 * 1024,
+        privateKey: key,
+        registry: new Registry(),
+        logger: quiet,
+      });
+    const sender = messaging(a);
+    const receiver = messaging(b);
+    let arrived: (() => void) | undefined;
+    receiver.on("status", () => arrived?.());
+    await eventually("gossip subscription", () =>
+      Promise.resolve(
+        a.node.services.pubsub.getSubscribers(sender.topics.status).some((p) =>
+          p.equals(b.node.peerId)
+        ),
+      ));
+    const samples: number[] = [];
+    for (let i = 0; i < MESSAGES; i++) {
+      const received = new Promise<void>((resolve) => arrived = resolve);
+      const started = performance.now();
+      await sender.publish("status", {
+        directive_id: `bench-${i}`,
+        node_id: "bench",
+        reported_at: new Date().toISOString(),
+        state: "downloading",
+        progress_percent: i % 100,
+      });
+      await received;
+      samples.push(performance.now() - started);
+    }
+    return samples;
+  } finally {
+    await Promise.all([a.node.stop(), b.node.stop()]);
+  }
+}
+
+async function rawTcpLatencyMs(): Promise<number[]> {
+  using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (listener.addr as Deno.NetAddr).port;
+  const client = await Deno.connect({ hostname: "127.0.0.1", port });
+  const server = await listener.accept();
+  const buffer = new Uint8Array(1024);
+  const message = new Uint8Array(300);
+  const samples: number[] = [];
+  for (let i = 0; i < MESSAGES; i++) {
+    const started = performance.now();
+    await client.write(message);
+    let got = 0;
+    while (got < message.length) got += (await server.read(buffer)) ?? 0;
+    samples.push(performance.now() - started);
+  }
+  client.close();
+  server.close();
+  return samples;
+}
+
+async function idleRssMb(pid: number): Promise<number> {
+  return Number((await shell(`ps -o rss= -p ${pid}`)).trim()) / 1024;
+}
+
+/** Measures the mesh in `dir`; returns the table rows. */
+export async function benchMesh(dir: string): Promise<BenchRow[]> {
+  console.error(`mesh: writing ${SIZE / 1024 / 1024} MiB of random data ...`);
+  const storeDir = `${dir}/a/blobs`;
+  await Deno.mkdir(`${storeDir}/sha256`, { recursive: true });
+  const hex = await writeRandomFile(`${dir}/blob.bin`, SIZE);
+  await Deno.rename(`${dir}/blob.bin`, `${storeDir}/sha256/${hex}`);
+
+  console.error("mesh: raw TCP vs libp2p stream (in one process, 3 rounds)");
+  const tcp: number[] = [];
+  const stream: number[] = [];
+  for (let round = 0; round < 3; round++) {
+    tcp.push(await rawTcpSeconds());
+    stream.push(await libp2pStreamSeconds(storeDir, hex));
+  }
+
+  console.error("mesh: agent to agent (POST /v1/blobs on b, a holds the blob)");
+  const fast = ["--set", "mesh.advert_interval=1"];
+  const started = performance.now();
+  const a = await startAgent(`${dir}/a`, fast);
+  const startMs = performance.now() - started;
+  const b = await startAgent(`${dir}/b`, ["--bootstrap", a.meshAddrs[0]!, ...fast]);
+  let agentSeconds: number;
+  let idleRss: number;
+  let servedRss: number;
+  try {
+    await new Promise((r) => setTimeout(r, 3000));
+    idleRss = await idleRssMb(b.pid);
+    await eventually(
+      "a's advert at b",
+      async () =>
+        (await peersOf(b)).some((p) => p.peer_id === peerIdOf(a) && p.advert?.blobs === 1),
+    );
+    const [result, seconds] = await timed(() => requestBlob(b, { sha256: hex, size: SIZE }));
+    if (result.status !== 200) {
+      throw new Error(`agent transfer failed: ${JSON.stringify(result.body)}`);
+    }
+    agentSeconds = seconds;
+    servedRss = await idleRssMb(a.pid);
+  } finally {
+    await Promise.all([a.stop(), b.stop()]);
+  }
+  const [, loadSeconds] = await timed(() =>
+    shell(`deno run ${loamTaskPermissions().join(" ")} ${MAIN} version`)
+  );
+  const bareRss = Number(
+    (await shell(
+      `deno eval 'await new Promise((r) => setTimeout(r, 3000))' & p=$!; sleep 2; ps -o rss= -p $p; wait $p`,
+    )).trim(),
+  ) / 1024;
+
+  console.error(`mesh: gossip latency over ${MESSAGES} messages`);
+  const gossip = await gossipLatencyMs();
+  const tcpLatency = await rawTcpLatencyMs();
+  const rate = (seconds: number) => SIZE / seconds / MB;
+  return [
+    [
+      "p2p 512 MiB: libp2p stream (MB/s) vs raw TCP",
+      rate(median(stream)),
+      rate(median(tcp)),
+      ">= 300 MB/s",
+    ],
+    [
+      "p2p 512 MiB: agent to agent, hashed + on disk (MB/s) vs raw TCP",
+      rate(agentSeconds),
+      rate(median(tcp)),
+      ">= 300 MB/s",
+    ],
+    [
+      "gossip one-way p50 (ms) vs raw TCP",
+      percentile(gossip, 50),
+      percentile(tcpLatency, 50),
+      "reference",
+    ],
+    [
+      "gossip one-way p99 (ms) vs raw TCP",
+      percentile(gossip, 99),
+      percentile(tcpLatency, 99),
+      "reference",
+    ],
+    ["agent start to ready (ms) vs loading its modules", startMs, loadSeconds * 1000, "<= 400 ms"],
+    ["idle agent RSS (MiB) vs bare Deno", idleRss, bareRss, "<= 64 MiB", "diff"],
+    ["RSS after serving 512 MiB (MiB) vs idle agent", servedRss, idleRss, "reference", "diff"],
+  ];
+}
