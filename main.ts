@@ -2,27 +2,8 @@
  * loam: a single-binary edge agent. Entry point: parses argv and dispatches a command.
  * @module
  */
-import type { Command } from "./src/cli/command.ts";
-import { runCommand } from "./src/cli/run.ts";
-import { statusCommand } from "./src/cli/status.ts";
-import { tokenCommand } from "./src/cli/token.ts";
-import { fetchCommand } from "./src/cli/fetch.ts";
-import { blobsCommand } from "./src/cli/blobs.ts";
-import { keysCommand } from "./src/cli/keys.ts";
-import { configCommand } from "./src/cli/config.ts";
-import { versionCommand } from "./src/cli/version.ts";
+import { COMMANDS } from "./src/cli/commands.ts";
 import { EXIT_USAGE, UserError } from "./src/system/errors.ts";
-
-const COMMANDS: Command[] = [
-  runCommand,
-  statusCommand,
-  fetchCommand,
-  blobsCommand,
-  tokenCommand,
-  keysCommand,
-  configCommand,
-  versionCommand,
-];
 
 function overview(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));
@@ -39,13 +20,12 @@ async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
   if (name === undefined || name === "--help" || name === "-h" || name === "help") {
     const topic = name === "help" ? COMMANDS.find((c) => c.name === rest[0]) : undefined;
-    console.log(topic ? topic.help : overview());
+    console.log(topic ? (await topic.load()).help : overview());
     return name === undefined ? EXIT_USAGE : 0;
   }
-  if (name === "--version") return versionCommand.run([]);
-  const command = COMMANDS.find((c) => c.name === name);
-  if (!command) throw new UserError(`unknown command "${name}"\n\n${overview()}`);
-  return await command.run(rest);
+  const entry = COMMANDS.find((c) => c.name === (name === "--version" ? "version" : name));
+  if (!entry) throw new UserError(`unknown command "${name}"\n\n${overview()}`);
+  return await (await entry.load()).run(name === "--version" ? [] : rest);
 }
 
 if (import.meta.main) {

@@ -79,32 +79,20 @@ export class BlobStore {
 
   /** Verified blobs, sorted by hash. */
   async list(): Promise<StoredBlob[]> {
-    const blobs: StoredBlob[] = [];
-    for await (const entry of Deno.readDir(this.verifiedDir)) {
-      if (!entry.isFile || !HEX64.test(entry.name)) continue;
-      const info = await Deno.stat(join(this.verifiedDir, entry.name));
-      blobs.push({
-        sha256: entry.name,
-        size_bytes: info.size,
-        committed_at: (info.mtime ?? new Date(0)).toISOString(),
-      });
-    }
-    return blobs.sort((a, b) => a.sha256.localeCompare(b.sha256));
+    return (await hexFiles(this.verifiedDir)).map(({ name, info }) => ({
+      sha256: name,
+      size_bytes: info.size,
+      committed_at: (info.mtime ?? new Date(0)).toISOString(),
+    }));
   }
 
   /** Unfinished downloads kept for resuming, sorted by hash. */
   async listPartials(): Promise<PartialBlob[]> {
-    const partials: PartialBlob[] = [];
-    for await (const entry of Deno.readDir(this.partialDir)) {
-      if (!entry.isFile || !HEX64.test(entry.name)) continue;
-      const info = await Deno.stat(join(this.partialDir, entry.name));
-      partials.push({
-        sha256: entry.name,
-        bytes: info.size,
-        updated_at: (info.mtime ?? new Date(0)).toISOString(),
-      });
-    }
-    return partials.sort((a, b) => a.sha256.localeCompare(b.sha256));
+    return (await hexFiles(this.partialDir)).map(({ name, info }) => ({
+      sha256: name,
+      bytes: info.size,
+      updated_at: (info.mtime ?? new Date(0)).toISOString(),
+    }));
   }
 
   /** Deletes a verified blob. */
@@ -133,4 +121,14 @@ export class BlobStore {
     await Deno.rename(this.pathOf(hex), target);
     return target;
   }
+}
+
+/** The files of `dir` named by a 64-digit hex hash, with their stat, sorted by name. */
+async function hexFiles(dir: string): Promise<{ name: string; info: Deno.FileInfo }[]> {
+  const files: { name: string; info: Deno.FileInfo }[] = [];
+  for await (const entry of Deno.readDir(dir)) {
+    if (!entry.isFile || !HEX64.test(entry.name)) continue;
+    files.push({ name: entry.name, info: await Deno.stat(join(dir, entry.name)) });
+  }
+  return files.sort((a, b) => a.name.localeCompare(b.name));
 }

@@ -1,12 +1,11 @@
 import type { Command } from "./command.ts";
-import { parseFlags, println } from "./command.ts";
+import { parseAction, println } from "./command.ts";
 import { CONFIG_OPTIONS, CONFIG_OPTIONS_HELP, loadConfigFromFlags } from "./config_flags.ts";
 import { BlobStore } from "../blobs/store.ts";
 import { collectGarbage } from "../blobs/gc.ts";
 import { verifyAll } from "../blobs/verify_all.ts";
 import { blobReferences, blobsReport } from "../deploy/references.ts";
 import { dataPathsFor, ensureDataDir } from "../system/paths.ts";
-import { UserError } from "../system/errors.ts";
 
 const HELP = `Usage:
   loam blobs ls [--json]               verified blobs (size, commit time, referencing deployments)
@@ -25,23 +24,15 @@ function mib(bytes: number): string {
 /** `loam blobs`: list, garbage-collect and re-verify the blob store. */
 export const blobsCommand: Command = {
   name: "blobs",
-  summary: "list, garbage-collect or re-verify stored blobs",
   help: HELP,
   async run(args) {
-    const [action, ...rest] = args;
-    if (action === undefined || action === "--help" || action === "-h") {
-      println(HELP);
-      return action === undefined ? 2 : 0;
-    }
-    const parsed = parseFlags(`blobs ${action}`, rest, {
+    const parsed = parseAction("blobs", HELP, args, { ls: 0, gc: 0, verify: 0 }, {
       ...CONFIG_OPTIONS,
       json: { type: "boolean" },
       "dry-run": { type: "boolean" },
     });
-    if (parsed.help) {
-      println(HELP);
-      return 0;
-    }
+    if (parsed.exit !== undefined) return parsed.exit;
+    const { action } = parsed;
     const loaded = await loadConfigFromFlags(parsed.values);
     const paths = dataPathsFor(loaded.config.data.dir);
     await ensureDataDir(paths);
@@ -102,8 +93,6 @@ export const blobsCommand: Command = {
         else println(`${results.length - bad} ok, ${bad} bad`);
         return bad === 0 ? 0 : 1;
       }
-      default:
-        throw new UserError(`blobs: unknown action "${action}" (ls, gc or verify)`);
     }
   },
 };

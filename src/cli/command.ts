@@ -4,8 +4,6 @@ import { UserError } from "../system/errors.ts";
 /** One `loam` command. */
 export interface Command {
   name: string;
-  /** One line for `loam --help`. */
-  summary: string;
   /** Full help text printed by `--help`. */
   help: string;
   /** Runs the command with the arguments after its name; resolves to the exit code. */
@@ -53,4 +51,44 @@ export function parseFlags<T extends ParseArgsOptionsConfig>(
 /** Writes a line to standard output. */
 export function println(text = ""): void {
   console.log(text);
+}
+
+/** The chosen action of a multi-action command and its parsed flags, or the exit code to return. */
+export type ActionParsed<K extends string, T extends ParseArgsOptionsConfig> =
+  | { exit: number }
+  | {
+    exit?: undefined;
+    action: K;
+    values: ReturnType<typeof parseArgs<{ options: T; allowPositionals: true }>>["values"];
+    positionals: string[];
+  };
+
+/**
+ * For commands with actions (`loam token create …`): no action prints `help` (exit 2), `--help`
+ * prints it (exit 0), an unknown action is a {@link UserError}; otherwise the action's flags are
+ * parsed, allowing `maxPositionals[action]` arguments.
+ */
+export function parseAction<K extends string, T extends ParseArgsOptionsConfig>(
+  commandName: string,
+  help: string,
+  args: string[],
+  maxPositionals: Record<K, number>,
+  options: T,
+): ActionParsed<K, T> {
+  const [action, ...rest] = args;
+  if (action === undefined || action === "--help" || action === "-h") {
+    println(help);
+    return { exit: action === undefined ? 2 : 0 };
+  }
+  const actions = Object.keys(maxPositionals) as K[];
+  const known = actions.find((a) => a === action);
+  if (known === undefined) {
+    throw new UserError(`${commandName}: unknown action "${action}" (${actions.join(", ")})`);
+  }
+  const parsed = parseFlags(`${commandName} ${known}`, rest, options, maxPositionals[known]);
+  if (parsed.help) {
+    println(help);
+    return { exit: 0 };
+  }
+  return { action: known, values: parsed.values, positionals: parsed.positionals };
 }

@@ -1,10 +1,9 @@
 import { stringify as toToml } from "smol-toml";
 import type { Command } from "./command.ts";
-import { parseFlags, println } from "./command.ts";
+import { parseAction, println } from "./command.ts";
 import { CONFIG_OPTIONS, CONFIG_OPTIONS_HELP, loadConfigFromFlags } from "./config_flags.ts";
 import { redactSecrets } from "../config/redact.ts";
 import { resolveDataDir } from "../system/paths.ts";
-import { UserError } from "../system/errors.ts";
 
 const HELP = `Usage: loam config print [--json] [options]
 
@@ -16,23 +15,13 @@ ${CONFIG_OPTIONS_HELP}`;
 /** `loam config print`: the effective configuration. */
 export const configCommand: Command = {
   name: "config",
-  summary: "print the effective configuration",
   help: HELP,
   async run(args) {
-    const [action, ...rest] = args;
-    if (action === undefined || action === "--help" || action === "-h") {
-      println(HELP);
-      return action === undefined ? 2 : 0;
-    }
-    if (action !== "print") throw new UserError(`config: unknown action "${action}" (print)`);
-    const parsed = parseFlags("config print", rest, {
+    const parsed = parseAction("config", HELP, args, { print: 0 }, {
       ...CONFIG_OPTIONS,
       json: { type: "boolean" },
     });
-    if (parsed.help) {
-      println(HELP);
-      return 0;
-    }
+    if (parsed.exit !== undefined) return parsed.exit;
     const loaded = await loadConfigFromFlags(parsed.values);
     const shown = redactSecrets(loaded.config);
     if (parsed.values.json) {

@@ -32,7 +32,6 @@ function parseSize(text: string | undefined): number | undefined {
 /** `loam fetch`: verified download of one blob into the store. */
 export const fetchCommand: Command = {
   name: "fetch",
-  summary: "download a blob by SHA-256 into the store (resumable, verified)",
   help: HELP,
   async run(args) {
     const parsed = parseFlags("fetch", args, {

@@ -1,5 +1,5 @@
 import type { Command } from "./command.ts";
-import { parseFlags, println } from "./command.ts";
+import { parseAction, println } from "./command.ts";
 import { CONFIG_OPTIONS, CONFIG_OPTIONS_HELP, loadConfigFromFlags } from "./config_flags.ts";
 import { createIdentity, type Identity, readIdentity } from "../mesh/identity.ts";
 import { dataPathsFor } from "../system/paths.ts";
@@ -23,23 +23,15 @@ function printIdentity(identity: Identity, json: boolean | undefined): void {
 /** `loam keys`: Ed25519 identities for agents and the command post. */
 export const keysCommand: Command = {
   name: "keys",
-  summary: "generate or show an Ed25519 identity",
   help: HELP,
   async run(args) {
-    const [action, ...rest] = args;
-    if (action === undefined || action === "--help" || action === "-h") {
-      println(HELP);
-      return action === undefined ? 2 : 0;
-    }
-    const parsed = parseFlags(`keys ${action}`, rest, {
+    const parsed = parseAction("keys", HELP, args, { generate: 0, show: 1 }, {
       ...CONFIG_OPTIONS,
       out: { type: "string" },
       json: { type: "boolean" },
-    }, action === "show" ? 1 : 0);
-    if (parsed.help) {
-      println(HELP);
-      return 0;
-    }
+    });
+    if (parsed.exit !== undefined) return parsed.exit;
+    const { action } = parsed;
     switch (action) {
       case "generate": {
         if (!parsed.values.out) throw new UserError("keys generate: --out <file> is required");
@@ -55,8 +47,6 @@ export const keysCommand: Command = {
         printIdentity(await readIdentity(file), parsed.values.json);
         return 0;
       }
-      default:
-        throw new UserError(`keys: unknown action "${action}" (generate or show)`);
     }
   },
 };

@@ -18,7 +18,6 @@ function waitForStopSignal(): Promise<Deno.Signal> {
 /** `loam run`: the agent in the foreground until SIGINT/SIGTERM. */
 export const runCommand: Command = {
   name: "run",
-  summary: "start the agent in the foreground (zero config works)",
   help: `Usage: loam run [options]
 
 Starts the agent: creates the data dir, identity and admin token on first start, serves the

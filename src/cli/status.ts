@@ -45,7 +45,6 @@ export function formatStatus(s: StatusReport): string {
 /** `loam status`: asks the local agent and prints a summary (or the raw JSON). */
 export const statusCommand: Command = {
   name: "status",
-  summary: "ask the local agent how it is doing",
   help: `Usage: loam status [--json] [--token <token>] [options]
 
 Reads /v1/status from the agent found through the same config and data dir as 'loam run'

@@ -1,5 +1,5 @@
 import type { Command } from "./command.ts";
-import { parseFlags, println } from "./command.ts";
+import { parseAction, println } from "./command.ts";
 import { CONFIG_OPTIONS, CONFIG_OPTIONS_HELP, loadConfigFromFlags } from "./config_flags.ts";
 import { parseScopes, TokenStore } from "../api/tokens.ts";
 import { dataPathsFor, ensureDataDir } from "../system/paths.ts";
@@ -18,24 +18,16 @@ ${CONFIG_OPTIONS_HELP}`;
 /** `loam token`: create, list and revoke API tokens of this node's data dir. */
 export const tokenCommand: Command = {
   name: "token",
-  summary: "create, list or revoke API tokens",
   help: HELP,
   async run(args) {
-    const [action, ...rest] = args;
-    if (action === undefined || action === "--help" || action === "-h") {
-      println(HELP);
-      return action === undefined ? 2 : 0;
-    }
-    const parsed = parseFlags(`token ${action}`, rest, {
+    const parsed = parseAction("token", HELP, args, { create: 0, list: 0, revoke: 1 }, {
       ...CONFIG_OPTIONS,
       scopes: { type: "string" },
       name: { type: "string" },
       json: { type: "boolean" },
-    }, action === "revoke" ? 1 : 0);
-    if (parsed.help) {
-      println(HELP);
-      return 0;
-    }
+    });
+    if (parsed.exit !== undefined) return parsed.exit;
+    const { action } = parsed;
     const loaded = await loadConfigFromFlags(parsed.values);
     const paths = dataPathsFor(loaded.config.data.dir);
     const store = new TokenStore(paths.tokens);
@@ -74,8 +66,6 @@ export const tokenCommand: Command = {
         console.error(`revoked token "${name}"`);
         return 0;
       }
-      default:
-        throw new UserError(`token: unknown action "${action}" (create, list or revoke)`);
     }
   },
 };

@@ -5,7 +5,6 @@ import { VERSION } from "../version.ts";
 /** `loam version`: agent, Deno and target versions. */
 export const versionCommand: Command = {
   name: "version",
-  summary: "print the agent version",
   help: "Usage: loam version\n\nPrints the loam version, the Deno runtime and the build target.",
   run(args) {
     if (parseFlags("version", args, {}).help) {

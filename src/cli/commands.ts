@@ -1,0 +1,55 @@
+import type { Command } from "./command.ts";
+
+/** A command as the dispatcher knows it: name, one-line summary, and how to load it. */
+export interface CommandEntry {
+  name: string;
+  summary: string;
+  load(): Promise<Command>;
+}
+
+/**
+ * Every `loam` command. Each is loaded only when used, so short commands (status, token, fetch)
+ * do not pay for the mesh stack's modules at start-up.
+ */
+export const COMMANDS: CommandEntry[] = [
+  {
+    name: "run",
+    summary: "start the agent in the foreground (zero config works)",
+    load: async () => (await import("./run.ts")).runCommand,
+  },
+  {
+    name: "status",
+    summary: "ask the local agent how it is doing",
+    load: async () => (await import("./status.ts")).statusCommand,
+  },
+  {
+    name: "fetch",
+    summary: "download a blob by SHA-256 into the store (resumable, verified)",
+    load: async () => (await import("./fetch.ts")).fetchCommand,
+  },
+  {
+    name: "blobs",
+    summary: "list, garbage-collect or re-verify stored blobs",
+    load: async () => (await import("./blobs.ts")).blobsCommand,
+  },
+  {
+    name: "token",
+    summary: "create, list or revoke API tokens",
+    load: async () => (await import("./token.ts")).tokenCommand,
+  },
+  {
+    name: "keys",
+    summary: "generate or show an Ed25519 identity",
+    load: async () => (await import("./keys.ts")).keysCommand,
+  },
+  {
+    name: "config",
+    summary: "print the effective configuration",
+    load: async () => (await import("./config.ts")).configCommand,
+  },
+  {
+    name: "version",
+    summary: "print the agent version",
+    load: async () => (await import("./version.ts")).versionCommand,
+  },
+];
