@@ -135,6 +135,7 @@ export async function startAgent(loaded: LoadedConfig, logger: Logger): Promise<
     });
   } catch (err) {
     await server.shutdown();
+    await Deno.remove(paths.apiAddress).catch(() => {});
     throw err;
   }
   const mesh = late.mesh;
@@ -166,8 +167,8 @@ export async function startAgent(loaded: LoadedConfig, logger: Logger): Promise<
       if (config.api.drain_seconds > 0) {
         await new Promise((r) => setTimeout(r, config.api.drain_seconds * 1000));
       }
+      late.fetcher?.close(); // in-flight downloads end now (kept for resume), so requests finish
       await server.shutdown();
-      late.fetcher?.close();
       await late.mesh?.stop();
       await Deno.remove(paths.apiAddress).catch(() => {});
       logger.info("stopped");

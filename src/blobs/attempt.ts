@@ -38,6 +38,15 @@ function isDiskFull(err: unknown): boolean {
   return /No space left on device|os error 28|ENOSPC|Disk quota exceeded/i.test(String(err));
 }
 
+/** Why the whole fetch was aborted: its overall timeout, or the fetcher being closed. */
+export function abortMessage(signal: AbortSignal): string {
+  const reason = signal.reason;
+  if (reason instanceof DOMException && reason.name === "TimeoutError") {
+    return "overall fetch timeout reached";
+  }
+  return reason instanceof Error ? reason.message : String(reason);
+}
+
 /** The signal an attempt passes to its I/O: the overall one, plus a stall timer to re-arm. */
 export interface StallGuard {
   signal: AbortSignal;
@@ -60,7 +69,7 @@ export function stallGuard(ctx: AttemptContext): StallGuard {
     },
     explain(err) {
       if (err instanceof AttemptError) return err;
-      if (ctx.signal.aborted) return new AttemptError("fatal", "overall fetch timeout reached");
+      if (ctx.signal.aborted) return new AttemptError("fatal", abortMessage(ctx.signal));
       if (stall.signal.aborted) {
         return new AttemptError("transient", `no data for ${ctx.stallMs / 1000} s (stalled)`);
       }

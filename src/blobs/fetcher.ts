@@ -10,7 +10,7 @@ import type { BlobStore } from "./store.ts";
 import { PartialDownload } from "./partial.ts";
 import { BandwidthLimiter } from "./bandwidth.ts";
 import { backoffDelay } from "./backoff.ts";
-import { AttemptError } from "./attempt.ts";
+import { abortMessage, AttemptError } from "./attempt.ts";
 import { httpAttempt, type PartialMeta } from "./http_attempt.ts";
 import { peerAttempt, type PeerSource } from "./peer_attempt.ts";
 
@@ -127,6 +127,8 @@ export class BlobFetcher {
   readonly #peers?: PeerSource;
   /** Peers that served bad bytes, per blob: never asked for that blob again. */
   readonly #badPeers = new Map<string, Set<string>>();
+  /** Aborted by close(): running downloads stop at once. */
+  readonly #closing = new AbortController();
   /** Latest progress of each running download. */
   readonly #latest = new Map<string, FetchProgress>();
   readonly #inFlight = new Map<
@@ -191,8 +193,9 @@ export class BlobFetcher {
     return [...this.#latest.values()];
   }
 
-  /** Releases the HTTP client. */
+  /** Stops running downloads (their partials stay for a later resume) and the HTTP client. */
   close(): void {
+    this.#closing.abort(new Error("fetch cancelled: loam is stopping"));
     this.#client?.close();
   }
 
@@ -293,7 +296,10 @@ export class BlobFetcher {
         for (const listener of listeners) listener(progress);
       };
 
-      const overall = AbortSignal.timeout(this.#settings.timeoutMs);
+      const overall = AbortSignal.any([
+        AbortSignal.timeout(this.#settings.timeoutMs),
+        this.#closing.signal,
+      ]);
       const lastError = new Map<string, string>();
       /** Sources given up on: permanent errors, and peers that served bad bytes. */
       const dead = new Set<string>();
@@ -395,7 +401,7 @@ export class BlobFetcher {
         );
         log.info("retrying download", { pass: pass + 1, delay_ms: Math.round(delay) });
         await sleep(Math.min(delay, this.#settings.backoffMaxMs), overall).catch(() => {
-          throw new AttemptError("fatal", "overall fetch timeout reached");
+          throw new AttemptError("fatal", abortMessage(overall));
         });
       }
       const tried = new Set([...request.urls, ...lastError.keys()]);

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { runLoam, spawnAgent, startAgent, tempDir } from "./harness.ts";
+import { randomBytes, sha256Hex, startBlobServer } from "../fixtures/blob_server.ts";
 
 Deno.test("first start creates data dir, identity and admin token; peer id survives restart", async () => {
   await using dir = await tempDir();
@@ -168,4 +169,29 @@ Deno.test("keys generate/show print a peer id; generate never overwrites", async
   const own = await runLoam(["keys", "show", "--data-dir", `${dir.path}/node`, "--json"]);
   const created = agent.logs.find((l) => l.msg === "identity created");
   assert.equal(JSON.parse(own.stdout).peer_id, created?.peer_id);
+});
+
+Deno.test("SIGTERM during a download: the fetch is cancelled, exit 0 within 5 s, partial kept", async () => {
+  await using dir = await tempDir();
+  const body = randomBytes(4 * 1024 * 1024);
+  await using server = startBlobServer({ "/slow": { body, bytesPerSecond: 512 * 1024 } });
+  const agent = await startAgent(dir.path);
+  const hex = sha256Hex(body);
+  const pending = fetch(`${agent.apiUrl}/v1/blobs`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${agent.adminToken()}` },
+    body: JSON.stringify({ sha256: hex, urls: [server.url("/slow")] }),
+  });
+  const partial = `${dir.path}/blobs/partial/${hex}`;
+  const deadline = Date.now() + 10_000;
+  while ((await Deno.stat(partial).then((s) => s.size, () => 0)) === 0 && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  const { code, ms } = await agent.stop("SIGTERM");
+  assert.equal(code, 0);
+  assert.ok(ms < 5000, `stopped in ${ms} ms`);
+  const res = await pending;
+  assert.equal(res.status, 502);
+  assert.match((await res.json()).error.message, /fetch cancelled: loam is stopping/);
+  assert.ok((await Deno.stat(partial)).size > 0, "the partial stays for a later resume");
 });

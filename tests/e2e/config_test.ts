@@ -96,3 +96,20 @@ Deno.test("an API port in use stops start-up with exit 2 naming api.listen", asy
   );
   assert.doesNotMatch(stderr, /\n\s+at /);
 });
+
+Deno.test("a mesh port in use stops start-up with exit 2 naming mesh.listen", async () => {
+  await using dir = await tempDir();
+  using taken = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (taken.addr as Deno.NetAddr).port;
+  const { code, stderr } = await spawnAgent(dir.path, [
+    "--mesh-listen",
+    `/ip4/127.0.0.1/tcp/${port}`,
+  ])
+    .exited();
+  assert.equal(code, 2, stderr);
+  assert.match(
+    stderr,
+    new RegExp(`mesh\\.listen = "/ip4/127\\.0\\.0\\.1/tcp/${port}": cannot start the mesh`),
+  );
+  await assert.rejects(Deno.stat(`${dir.path}/api/address`), Deno.errors.NotFound);
+});
