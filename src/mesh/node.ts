@@ -17,6 +17,14 @@ import type { PrivateKey } from "@libp2p/interface";
  */
 const YAMUX_WINDOW = 16 * 1024 * 1024;
 
+/**
+ * The TCP transport waits for the socket's 'drain' whenever `write()` reports its buffer past
+ * the high-water mark (Node's default: 16 KiB), i.e. after nearly every 64 KiB noise frame.
+ * A 4 MiB mark lets frames queue instead of stalling on the event loop each time (net.connect
+ * and net.createServer take `highWaterMark`; libp2p's option type does not list it).
+ */
+const SOCKET_OPTIONS = { highWaterMark: 4 * 1024 * 1024 } as Record<string, unknown>;
+
 /** What the libp2p node is built from. */
 export interface MeshNodeOptions {
   privateKey: PrivateKey;
@@ -37,7 +45,7 @@ function buildNode(options: MeshNodeOptions) {
   return createLibp2p({
     privateKey: options.privateKey,
     addresses: { listen: [options.listen] },
-    transports: [tcp()],
+    transports: [tcp({ dialOpts: SOCKET_OPTIONS, listenOpts: SOCKET_OPTIONS })],
     connectionEncrypters: [noise()],
     streamMuxers: [
       yamux({
