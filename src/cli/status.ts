@@ -31,6 +31,8 @@ export function formatStatus(s: StatusReport): string {
     ["uptime", duration(s.uptime_s)],
     ["api", s.api],
     ["data dir", s.data_dir],
+    ["mesh", `${s.peer_count} peer${s.peer_count === 1 ? "" : "s"} on network "${s.network}"`],
+    ["listening", s.listen_addrs.length ? s.listen_addrs.join("\n" + " ".repeat(14)) : "-"],
     ["platform", `${s.os} ${s.arch}${hw.board_model ? ` (${hw.board_model})` : ""}`],
     ["cpu", `${hw.cpu.count} x ${hw.cpu.model}`],
     ["memory", `${gib(hw.ram.free_mb)} free of ${gib(hw.ram.total_mb)}`],

@@ -44,6 +44,8 @@ Deno.test("loam status prints a summary and --json the raw object, from the same
     assert.match(human.stdout, /^state\s+ready$/m);
     assert.match(human.stdout, /^peer id\s+12D3Koo\S+$/m);
     assert.match(human.stdout, /^memory\s+[\d.]+ GiB free of [\d.]+ GiB$/m);
+    assert.match(human.stdout, /^mesh\s+0 peers on network "default"$/m);
+    assert.match(human.stdout, /^listening\s+\/ip4\/127\.0\.0\.1\/tcp\/\d+\/p2p\/12D3Koo\S+$/m);
     const json = await runLoam([
       "status",
       "--json",
