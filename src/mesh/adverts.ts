@@ -15,7 +15,14 @@ export interface AdvertSources {
 }
 
 /**
- * This node's capability advert, read fresh: live RAM and disk, the verified blobs held.
+ * Most blobs listed in one advert: 10,000 hashes are ~650 KiB, inside the 1 MiB message limit.
+ * Holders of blobs past this are still found through the DHT, where every blob is announced.
+ */
+export const MAX_ADVERTISED_BLOBS = 10_000;
+
+/**
+ * This node's capability advert, read fresh: live RAM and disk, the verified blobs held (the
+ * most recently committed first, up to {@link MAX_ADVERTISED_BLOBS}).
  * Execution providers: "cpu" only until the ONNX adapter probes what really loads.
  */
 export async function buildAdvert(s: AdvertSources): Promise<Advert> {
@@ -34,7 +41,10 @@ export async function buildAdvert(s: AdvertSources): Promise<Advert> {
     execution_providers: ["cpu"],
     container_runtimes: s.containerRuntimes,
     capabilities: s.config.node.capabilities,
-    blobs: (await s.store.list()).map((b) => b.sha256),
+    blobs: (await s.store.list())
+      .sort((a, b) => b.committed_at.localeCompare(a.committed_at))
+      .slice(0, MAX_ADVERTISED_BLOBS)
+      .map((b) => b.sha256),
     instances: [],
   };
 }

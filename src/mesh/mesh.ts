@@ -14,6 +14,8 @@ import { UserError } from "../system/errors.ts";
 
 /** How often unreachable bootstrap peers are dialled again. */
 const REDIAL_INTERVAL_MS = 15_000;
+/** New DHT provider records announced per advert cycle (the rest follow in later cycles). */
+const PROVIDES_PER_CYCLE = 64;
 /** Changes within this window produce one advert. */
 const ADVERT_DEBOUNCE_MS = 500;
 
@@ -126,8 +128,10 @@ export class Mesh {
     try {
       const advert = await this.#options.buildAdvert();
       await this.messaging.publish("advert", advert);
-      for (const hex of advert.blobs) {
-        if (this.#provided.has(hex)) continue;
+      // every held blob goes into the DHT (adverts list at most 10,000), a few per cycle
+      const held = (await this.#options.store.list()).map((b) => b.sha256);
+      const fresh = held.filter((hex) => !this.#provided.has(hex)).slice(0, PROVIDES_PER_CYCLE);
+      for (const hex of fresh) {
         this.#provided.add(hex);
         this.node.contentRouting.provide(blobCid(hex), { signal: AbortSignal.timeout(30_000) })
           .catch((err) => {
