@@ -16,6 +16,10 @@ import { BlobFetcher, fetchSettings } from "./blobs/fetcher.ts";
 import { Mesh } from "./mesh/mesh.ts";
 import { buildAdvert } from "./mesh/adverts.ts";
 import { detectContainerRuntimes } from "./system/container_runtimes.ts";
+import { DeploymentEngine } from "./deploy/engine.ts";
+import { DeploymentRecords, SeenDirectives } from "./deploy/records.ts";
+import { nodeFacts } from "./deploy/node_facts.ts";
+import type { ArtifactKind, RuntimeAdapter } from "./runtimes/adapter.ts";
 import { blobsReport } from "./deploy/references.ts";
 import { VERSION } from "./version.ts";
 
@@ -65,10 +69,18 @@ export async function startAgent(loaded: LoadedConfig, logger: Logger): Promise<
   const store = new BlobStore(paths.blobs);
   await store.init();
   const settings = await fetchSettings(config);
+  const records = new DeploymentRecords(paths.deployments);
+  for (const problem of await records.load()) {
+    logger.error("deployment record skipped", { problem });
+  }
+  const seen = new SeenDirectives(paths.seenDirectives);
+  await seen.load();
+  /** Runtime adapters by artifact type: none yet, so activation fails with a clear reason. */
+  const adapters = new Map<ArtifactKind, RuntimeAdapter>();
 
   let ready = false;
   /** Started after the API, so /livez answers (and /readyz says 503) while they come up. */
-  const late: { mesh?: Mesh; fetcher?: BlobFetcher } = {};
+  const late: { mesh?: Mesh; fetcher?: BlobFetcher; engine?: DeploymentEngine } = {};
   const hardware = await probeStaticHardware();
   const metrics = createApiMetrics(VERSION, startedAt);
   const status = (): StatusReport => ({
@@ -104,6 +116,11 @@ export async function startAgent(loaded: LoadedConfig, logger: Logger): Promise<
         late.mesh?.advertiseSoon();
         return path;
       },
+      submitDirective: (directive) => {
+        if (!late.engine) throw new Error("the agent is not ready for deployments yet");
+        return late.engine.submit(directive, "api");
+      },
+      deployments: () => records.list(),
       tokens,
       metrics,
       maxBodyBytes: config.api.max_body_bytes,
@@ -145,6 +162,35 @@ export async function startAgent(loaded: LoadedConfig, logger: Logger): Promise<
     logger.child({ component: "fetch" }),
     mesh.blobSource,
   );
+  const engine = new DeploymentEngine({
+    records,
+    seen,
+    fetcher: late.fetcher,
+    adapters,
+    facts: () =>
+      nodeFacts({
+        config,
+        peerId: identity.peerId,
+        hardware,
+        dataDir: paths.root,
+        containerRuntimes,
+        adapterKinds: [...adapters.keys()],
+      }),
+    publishStatus: (status) => {
+      mesh.messaging.publish("status", status).catch((err) =>
+        logger.debug("status not published", { error: err })
+      );
+    },
+    maxConcurrent: config.deploy.max_concurrent,
+    logger: logger.child({ component: "deploy" }),
+  });
+  late.engine = engine;
+  mesh.messaging.on("directive", (directive) => {
+    engine.submit(directive, "mesh").catch((err) =>
+      logger.error("directive not handled", { directive_id: directive.directive_id, error: err })
+    );
+  });
+  engine.resume();
   logger.info("mesh listening", {
     network: config.mesh.network,
     addrs: mesh.listenAddrs(),

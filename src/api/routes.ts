@@ -9,6 +9,9 @@ import type { StatusReport } from "./status.ts";
 import type { BlobsReport } from "../deploy/references.ts";
 import type { BlobRequest, FetchProgress } from "../blobs/fetcher.ts";
 import type { PeerView } from "../mesh/peers.ts";
+import { type DeploymentDirective, DeploymentDirectiveSchema } from "../protocol/directive.ts";
+import type { SubmitResult } from "../deploy/engine.ts";
+import type { DeploymentRecord } from "../deploy/records.ts";
 import { UserError } from "../system/errors.ts";
 
 /** The state the API reads; it never reaches into other modules' internals. */
@@ -22,6 +25,10 @@ export interface ApiState {
   peers(): PeerView[];
   /** Makes a blob present (from peers or URLs) and returns its path. */
   fetchBlob(request: BlobRequest): Promise<string>;
+  /** Hands a directive from the local API to the deployment engine. */
+  submitDirective(directive: DeploymentDirective): Promise<SubmitResult>;
+  /** Deployment records, newest first. */
+  deployments(): DeploymentRecord[];
   tokens: TokenStore;
   metrics: ApiMetrics;
   maxBodyBytes: number;
@@ -115,6 +122,58 @@ export function apiRoutes(state: ApiState): Route[] {
         }
         const size_bytes = (await Deno.stat(path)).size;
         return jsonResponse({ sha256: path.slice(-64), path, size_bytes });
+      },
+    },
+    {
+      method: "POST",
+      path: "/v1/deployments",
+      scope: "deploy:write",
+      handler: async ({ req }) => {
+        const body = await readJsonBody(req, state.maxBodyBytes);
+        if (body === null || typeof body !== "object" || Array.isArray(body)) {
+          throw new HttpError(400, "invalid_request", "body: expected a directive object");
+        }
+        const local = { issued_at: new Date().toISOString(), issuer_node_id: "local-api", ...body };
+        const parsed = DeploymentDirectiveSchema.safeParse(local);
+        if (!parsed.success) {
+          const issue = parsed.error.issues[0]!;
+          throw new HttpError(
+            400,
+            "invalid_request",
+            `${issue.path.join(".") || "body"}: ${issue.message}`,
+          );
+        }
+        const result = await state.submitDirective(parsed.data);
+        switch (result.outcome) {
+          case "accepted":
+            return jsonResponse(result.record, 202);
+          case "not_targeted":
+            return jsonResponse({
+              directive_id: parsed.data.directive_id,
+              targeted: false,
+              reason: result.reason,
+            });
+          case "replay":
+            throw new HttpError(409, "replay", result.reason);
+          case "expired":
+            throw new HttpError(400, "expired", result.reason);
+        }
+      },
+    },
+    {
+      method: "GET",
+      path: "/v1/deployments",
+      scope: "status:read",
+      handler: () => jsonResponse({ deployments: state.deployments() }),
+    },
+    {
+      method: "GET",
+      path: "/v1/deployments/:id",
+      scope: "status:read",
+      handler: ({ params }) => {
+        const record = state.deployments().find((d) => d.directive_id === params.id);
+        if (!record) throw new HttpError(404, "not_found", `no deployment ${params.id}`);
+        return jsonResponse(record);
       },
     },
     {

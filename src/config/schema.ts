@@ -77,6 +77,12 @@ export const ApiSectionSchema = z.strictObject({
   drain_seconds: z.number().min(0).max(4).default(0),
 });
 
+/** The `[deploy]` section: the deployment engine. */
+export const DeploySectionSchema = z.strictObject({
+  /** Deployments downloading or activating at once; the rest wait by priority. */
+  max_concurrent: z.number().int().min(1).max(64).default(2),
+});
+
 /** The `[log]` section. */
 export const LogSectionSchema = z.strictObject({
   level: z.enum(["debug", "info", "warn", "error"]).default("info"),
@@ -123,6 +129,7 @@ export const ConfigSchema = z.strictObject({
   mesh: MeshSectionSchema.prefault({}),
   fetch: FetchSectionSchema.prefault({}),
   blobs: BlobsSectionSchema.prefault({}),
+  deploy: DeploySectionSchema.prefault({}),
   log: LogSectionSchema.prefault({}),
   data: DataSectionSchema.prefault({}),
 });

@@ -83,7 +83,10 @@ export const DeploymentOptionsSchema = z.strictObject({
 
 /** A signed order from the command post to deploy one artifact (Peat DeploymentDirective). */
 export const DeploymentDirectiveSchema = z.strictObject({
-  directive_id: z.string().min(1).max(128),
+  directive_id: z.string().regex(
+    /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/,
+    "expected 1-128 letters, digits, ., _, : or -",
+  ),
   issued_at: z.iso.datetime({ offset: true }),
   expires_at: z.iso.datetime({ offset: true }).optional(),
   issuer_node_id: z.string().min(1),

@@ -10,6 +10,12 @@ export const DeploymentStateSchema = z.enum([
   "rolled_back",
 ]);
 
+/** A deployment state. */
+export type DeploymentState = z.infer<typeof DeploymentStateSchema>;
+
+/** States a deployment does not leave by itself. */
+export const TERMINAL_STATES: readonly DeploymentState[] = ["active", "failed", "rolled_back"];
+
 /** One node's report on one deployment (Peat DeploymentStatus). */
 export const DeploymentStatusSchema = z.strictObject({
   directive_id: z.string().min(1),

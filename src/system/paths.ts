@@ -12,6 +12,8 @@ export interface DataPaths {
   apiAddress: string;
   blobs: string;
   deployments: string;
+  /** Ids of every directive seen (targeted or not), for replay protection across restarts. */
+  seenDirectives: string;
   instances: string;
 }
 
@@ -46,6 +48,7 @@ export function dataPaths(root: string): DataPaths {
     apiAddress: join(apiDir, "address"),
     blobs: join(root, "blobs"),
     deployments: join(root, "deployments"),
+    seenDirectives: join(root, "seen-directives.json"),
     instances: join(root, "instances"),
   };
 }

@@ -97,19 +97,24 @@ Deno.test("blobs ls/verify/gc and GET /v1/blobs show, check and clean the store"
     const res = await runLoam(["fetch", server.url(path), "--sha256", hex, "--data-dir", dir.path]);
     assert.equal(res.code, 0, res.stderr);
   }
-  // a deployment record (format of DESIGN.md) keeps blob A referenced
-  await Deno.mkdir(`${dir.path}/deployments`);
-  await Deno.writeTextFile(
-    `${dir.path}/deployments/d1.json`,
-    JSON.stringify({
-      directive_id: "d1",
-      state: "active",
-      directive: { artifact: { blob_hash: `sha256:${HEX}` } },
-    }),
-  );
-
+  // a deployment of blob A (its record references it); without a runtime adapter it ends failed
   const agent = await startAgent(dir.path);
   try {
+    const posted = await agent.request("/v1/deployments", {
+      method: "POST",
+      token: agent.adminToken(),
+      body: JSON.stringify({
+        directive_id: "d1",
+        scope: { type: "broadcast" },
+        artifact: {
+          blob_hash: `sha256:${HEX}`,
+          size_bytes: DATA.length,
+          artifact_type: { type: "onnx_model" },
+        },
+      }),
+    });
+    assert.equal(posted.status, 202);
+    await posted.body?.cancel();
     const unauth = await agent.request("/v1/blobs");
     assert.equal(unauth.status, 401);
     await unauth.body?.cancel();

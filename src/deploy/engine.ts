@@ -1,0 +1,203 @@
+import type { DeploymentDirective } from "../protocol/directive.ts";
+import {
+  type DeploymentState,
+  type DeploymentStatus,
+  TERMINAL_STATES,
+} from "../protocol/status.ts";
+import type { BlobFetcher } from "../blobs/fetcher.ts";
+import type { ArtifactKind, RuntimeAdapter } from "../runtimes/adapter.ts";
+import type { Logger } from "../system/logger.ts";
+import { matchScope, type NodeFacts, unmetRequirement } from "./targeting.ts";
+import type { DeploymentRecord, DeploymentRecords, SeenDirectives } from "./records.ts";
+
+/** What the engine works with. */
+export interface EngineDeps {
+  records: DeploymentRecords;
+  seen: SeenDirectives;
+  fetcher: BlobFetcher;
+  /** Runtime adapters by artifact type; a type without one fails at activation. */
+  adapters: Map<ArtifactKind, RuntimeAdapter>;
+  facts(): NodeFacts;
+  publishStatus(status: DeploymentStatus): void;
+  maxConcurrent: number;
+  logger: Logger;
+}
+
+/** What happened to a submitted directive. */
+export type SubmitResult =
+  | { outcome: "accepted"; record: DeploymentRecord }
+  | { outcome: "not_targeted"; reason: string }
+  | { outcome: "replay" | "expired"; reason: string };
+
+const PRIORITY_RANK = { critical: 0, high: 1, normal: 2, low: 3 } as const;
+/** Progress is persisted and published at most this often (and at every 10 %). */
+const PROGRESS_INTERVAL_MS = 1000;
+
+/**
+ * The deployment lifecycle on this node: intake (replay and expiry checks, real targeting,
+ * hardware requirements), a priority queue with bounded concurrency, and the states pending →
+ * downloading → activating → active | failed, each persisted before it is published.
+ */
+export class DeploymentEngine {
+  readonly #deps: EngineDeps;
+  readonly #queue: { id: string; rank: number; seq: number }[] = [];
+  #seq = 0;
+  #running = 0;
+  #writes: Promise<unknown> = Promise.resolve();
+
+  constructor(deps: EngineDeps) {
+    this.#deps = deps;
+  }
+
+  /** Takes a directive from the local API or the mesh (already verified and parsed). */
+  async submit(directive: DeploymentDirective, source: "api" | "mesh"): Promise<SubmitResult> {
+    const { records, seen, logger } = this.#deps;
+    const id = directive.directive_id;
+    const log = logger.child({ directive_id: id, source });
+    if (seen.has(id) || records.get(id)) {
+      log.info("directive ignored", { reason: "replay" });
+      return { outcome: "replay", reason: `directive ${id} was already seen` };
+    }
+    await seen.add(id);
+    if (directive.expires_at && Date.parse(directive.expires_at) < Date.now()) {
+      log.info("directive ignored", { reason: "expired", expires_at: directive.expires_at });
+      return { outcome: "expired", reason: `directive ${id} expired at ${directive.expires_at}` };
+    }
+    const facts = this.#deps.facts();
+    const target = matchScope(directive.scope, facts);
+    if (!target.targeted) {
+      log.info("directive not for this node", { reason: target.reason });
+      return { outcome: "not_targeted", reason: target.reason };
+    }
+    const now = new Date().toISOString();
+    await records.save({
+      directive_id: id,
+      state: "pending",
+      progress_percent: 0,
+      source,
+      directive,
+      history: [{ state: "pending", at: now }],
+    });
+    log.info("deployment accepted", {
+      artifact: directive.artifact.name ?? directive.artifact.blob_hash,
+    });
+    this.#publish(records.get(id)!);
+    const unmet = unmetRequirement(directive, facts);
+    if (unmet) {
+      const failed = await this.#move(id, "failed", { error_message: unmet });
+      log.warn("deployment failed", { error: unmet });
+      return { outcome: "accepted", record: failed };
+    }
+    this.#enqueue(directive);
+    return { outcome: "accepted", record: records.get(id)! };
+  }
+
+  /** After a restart: queues again every deployment that had not reached a final state. */
+  resume(): void {
+    for (const record of this.#deps.records.list()) {
+      if (TERMINAL_STATES.includes(record.state)) continue;
+      this.#deps.logger.info("resuming deployment", {
+        directive_id: record.directive_id,
+        state: record.state,
+      });
+      this.#enqueue(record.directive);
+    }
+  }
+
+  #enqueue(directive: DeploymentDirective): void {
+    const rank = PRIORITY_RANK[directive.options.priority];
+    this.#queue.push({ id: directive.directive_id, rank, seq: this.#seq++ });
+    this.#queue.sort((a, b) => a.rank - b.rank || a.seq - b.seq);
+    this.#pump();
+  }
+
+  #pump(): void {
+    while (this.#running < this.#deps.maxConcurrent && this.#queue.length > 0) {
+      const { id } = this.#queue.shift()!;
+      this.#running++;
+      void this.#run(id).finally(() => {
+        this.#running--;
+        this.#pump();
+      });
+    }
+  }
+
+  /** Transitions are written one after another, so a late progress write never undoes a state. */
+  #move(
+    id: string,
+    state: DeploymentState,
+    changes: Parameters<DeploymentRecords["transition"]>[2] = {},
+  ): Promise<DeploymentRecord> {
+    const done = this.#writes.then(async () => {
+      const record = await this.#deps.records.transition(id, state, changes);
+      this.#publish(record);
+      return record;
+    });
+    this.#writes = done.catch(() => undefined);
+    return done;
+  }
+
+  async #run(id: string): Promise<void> {
+    const { records, fetcher, adapters, logger } = this.#deps;
+    const directive = records.get(id)!.directive;
+    const log = logger.child({ directive_id: id });
+    const seconds = directive.options.timeout_seconds;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`timed out after ${seconds} s`)), seconds * 1000);
+    });
+    try {
+      await Promise.race([
+        timeout,
+        (async () => {
+          await this.#move(id, "downloading", {
+            progress_percent: records.get(id)!.progress_percent,
+          });
+          const { artifact } = directive;
+          let lastAt = 0;
+          let lastPercent = 0;
+          const path = await fetcher.ensure(
+            { sha256: artifact.blob_hash, urls: artifact.urls, size: artifact.size_bytes },
+            (p) => {
+              const percent = Math.floor((p.bytes / Math.max(1, artifact.size_bytes)) * 100);
+              const now = performance.now();
+              if (
+                percent >= lastPercent + 10 ||
+                (now - lastAt >= PROGRESS_INTERVAL_MS && percent > lastPercent)
+              ) {
+                lastAt = now;
+                lastPercent = percent;
+                void this.#move(id, "downloading", { progress_percent: Math.min(99, percent) });
+              }
+            },
+          );
+          await this.#move(id, "activating", { progress_percent: 100 });
+          const kind = artifact.artifact_type.type;
+          const adapter = adapters.get(kind);
+          if (!adapter) throw new Error(`no runtime adapter for ${kind} in this version of loam`);
+          const instance = await adapter.activate(directive, path);
+          await this.#move(id, "active", { instance_id: instance.instance_id });
+          log.info("deployment active", { instance_id: instance.instance_id });
+        })(),
+      ]);
+    } catch (err) {
+      const message = (err as Error).message;
+      await this.#move(id, "failed", { error_message: message });
+      log.warn("deployment failed", { error: message });
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  #publish(record: DeploymentRecord): void {
+    this.#deps.publishStatus({
+      directive_id: record.directive_id,
+      node_id: this.#deps.facts().node_id,
+      reported_at: new Date().toISOString(),
+      state: record.state,
+      progress_percent: Math.round(record.progress_percent),
+      ...(record.error_message ? { error_message: record.error_message } : {}),
+      ...(record.instance_id ? { instance_id: record.instance_id } : {}),
+    });
+  }
+}
