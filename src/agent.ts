@@ -20,6 +20,7 @@ import { DeploymentEngine } from "./deploy/engine.ts";
 import { DeploymentRecords, SeenDirectives } from "./deploy/records.ts";
 import { nodeFacts } from "./deploy/node_facts.ts";
 import type { ArtifactKind, RuntimeAdapter } from "./runtimes/adapter.ts";
+import { ConfigPackageAdapter } from "./runtimes/config_package.ts";
 import { blobsReport } from "./deploy/references.ts";
 import { VERSION } from "./version.ts";
 
@@ -75,8 +76,10 @@ export async function startAgent(loaded: LoadedConfig, logger: Logger): Promise<
   }
   const seen = new SeenDirectives(paths.seenDirectives);
   await seen.load();
-  /** Runtime adapters by artifact type: none yet, so activation fails with a clear reason. */
-  const adapters = new Map<ArtifactKind, RuntimeAdapter>();
+  /** Runtime adapters by artifact type; other types fail at activation with a clear reason. */
+  const adapters = new Map<ArtifactKind, RuntimeAdapter>([
+    ["config_package", new ConfigPackageAdapter(paths.instances)],
+  ]);
 
   let ready = false;
   /** Started after the API, so /livez answers (and /readyz says 503) while they come up. */
@@ -121,6 +124,10 @@ export async function startAgent(loaded: LoadedConfig, logger: Logger): Promise<
         return late.engine.submit(directive, "api");
       },
       deployments: () => records.list(),
+      deactivateDeployment: (id) => {
+        if (!late.engine) throw new Error("the agent is not ready for deployments yet");
+        return late.engine.deactivate(id);
+      },
       tokens,
       metrics,
       maxBodyBytes: config.api.max_body_bytes,

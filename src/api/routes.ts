@@ -29,6 +29,8 @@ export interface ApiState {
   submitDirective(directive: DeploymentDirective): Promise<SubmitResult>;
   /** Deployment records, newest first. */
   deployments(): DeploymentRecord[];
+  /** Deactivates an active deployment; undefined when there is none with that id. */
+  deactivateDeployment(id: string): Promise<DeploymentRecord | undefined>;
   tokens: TokenStore;
   metrics: ApiMetrics;
   maxBodyBytes: number;
@@ -172,6 +174,21 @@ export function apiRoutes(state: ApiState): Route[] {
       scope: "status:read",
       handler: ({ params }) => {
         const record = state.deployments().find((d) => d.directive_id === params.id);
+        if (!record) throw new HttpError(404, "not_found", `no deployment ${params.id}`);
+        return jsonResponse(record);
+      },
+    },
+    {
+      method: "DELETE",
+      path: "/v1/deployments/:id",
+      scope: "deploy:write",
+      handler: async ({ params }) => {
+        let record: DeploymentRecord | undefined;
+        try {
+          record = await state.deactivateDeployment(params.id!);
+        } catch (err) {
+          throw new HttpError(409, "not_active", (err as Error).message);
+        }
         if (!record) throw new HttpError(404, "not_found", `no deployment ${params.id}`);
         return jsonResponse(record);
       },

@@ -92,6 +92,25 @@ export class DeploymentEngine {
     return { outcome: "accepted", record: records.get(id)! };
   }
 
+  /**
+   * Deactivates an active deployment through its adapter (a config package's previous content
+   * comes back) and marks it rolled_back; undefined when there is no such deployment.
+   */
+  async deactivate(id: string): Promise<DeploymentRecord | undefined> {
+    const record = this.#deps.records.get(id);
+    if (!record) return undefined;
+    if (record.state !== "active" || !record.instance_id) {
+      throw new Error(`deployment ${id} is ${record.state}, not active`);
+    }
+    const adapter = this.#deps.adapters.get(record.directive.artifact.artifact_type.type);
+    await adapter?.deactivate(record.instance_id);
+    this.#deps.logger.info("deployment deactivated", {
+      directive_id: id,
+      instance_id: record.instance_id,
+    });
+    return await this.#move(id, "rolled_back", { error_message: "deactivated on request" });
+  }
+
   /** After a restart: queues again every deployment that had not reached a final state. */
   resume(): void {
     for (const record of this.#deps.records.list()) {
