@@ -21,6 +21,7 @@ import { DeploymentRecords, SeenDirectives } from "./deploy/records.ts";
 import { nodeFacts } from "./deploy/node_facts.ts";
 import type { ArtifactKind, RuntimeAdapter } from "./runtimes/adapter.ts";
 import { ConfigPackageAdapter } from "./runtimes/config_package.ts";
+import { NativeBinaryAdapter } from "./runtimes/native_binary.ts";
 import { blobsReport } from "./deploy/references.ts";
 import { VERSION } from "./version.ts";
 
@@ -77,8 +78,14 @@ export async function startAgent(loaded: LoadedConfig, logger: Logger): Promise<
   const seen = new SeenDirectives(paths.seenDirectives);
   await seen.load();
   /** Runtime adapters by artifact type; other types fail at activation with a clear reason. */
+  const native = new NativeBinaryAdapter(
+    paths.instances,
+    logger.child({ component: "runtime" }),
+    (instanceId, reason) => late.engine?.instanceFailed(instanceId, reason),
+  );
   const adapters = new Map<ArtifactKind, RuntimeAdapter>([
     ["config_package", new ConfigPackageAdapter(paths.instances)],
+    ["native_binary", native],
   ]);
 
   let ready = false;
@@ -124,6 +131,8 @@ export async function startAgent(loaded: LoadedConfig, logger: Logger): Promise<
         return late.engine.submit(directive, "api");
       },
       deployments: () => records.list(),
+      instances: () => native.list(),
+      instanceLogs: (id, lines) => native.logs(id, lines),
       deactivateDeployment: (id) => {
         if (!late.engine) throw new Error("the agent is not ready for deployments yet");
         return late.engine.deactivate(id);
@@ -197,7 +206,7 @@ export async function startAgent(loaded: LoadedConfig, logger: Logger): Promise<
       logger.error("directive not handled", { directive_id: directive.directive_id, error: err })
     );
   });
-  engine.resume();
+  await engine.resume();
   logger.info("mesh listening", {
     network: config.mesh.network,
     addrs: mesh.listenAddrs(),
@@ -222,6 +231,7 @@ export async function startAgent(loaded: LoadedConfig, logger: Logger): Promise<
       }
       late.fetcher?.close(); // in-flight downloads end now (kept for resume), so requests finish
       await server.shutdown();
+      await native.stopAll();
       await late.mesh?.stop();
       await Deno.remove(paths.apiAddress).catch(() => {});
       logger.info("stopped");

@@ -12,6 +12,8 @@ import type { PeerView } from "../mesh/peers.ts";
 import { type DeploymentDirective, DeploymentDirectiveSchema } from "../protocol/directive.ts";
 import type { SubmitResult } from "../deploy/engine.ts";
 import type { DeploymentRecord } from "../deploy/records.ts";
+import type { InstanceView } from "../runtimes/native_binary.ts";
+import type { LogLine } from "../runtimes/log_ring.ts";
 import { UserError } from "../system/errors.ts";
 
 /** The state the API reads; it never reaches into other modules' internals. */
@@ -29,6 +31,10 @@ export interface ApiState {
   submitDirective(directive: DeploymentDirective): Promise<SubmitResult>;
   /** Deployment records, newest first. */
   deployments(): DeploymentRecord[];
+  /** Supervised instances. */
+  instances(): InstanceView[];
+  /** The last output lines of an instance; undefined when there is no such instance. */
+  instanceLogs(id: string, lines?: number): LogLine[] | undefined;
   /** Deactivates an active deployment; undefined when there is none with that id. */
   deactivateDeployment(id: string): Promise<DeploymentRecord | undefined>;
   tokens: TokenStore;
@@ -191,6 +197,36 @@ export function apiRoutes(state: ApiState): Route[] {
         }
         if (!record) throw new HttpError(404, "not_found", `no deployment ${params.id}`);
         return jsonResponse(record);
+      },
+    },
+    {
+      method: "GET",
+      path: "/v1/instances",
+      scope: "status:read",
+      handler: () => jsonResponse({ instances: state.instances() }),
+    },
+    {
+      method: "GET",
+      path: "/v1/instances/:id",
+      scope: "status:read",
+      handler: ({ params }) => {
+        const instance = state.instances().find((i) => i.instance_id === params.id);
+        if (!instance) throw new HttpError(404, "not_found", `no instance ${params.id}`);
+        return jsonResponse(instance);
+      },
+    },
+    {
+      method: "GET",
+      path: "/v1/instances/:id/logs",
+      scope: "status:read",
+      handler: ({ params, url }) => {
+        const lines = Number(url.searchParams.get("lines") ?? "100");
+        if (!Number.isInteger(lines) || lines < 1) {
+          throw new HttpError(400, "invalid_request", "lines: expected a positive integer");
+        }
+        const logs = state.instanceLogs(params.id!, lines);
+        if (!logs) throw new HttpError(404, "not_found", `no instance ${params.id}`);
+        return jsonResponse({ instance_id: params.id, lines: logs });
       },
     },
     {

@@ -111,16 +111,50 @@ export class DeploymentEngine {
     return await this.#move(id, "rolled_back", { error_message: "deactivated on request" });
   }
 
-  /** After a restart: queues again every deployment that had not reached a final state. */
-  resume(): void {
+  /**
+   * After a restart: queues again every deployment that had not reached a final state, and
+   * brings active ones back (an edge box that lost power runs again what it ran).
+   */
+  async resume(): Promise<void> {
     for (const record of this.#deps.records.list()) {
+      const id = record.directive_id;
+      if (record.state === "active" && record.instance_id) {
+        const { artifact } = record.directive;
+        try {
+          const path = await this.#deps.fetcher.ensure({
+            sha256: artifact.blob_hash,
+            urls: artifact.urls,
+          });
+          const adapter = this.#deps.adapters.get(artifact.artifact_type.type);
+          await adapter?.resume(record.directive, record.instance_id, path);
+          this.#deps.logger.info("deployment re-activated", {
+            directive_id: id,
+            instance_id: record.instance_id,
+          });
+        } catch (err) {
+          await this.#move(id, "failed", {
+            error_message: `re-activation failed: ${(err as Error).message}`,
+          });
+        }
+        continue;
+      }
       if (TERMINAL_STATES.includes(record.state)) continue;
-      this.#deps.logger.info("resuming deployment", {
-        directive_id: record.directive_id,
-        state: record.state,
-      });
+      this.#deps.logger.info("resuming deployment", { directive_id: id, state: record.state });
       this.#enqueue(record.directive);
     }
+  }
+
+  /** An adapter gave up on an instance (e.g. a crash loop): its deployment fails with the reason. */
+  instanceFailed(instanceId: string, reason: string): void {
+    const record = this.#deps.records.list().find((r) =>
+      r.instance_id === instanceId && r.state === "active"
+    );
+    if (!record) return;
+    this.#deps.logger.warn("deployment failed", {
+      directive_id: record.directive_id,
+      error: reason,
+    });
+    void this.#move(record.directive_id, "failed", { error_message: reason });
   }
 
   #enqueue(directive: DeploymentDirective): void {

@@ -56,7 +56,9 @@ export function matchScope(scope: DeploymentDirective["scope"], node: NodeFacts)
 }
 
 const ARCH_ALIASES: Record<string, string> = { arm64: "aarch64", amd64: "x86_64", x64: "x86_64" };
-const normalArch = (arch: string) => ARCH_ALIASES[arch.toLowerCase()] ?? arch.toLowerCase();
+/** `arm64` → `aarch64`, `amd64` → `x86_64`, lowercase. */
+export const normalArch = (arch: string): string =>
+  ARCH_ALIASES[arch.toLowerCase()] ?? arch.toLowerCase();
 
 /** `CUDAExecutionProvider` → `cuda`, `cpu` → `cpu`. */
 export function normalProvider(name: string): string {

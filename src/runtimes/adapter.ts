@@ -18,6 +18,14 @@ export interface RuntimeAdapter {
   kind: ArtifactKind;
   /** Activates the verified blob at `blobPath` for `directive`; rejects with a clear reason. */
   activate(directive: DeploymentDirective, blobPath: string): Promise<Instance>;
+  /**
+   * After an agent restart: makes an instance that was active run again (a process is
+   * started anew; files on disk need nothing).
+   */
+  resume(directive: DeploymentDirective, instanceId: string, blobPath: string): Promise<void>;
   /** Stops and removes an instance. */
   deactivate(instanceId: string): Promise<void>;
 }
+
+/** Called by an adapter when an instance it supervises breaks for good (e.g. crash loop). */
+export type InstanceFailed = (instanceId: string, reason: string) => void;

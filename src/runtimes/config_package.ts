@@ -122,6 +122,11 @@ export class ConfigPackageAdapter implements RuntimeAdapter {
     return { instance_id: instanceId, provider: "filesystem" };
   }
 
+  /** Unpacked files stay where they are across restarts: nothing to do. */
+  resume(): Promise<void> {
+    return Promise.resolve();
+  }
+
   async deactivate(instanceId: string): Promise<void> {
     const instanceDir = join(this.#instancesDir, instanceId);
     const applied = JSON.parse(

@@ -1,0 +1,255 @@
+import { join } from "node:path";
+import type { DeploymentDirective } from "../protocol/directive.ts";
+import type { Instance, InstanceFailed, RuntimeAdapter } from "./adapter.ts";
+import { type LogLine, LogRing } from "./log_ring.ts";
+import { normalArch } from "../deploy/targeting.ts";
+import type { Logger } from "../system/logger.ts";
+
+/** A process that exits within this long after a start failed to start. */
+const START_GRACE_MS = 1000;
+/** This many crashes within the window mark an instance failed (like Greengrass's BROKEN). */
+const MAX_CRASHES = 3;
+const CRASH_WINDOW_MS = 60_000;
+const RESTART_BACKOFF_MS = [500, 1000, 2000];
+const STOP_GRACE_MS = 3000;
+const LOG_LINES = 500;
+
+/** A supervised native program. */
+interface Supervised {
+  directiveId: string;
+  args: string[];
+  dir: string;
+  logs: LogRing;
+  child?: Deno.ChildProcess;
+  crashes: number[];
+  stopping: boolean;
+  startedAt?: string;
+  exitCode?: number;
+}
+
+/** An instance record as `/v1/instances` shows it (DESIGN.md's fields, plus pid and restarts). */
+export interface InstanceView {
+  instance_id: string;
+  directive_id: string;
+  adapter: "native_binary";
+  state: "running" | "restarting";
+  provider: "process";
+  started_at: string | null;
+  exit_code?: number;
+  pid: number | null;
+  restarts: number;
+}
+
+/**
+ * `native_binary`: the verified blob, copied into its instance directory and made executable,
+ * runs as a supervised child: given args, a clean environment (PATH, HOME = instance dir,
+ * LOAM_INSTANCE_ID), its instance directory as cwd, output into the agent log and a ring of the
+ * last lines. A crash restarts it with backoff; three crashes within a minute mark it failed.
+ */
+export class NativeBinaryAdapter implements RuntimeAdapter {
+  readonly kind = "native_binary" as const;
+  readonly #instancesDir: string;
+  readonly #logger: Logger;
+  readonly #onFailed: InstanceFailed;
+  readonly #running = new Map<string, Supervised>();
+
+  constructor(instancesDir: string, logger: Logger, onFailed: InstanceFailed) {
+    this.#instancesDir = instancesDir;
+    this.#logger = logger;
+    this.#onFailed = onFailed;
+  }
+
+  async activate(directive: DeploymentDirective, blobPath: string): Promise<Instance> {
+    const type = directive.artifact.artifact_type;
+    if (type.type !== "native_binary") throw new Error(`not a native binary: ${type.type}`);
+    if (normalArch(type.arch) !== normalArch(Deno.build.arch)) {
+      throw new Error(
+        `built for ${normalArch(type.arch)}, this node is ${normalArch(Deno.build.arch)}`,
+      );
+    }
+    const instanceId = `bin-${directive.directive_id}`;
+    await this.#install(instanceId, blobPath);
+    await this.#start(instanceId, directive, true);
+    return { instance_id: instanceId, provider: "process" };
+  }
+
+  async resume(
+    directive: DeploymentDirective,
+    instanceId: string,
+    blobPath: string,
+  ): Promise<void> {
+    await this.#killLeftover(instanceId);
+    await this.#install(instanceId, blobPath);
+    await this.#start(instanceId, directive, false);
+  }
+
+  /**
+   * After the agent was killed (-9, OOM) its children may still run. The pid file names the
+   * last process; it is killed only if `ps` shows it still runs this instance's program (a pid
+   * reused after a reboot belongs to someone else).
+   */
+  async #killLeftover(instanceId: string): Promise<void> {
+    const dir = join(this.#instancesDir, instanceId);
+    const pid = Number(await Deno.readTextFile(join(dir, "pid")).catch(() => ""));
+    if (!Number.isInteger(pid) || pid <= 1) return;
+    const ps = await new Deno.Command("ps", {
+      args: ["-o", "args=", "-p", String(pid)],
+      stdout: "piped",
+      stderr: "null",
+    }).output().catch(() => undefined);
+    const args = ps?.success ? new TextDecoder().decode(ps.stdout).trim() : "";
+    if (!args.includes(join(dir, "program"))) return;
+    this.#logger.warn("killing the instance left running by the previous agent", {
+      instance_id: instanceId,
+      pid,
+    });
+    try {
+      Deno.kill(pid, "SIGKILL");
+    } catch {
+      // exited meanwhile
+    }
+  }
+
+  async #install(instanceId: string, blobPath: string): Promise<void> {
+    const dir = join(this.#instancesDir, instanceId);
+    await Deno.mkdir(dir, { recursive: true, mode: 0o700 });
+    await Deno.copyFile(blobPath, join(dir, "program"));
+    await Deno.chmod(join(dir, "program"), 0o755);
+  }
+
+  async #start(instanceId: string, directive: DeploymentDirective, strict: boolean): Promise<void> {
+    const type = directive.artifact.artifact_type;
+    const sup: Supervised = {
+      directiveId: directive.directive_id,
+      args: type.type === "native_binary" ? type.args : [],
+      dir: join(this.#instancesDir, instanceId),
+      logs: new LogRing(LOG_LINES),
+      crashes: [],
+      stopping: false,
+    };
+    this.#running.set(instanceId, sup);
+    const exited = this.#spawn(instanceId, sup);
+    const early = await Promise.race([
+      exited,
+      new Promise<undefined>((r) => setTimeout(() => r(undefined), START_GRACE_MS)),
+    ]);
+    if (early !== undefined && strict) {
+      this.#running.delete(instanceId);
+      const tail = sup.logs.tail(5).map((l) => l.line).join(" | ");
+      throw new Error(`exited with code ${early} right after start${tail ? `: ${tail}` : ""}`);
+    }
+    void exited.then((code) => this.#onExit(instanceId, sup, code));
+  }
+
+  /** Starts the process; resolves with its exit code. */
+  #spawn(instanceId: string, sup: Supervised): Promise<number> {
+    const log = this.#logger.child({ instance_id: instanceId });
+    const child = new Deno.Command(join(sup.dir, "program"), {
+      args: sup.args,
+      cwd: sup.dir,
+      clearEnv: true,
+      env: { PATH: "/usr/local/bin:/usr/bin:/bin", HOME: sup.dir, LOAM_INSTANCE_ID: instanceId },
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    sup.child = child;
+    sup.exitCode = undefined;
+    sup.startedAt = new Date().toISOString();
+    Deno.writeTextFileSync(join(sup.dir, "pid"), String(child.pid));
+    log.info("instance started", { pid: child.pid });
+    const pump = async (stream: ReadableStream<Uint8Array>, name: LogLine["stream"]) => {
+      let buffer = "";
+      for await (const text of stream.pipeThrough(new TextDecoderStream())) {
+        buffer += text;
+        let nl;
+        while ((nl = buffer.indexOf("\n")) >= 0) {
+          const line = buffer.slice(0, nl);
+          buffer = buffer.slice(nl + 1);
+          sup.logs.push(name, line);
+          log.info("instance output", { stream: name, line });
+        }
+      }
+      if (buffer) sup.logs.push(name, buffer);
+    };
+    const output = Promise.all([pump(child.stdout, "stdout"), pump(child.stderr, "stderr")]);
+    return child.status.then(async (status) => {
+      await output.catch(() => {});
+      sup.exitCode = status.code;
+      return status.code;
+    });
+  }
+
+  async #onExit(instanceId: string, sup: Supervised, code: number): Promise<void> {
+    if (sup.stopping) return;
+    const now = Date.now();
+    sup.crashes = [...sup.crashes.filter((t) => now - t < CRASH_WINDOW_MS), now];
+    const log = this.#logger.child({ instance_id: instanceId });
+    if (sup.crashes.length >= MAX_CRASHES) {
+      this.#running.delete(instanceId);
+      const reason = `crashed ${sup.crashes.length} times within ${
+        CRASH_WINDOW_MS / 1000
+      } s (last exit code ${code})`;
+      log.error("instance broken", { reason });
+      this.#onFailed(instanceId, reason);
+      return;
+    }
+    const delay =
+      RESTART_BACKOFF_MS[Math.min(sup.crashes.length - 1, RESTART_BACKOFF_MS.length - 1)]!;
+    log.warn("instance exited; restarting", { exit_code: code, delay_ms: delay });
+    await new Promise((r) => setTimeout(r, delay));
+    if (sup.stopping) return;
+    void this.#spawn(instanceId, sup).then((next) => this.#onExit(instanceId, sup, next));
+  }
+
+  async deactivate(instanceId: string): Promise<void> {
+    const sup = this.#running.get(instanceId);
+    this.#running.delete(instanceId);
+    if (sup?.child) {
+      sup.stopping = true;
+      try {
+        sup.child.kill("SIGTERM");
+        const killer = setTimeout(() => sup.child?.kill("SIGKILL"), STOP_GRACE_MS);
+        await sup.child.status;
+        clearTimeout(killer);
+      } catch {
+        // already gone
+      }
+    }
+    await Deno.remove(join(this.#instancesDir, instanceId), { recursive: true }).catch(() => {});
+  }
+
+  /** Stops every instance (agent shutdown); they start again on the next boot. */
+  async stopAll(): Promise<void> {
+    await Promise.all([...this.#running.keys()].map(async (id) => {
+      const sup = this.#running.get(id)!;
+      sup.stopping = true;
+      try {
+        sup.child?.kill("SIGTERM");
+        await sup.child?.status;
+      } catch {
+        // already gone
+      }
+    }));
+  }
+
+  /** Supervised instances for the API. */
+  list(): InstanceView[] {
+    return [...this.#running.entries()].map(([id, sup]) => ({
+      instance_id: id,
+      directive_id: sup.directiveId,
+      adapter: "native_binary",
+      state: sup.exitCode === undefined ? "running" : "restarting",
+      provider: "process",
+      started_at: sup.startedAt ?? null,
+      ...(sup.exitCode !== undefined ? { exit_code: sup.exitCode } : {}),
+      pid: sup.child?.pid ?? null,
+      restarts: sup.crashes.length,
+    }));
+  }
+
+  /** The last output lines of an instance, or undefined when it is not running here. */
+  logs(instanceId: string, count?: number): LogLine[] | undefined {
+    return this.#running.get(instanceId)?.logs.tail(count);
+  }
+}

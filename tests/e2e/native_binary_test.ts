@@ -1,0 +1,164 @@
+import assert from "node:assert/strict";
+import { type AgentProcess, startAgent, tempDir } from "./harness.ts";
+import { eventually } from "./mesh_helpers.ts";
+import { sha256Hex, startBlobServer } from "../fixtures/blob_server.ts";
+
+const encode = (text: string) => new TextEncoder().encode(text);
+
+/** A service that says hello, then beats a heartbeat file in its instance dir (for 60 s at most). */
+const SERVICE = encode(`#!/bin/sh
+echo "started $LOAM_INSTANCE_ID with $1"
+echo "warming up" >&2
+i=0
+while [ $i -lt 600 ]; do date +%s%N > heartbeat; sleep 0.1; i=$((i + 1)); done
+`);
+const CRASHER = encode("#!/bin/sh\necho crashing\nsleep 1.2\nexit 3\n");
+const FAILS_AT_ONCE = encode("#!/bin/sh\necho 'missing config file' >&2\nexit 7\n");
+
+async function deploy(
+  agent: AgentProcess,
+  url: string,
+  body: Uint8Array,
+  id: string,
+  arch: string = Deno.build.arch,
+) {
+  const res = await agent.request("/v1/deployments", {
+    method: "POST",
+    token: agent.adminToken(),
+    body: JSON.stringify({
+      directive_id: id,
+      scope: { type: "broadcast" },
+      artifact: {
+        blob_hash: `sha256:${sha256Hex(body)}`,
+        size_bytes: body.length,
+        urls: [url],
+        artifact_type: { type: "native_binary", arch, args: ["--port=9"] },
+      },
+    }),
+  });
+  assert.equal(res.status, 202, await res.text());
+}
+
+async function settled(agent: AgentProcess, id: string, states = ["active", "failed"]) {
+  return await eventually(`${id} settled`, async () => {
+    const r = await (await agent.request(`/v1/deployments/${id}`, { token: agent.adminToken() }))
+      .json();
+    return states.includes(r.state) ? r : undefined;
+  });
+}
+
+async function heartbeat(dataDir: string, instance: string): Promise<string> {
+  return await Deno.readTextFile(`${dataDir}/instances/${instance}/heartbeat`).catch(() => "");
+}
+
+Deno.test("a native binary runs supervised: instance record, logs, and DELETE stops it", async () => {
+  await using dir = await tempDir();
+  await using http = startBlobServer({ "/svc": { body: SERVICE } });
+  const agent = await startAgent(dir.path);
+  try {
+    await deploy(agent, http.url("/svc"), SERVICE, "nb-1");
+    const record = await settled(agent, "nb-1");
+    assert.equal(record.state, "active", record.error_message);
+    assert.equal(record.instance_id, "bin-nb-1");
+    const instances =
+      (await (await agent.request("/v1/instances", { token: agent.adminToken() })).json())
+        .instances;
+    assert.equal(instances.length, 1);
+    assert.equal(instances[0].adapter, "native_binary");
+    assert.equal(instances[0].state, "running");
+    assert.ok(instances[0].pid > 0);
+    const logs = await eventually("output captured", async () => {
+      const res = await agent.request("/v1/instances/bin-nb-1/logs", { token: agent.adminToken() });
+      const body = await res.json();
+      return body.lines.length >= 2 ? body.lines : undefined;
+    });
+    assert.ok(
+      logs.some((l: { stream: string; line: string }) =>
+        l.stream === "stdout" && l.line === "started bin-nb-1 with --port=9"
+      ),
+    );
+    assert.ok(
+      logs.some((l: { stream: string; line: string }) =>
+        l.stream === "stderr" && l.line === "warming up"
+      ),
+    );
+    assert.ok(agent.logs.some((l) => l.msg === "instance output" && l.instance_id === "bin-nb-1"));
+
+    const res = await agent.request("/v1/deployments/nb-1", {
+      method: "DELETE",
+      token: agent.adminToken(),
+    });
+    assert.equal((await res.json()).state, "rolled_back");
+    const missing = await agent.request("/v1/instances/bin-nb-1", { token: agent.adminToken() });
+    assert.equal(missing.status, 404);
+    await missing.body?.cancel();
+    await assert.rejects(Deno.stat(`${dir.path}/instances/bin-nb-1`), Deno.errors.NotFound);
+  } finally {
+    await agent.stop();
+  }
+});
+
+Deno.test("native binaries: wrong arch, immediate exit and crash loops fail with the reason", async () => {
+  await using dir = await tempDir();
+  await using http = startBlobServer({
+    "/svc": { body: SERVICE },
+    "/crash": { body: CRASHER },
+    "/fail": { body: FAILS_AT_ONCE },
+  });
+  const agent = await startAgent(dir.path);
+  try {
+    await deploy(agent, http.url("/svc"), SERVICE, "nb-arch", "riscv64");
+    assert.match(
+      (await settled(agent, "nb-arch")).error_message,
+      /^built for riscv64, this node is /,
+    );
+    await deploy(agent, http.url("/fail"), FAILS_AT_ONCE, "nb-fail");
+    assert.equal(
+      (await settled(agent, "nb-fail")).error_message,
+      "exited with code 7 right after start: missing config file",
+    );
+    await deploy(agent, http.url("/crash"), CRASHER, "nb-crash");
+    assert.equal((await settled(agent, "nb-crash")).state, "active");
+    const broken = await settled(agent, "nb-crash", ["failed"]);
+    assert.match(broken.error_message, /^crashed 3 times within 60 s \(last exit code 3\)$/);
+  } finally {
+    await agent.stop();
+  }
+});
+
+Deno.test("after kill -9 and restart the agent runs its active binaries again (once)", async () => {
+  await using dir = await tempDir();
+  await using http = startBlobServer({ "/svc": { body: SERVICE } });
+  const agent = await startAgent(dir.path);
+  await deploy(agent, http.url("/svc"), SERVICE, "nb-boot");
+  assert.equal((await settled(agent, "nb-boot")).state, "active");
+  await agent.stop("SIGKILL");
+  const restarted = await startAgent(dir.path);
+  try {
+    assert.ok(
+      restarted.logs.some((l) =>
+        l.msg === "deployment re-activated" && l.directive_id === "nb-boot"
+      ),
+    );
+    const instances =
+      (await (await restarted.request("/v1/instances", { token: restarted.adminToken() })).json())
+        .instances;
+    assert.equal(instances.length, 1);
+    assert.ok(
+      restarted.logs.some((l) =>
+        l.msg === "killing the instance left running by the previous agent"
+      ),
+    );
+    const before = await heartbeat(dir.path, "bin-nb-boot");
+    await eventually(
+      "heartbeat moves",
+      async () => (await heartbeat(dir.path, "bin-nb-boot")) !== before,
+    );
+  } finally {
+    await restarted.stop();
+  }
+  // a graceful stop stops the program too
+  const last = await heartbeat(dir.path, "bin-nb-boot");
+  await new Promise((r) => setTimeout(r, 500));
+  assert.equal(await heartbeat(dir.path, "bin-nb-boot"), last, "no process left behind");
+});
