@@ -133,6 +133,10 @@ export async function startAgent(loaded: LoadedConfig, logger: Logger): Promise<
       deployments: () => records.list(),
       instances: () => native.list(),
       instanceLogs: (id, lines) => native.logs(id, lines),
+      activateDeployment: (id) => {
+        if (!late.engine) throw new Error("the agent is not ready for deployments yet");
+        return late.engine.activateReady(id);
+      },
       deactivateDeployment: (id) => {
         if (!late.engine) throw new Error("the agent is not ready for deployments yet");
         return late.engine.deactivate(id);

@@ -35,6 +35,8 @@ export interface ApiState {
   instances(): InstanceView[];
   /** The last output lines of an instance; undefined when there is no such instance. */
   instanceLogs(id: string, lines?: number): LogLine[] | undefined;
+  /** Activates a deployment waiting in `ready`; undefined when there is none with that id. */
+  activateDeployment(id: string): Promise<DeploymentRecord | undefined>;
   /** Deactivates an active deployment; undefined when there is none with that id. */
   deactivateDeployment(id: string): Promise<DeploymentRecord | undefined>;
   tokens: TokenStore;
@@ -180,6 +182,21 @@ export function apiRoutes(state: ApiState): Route[] {
       scope: "status:read",
       handler: ({ params }) => {
         const record = state.deployments().find((d) => d.directive_id === params.id);
+        if (!record) throw new HttpError(404, "not_found", `no deployment ${params.id}`);
+        return jsonResponse(record);
+      },
+    },
+    {
+      method: "POST",
+      path: "/v1/deployments/:id/activate",
+      scope: "deploy:write",
+      handler: async ({ params }) => {
+        let record: DeploymentRecord | undefined;
+        try {
+          record = await state.activateDeployment(params.id!);
+        } catch (err) {
+          throw new HttpError(409, "not_ready", (err as Error).message);
+        }
         if (!record) throw new HttpError(404, "not_found", `no deployment ${params.id}`);
         return jsonResponse(record);
       },

@@ -138,7 +138,7 @@ export class DeploymentEngine {
         }
         continue;
       }
-      if (TERMINAL_STATES.includes(record.state)) continue;
+      if (TERMINAL_STATES.includes(record.state) || record.state === "ready") continue;
       this.#deps.logger.info("resuming deployment", { directive_id: id, state: record.state });
       this.#enqueue(record.directive);
     }
@@ -191,7 +191,7 @@ export class DeploymentEngine {
   }
 
   async #run(id: string): Promise<void> {
-    const { records, fetcher, adapters, logger } = this.#deps;
+    const { records, fetcher, logger } = this.#deps;
     const directive = records.get(id)!.directive;
     const log = logger.child({ directive_id: id });
     const seconds = directive.options.timeout_seconds;
@@ -224,13 +224,12 @@ export class DeploymentEngine {
               }
             },
           );
-          await this.#move(id, "activating", { progress_percent: 100 });
-          const kind = artifact.artifact_type.type;
-          const adapter = adapters.get(kind);
-          if (!adapter) throw new Error(`no runtime adapter for ${kind} in this version of loam`);
-          const instance = await adapter.activate(directive, path);
-          await this.#move(id, "active", { instance_id: instance.instance_id });
-          log.info("deployment active", { instance_id: instance.instance_id });
+          if (!directive.options.auto_activate) {
+            await this.#move(id, "ready", { progress_percent: 100 });
+            log.info("deployment ready; waiting for activation");
+            return;
+          }
+          await this.#activate(id, directive, path);
         })(),
       ]);
     } catch (err) {
@@ -240,6 +239,41 @@ export class DeploymentEngine {
     } finally {
       clearTimeout(timer);
     }
+  }
+
+  /** activating → active through the artifact type's runtime adapter (throws its reason). */
+  async #activate(id: string, directive: DeploymentDirective, path: string): Promise<void> {
+    await this.#move(id, "activating", { progress_percent: 100 });
+    const kind = directive.artifact.artifact_type.type;
+    const adapter = this.#deps.adapters.get(kind);
+    if (!adapter) throw new Error(`no runtime adapter for ${kind} in this version of loam`);
+    const instance = await adapter.activate(directive, path);
+    await this.#move(id, "active", { instance_id: instance.instance_id });
+    this.#deps.logger.info("deployment active", {
+      directive_id: id,
+      instance_id: instance.instance_id,
+    });
+  }
+
+  /**
+   * Activates a deployment that waits in `ready` (auto_activate was false); resolves with the
+   * record once it is active or failed; undefined when there is no such deployment.
+   */
+  async activateReady(id: string): Promise<DeploymentRecord | undefined> {
+    const record = this.#deps.records.get(id);
+    if (!record) return undefined;
+    if (record.state !== "ready") throw new Error(`deployment ${id} is ${record.state}, not ready`);
+    const { artifact } = record.directive;
+    try {
+      const path = await this.#deps.fetcher.ensure({
+        sha256: artifact.blob_hash,
+        urls: artifact.urls,
+      });
+      await this.#activate(id, record.directive, path);
+    } catch (err) {
+      await this.#move(id, "failed", { error_message: (err as Error).message });
+    }
+    return this.#deps.records.get(id);
   }
 
   #publish(record: DeploymentRecord): void {

@@ -1,9 +1,13 @@
 import { z } from "zod";
 
-/** Lifecycle states of a deployment on one node. */
+/**
+ * Lifecycle states of a deployment on one node: Peat's, plus `ready` (downloaded and verified,
+ * waiting for `POST /v1/deployments/{id}/activate` because `auto_activate` is false).
+ */
 export const DeploymentStateSchema = z.enum([
   "pending",
   "downloading",
+  "ready",
   "activating",
   "active",
   "failed",

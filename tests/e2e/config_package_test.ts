@@ -129,3 +129,57 @@ Deno.test("config packages with .., absolute paths or links are rejected; the ta
     await agent.stop();
   }
 });
+
+Deno.test("auto_activate=false stops at ready; POST .../activate activates it", async () => {
+  await using dir = await tempDir();
+  const target = `${dir.path}/etc/app`;
+  const pkg = await tarGz([{ name: "app.conf", content: "staged\n" }]);
+  await using http = startBlobServer({ "/pkg.tgz": { body: pkg } });
+  const agent = await startAgent(`${dir.path}/data`);
+  try {
+    const res = await agent.request("/v1/deployments", {
+      method: "POST",
+      token: agent.adminToken(),
+      body: JSON.stringify({
+        directive_id: "staged-1",
+        scope: { type: "broadcast" },
+        options: { auto_activate: false },
+        artifact: {
+          blob_hash: `sha256:${sha256Hex(pkg)}`,
+          size_bytes: pkg.length,
+          urls: [http.url("/pkg.tgz")],
+          artifact_type: { type: "config_package", target_path: target },
+        },
+      }),
+    });
+    assert.equal(res.status, 202);
+    await res.body?.cancel();
+    const ready = await eventually("ready", async () => {
+      const r =
+        await (await agent.request("/v1/deployments/staged-1", { token: agent.adminToken() }))
+          .json();
+      return r.state === "ready" ? r : undefined;
+    });
+    assert.deepEqual(ready.history.map((h: { state: string }) => h.state), [
+      "pending",
+      "downloading",
+      "ready",
+    ]);
+    await assert.rejects(Deno.stat(target), Deno.errors.NotFound, "nothing applied yet");
+
+    const activate = () =>
+      agent.request("/v1/deployments/staged-1/activate", {
+        method: "POST",
+        token: agent.adminToken(),
+      });
+    const activated = await activate();
+    assert.equal(activated.status, 200);
+    assert.equal((await activated.json()).state, "active");
+    assert.deepEqual(await tree(target), { "app.conf": "staged\n" });
+    const twice = await activate();
+    assert.equal(twice.status, 409);
+    assert.equal((await twice.json()).error.code, "not_ready");
+  } finally {
+    await agent.stop();
+  }
+});
