@@ -241,18 +241,53 @@ export class DeploymentEngine {
     }
   }
 
-  /** activating → active through the artifact type's runtime adapter (throws its reason). */
+  /**
+   * activating → active through the artifact type's runtime adapter (throws its reason). With
+   * `replace_existing`, the deployments this one replaces are retired only after it is active;
+   * when it fails they keep running and this one ends rolled_back, saying so.
+   */
   async #activate(id: string, directive: DeploymentDirective, path: string): Promise<void> {
     await this.#move(id, "activating", { progress_percent: 100 });
+    const replaced = directive.options.replace_existing ? this.#replacedBy(directive) : [];
     const kind = directive.artifact.artifact_type.type;
     const adapter = this.#deps.adapters.get(kind);
-    if (!adapter) throw new Error(`no runtime adapter for ${kind} in this version of loam`);
-    const instance = await adapter.activate(directive, path);
-    await this.#move(id, "active", { instance_id: instance.instance_id });
-    this.#deps.logger.info("deployment active", {
-      directive_id: id,
-      instance_id: instance.instance_id,
-    });
+    let instanceId: string;
+    try {
+      if (!adapter) throw new Error(`no runtime adapter for ${kind} in this version of loam`);
+      instanceId = (await adapter.activate(directive, path)).instance_id;
+    } catch (err) {
+      if (replaced.length === 0) throw err;
+      const keep = replaced.map((r) => r.directive_id).join(", ");
+      const reason = `activation failed (${(err as Error).message}); ${keep} keeps running`;
+      await this.#move(id, "rolled_back", { error_message: reason });
+      this.#deps.logger.warn("deployment rolled back", { directive_id: id, error: reason });
+      return;
+    }
+    await this.#move(id, "active", { instance_id: instanceId });
+    this.#deps.logger.info("deployment active", { directive_id: id, instance_id: instanceId });
+    for (const old of replaced) {
+      await this.#deps.adapters.get(old.directive.artifact.artifact_type.type)?.retire(
+        old.instance_id!,
+      );
+      await this.#move(old.directive_id, "rolled_back", { error_message: `replaced by ${id}` });
+      this.#deps.logger.info("deployment replaced", { directive_id: old.directive_id, by: id });
+    }
+  }
+
+  /**
+   * Active deployments that `directive` replaces: those providing any of the same
+   * capabilities or, when it names none, an artifact of the same name.
+   */
+  #replacedBy(directive: DeploymentDirective): DeploymentRecord[] {
+    const provides = new Set(directive.capabilities);
+    const name = directive.artifact.name;
+    return this.#deps.records.list().filter((r) =>
+      r.directive_id !== directive.directive_id && r.state === "active" &&
+      r.instance_id !== undefined &&
+      (provides.size > 0
+        ? r.directive.capabilities.some((c) => provides.has(c))
+        : name !== undefined && r.directive.artifact.name === name)
+    );
   }
 
   /**

@@ -23,8 +23,13 @@ export interface RuntimeAdapter {
    * started anew; files on disk need nothing).
    */
   resume(directive: DeploymentDirective, instanceId: string, blobPath: string): Promise<void>;
-  /** Stops and removes an instance. */
+  /** Stops and removes an instance, undoing what it changed (a config package's files). */
   deactivate(instanceId: string): Promise<void>;
+  /**
+   * Retires an instance that a newer deployment replaced: stops it, but leaves what the newer
+   * one now owns (a config package's target) alone.
+   */
+  retire(instanceId: string): Promise<void>;
 }
 
 /** Called by an adapter when an instance it supervises breaks for good (e.g. crash loop). */

@@ -127,6 +127,11 @@ export class ConfigPackageAdapter implements RuntimeAdapter {
     return Promise.resolve();
   }
 
+  /** The newer package swapped the target and keeps this one's content as its "previous". */
+  async retire(instanceId: string): Promise<void> {
+    await Deno.remove(join(this.#instancesDir, instanceId), { recursive: true }).catch(() => {});
+  }
+
   async deactivate(instanceId: string): Promise<void> {
     const instanceDir = join(this.#instancesDir, instanceId);
     const applied = JSON.parse(

@@ -10,17 +10,20 @@ async function deployPackage(
   body: Uint8Array,
   id: string,
   target: string,
+  options: Record<string, unknown> = {},
 ) {
   const res = await agent.request("/v1/deployments", {
     method: "POST",
     token: agent.adminToken(),
     body: JSON.stringify({
+      options,
       directive_id: id,
       scope: { type: "broadcast" },
       artifact: {
         blob_hash: `sha256:${sha256Hex(body)}`,
         size_bytes: body.length,
         urls: [url],
+        name: "app-config",
         artifact_type: { type: "config_package", target_path: target },
       },
     }),
@@ -63,8 +66,14 @@ Deno.test("config packages: activated atomically, replaced by a new version, rol
     assert.equal(first.state, "active", first.error_message);
     assert.equal(first.instance_id, "cfg-cfg-1");
     assert.deepEqual(await tree(target), { "app.conf": "v=1\n" });
-    const second = await deployPackage(agent, http.url("/v2.tgz"), v2, "cfg-2", target);
+    const second = await deployPackage(agent, http.url("/v2.tgz"), v2, "cfg-2", target, {
+      replace_existing: true,
+    });
     assert.equal(second.state, "active", second.error_message);
+    const first2 =
+      await (await agent.request("/v1/deployments/cfg-1", { token: agent.adminToken() })).json();
+    assert.equal(first2.state, "rolled_back");
+    assert.equal(first2.error_message, "replaced by cfg-2");
     assert.deepEqual(await tree(target), { "app.conf": "v=2\n", "conf.d/extra.conf": "x\n" });
 
     const res = await agent.request("/v1/deployments/cfg-2", {

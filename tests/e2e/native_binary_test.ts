@@ -21,11 +21,13 @@ async function deploy(
   body: Uint8Array,
   id: string,
   arch: string = Deno.build.arch,
+  extra: Record<string, unknown> = {},
 ) {
   const res = await agent.request("/v1/deployments", {
     method: "POST",
     token: agent.adminToken(),
     body: JSON.stringify({
+      ...extra,
       directive_id: id,
       scope: { type: "broadcast" },
       artifact: {
@@ -161,4 +163,43 @@ Deno.test("after kill -9 and restart the agent runs its active binaries again (o
   const last = await heartbeat(dir.path, "bin-nb-boot");
   await new Promise((r) => setTimeout(r, 500));
   assert.equal(await heartbeat(dir.path, "bin-nb-boot"), last, "no process left behind");
+});
+
+Deno.test("replace_existing: the new version runs before the old stops; a failing one leaves the old running", async () => {
+  await using dir = await tempDir();
+  await using http = startBlobServer({
+    "/svc": { body: SERVICE },
+    "/fail": { body: FAILS_AT_ONCE },
+  });
+  const agent = await startAgent(dir.path);
+  const provides = { capabilities: ["heartbeat-service"] };
+  const replacing = { ...provides, options: { replace_existing: true } };
+  try {
+    await deploy(agent, http.url("/svc"), SERVICE, "v1", Deno.build.arch, provides);
+    assert.equal((await settled(agent, "v1")).state, "active");
+    // the same program under another directive id: a new instance, then v1 is retired
+    await deploy(agent, http.url("/svc"), SERVICE, "v2", Deno.build.arch, replacing);
+    assert.equal((await settled(agent, "v2")).state, "active");
+    const v1 = await settled(agent, "v1", ["rolled_back"]);
+    assert.equal(v1.error_message, "replaced by v2");
+    const ids = (await (await agent.request("/v1/instances", { token: agent.adminToken() })).json())
+      .instances.map((i: { instance_id: string }) => i.instance_id);
+    assert.deepEqual(ids, ["bin-v2"]);
+
+    await deploy(agent, http.url("/fail"), FAILS_AT_ONCE, "v3", Deno.build.arch, replacing);
+    const v3 = await settled(agent, "v3", ["rolled_back", "failed"]);
+    assert.equal(v3.state, "rolled_back");
+    assert.match(
+      v3.error_message,
+      /^activation failed \(exited with code 7 right after start: missing config file\); v2 keeps running$/,
+    );
+    assert.equal((await settled(agent, "v2")).state, "active");
+    const before = await heartbeat(dir.path, "bin-v2");
+    await eventually(
+      "v2 still beats",
+      async () => (await heartbeat(dir.path, "bin-v2")) !== before,
+    );
+  } finally {
+    await agent.stop();
+  }
 });
