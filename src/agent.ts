@@ -25,6 +25,9 @@ import { NativeBinaryAdapter } from "./runtimes/native_binary.ts";
 import { blobsReport } from "./deploy/references.ts";
 import { VERSION } from "./version.ts";
 
+/** Wait after a peer connects before re-publishing statuses (gossip needs a heartbeat). */
+const REPUBLISH_DELAY_MS = 2000;
+
 /** A started agent. */
 export interface Agent {
   /** The local API's bound address, e.g. `127.0.0.1:7411`. */
@@ -211,6 +214,12 @@ export async function startAgent(loaded: LoadedConfig, logger: Logger): Promise<
     );
   });
   await engine.resume();
+  // after a (re)connection, once gossip has formed its mesh, repeat the current statuses
+  let republish: ReturnType<typeof setTimeout> | undefined;
+  mesh.node.addEventListener("peer:connect", () => {
+    clearTimeout(republish);
+    republish = setTimeout(() => engine.republish(), REPUBLISH_DELAY_MS);
+  });
   logger.info("mesh listening", {
     network: config.mesh.network,
     addrs: mesh.listenAddrs(),
@@ -234,6 +243,7 @@ export async function startAgent(loaded: LoadedConfig, logger: Logger): Promise<
         await new Promise((r) => setTimeout(r, config.api.drain_seconds * 1000));
       }
       late.fetcher?.close(); // in-flight downloads end now (kept for resume), so requests finish
+      clearTimeout(republish);
       await server.shutdown();
       await native.stopAll();
       await late.mesh?.stop();

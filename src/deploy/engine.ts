@@ -30,6 +30,8 @@ export type SubmitResult =
   | { outcome: "replay" | "expired"; reason: string };
 
 const PRIORITY_RANK = { critical: 0, high: 1, normal: 2, low: 3 } as const;
+/** Deployments whose status is sent again after a peer connects (newest first). */
+const REPUBLISH_LIMIT = 100;
 /** Progress is persisted and published at most this often (and at every 10 %). */
 const PROGRESS_INTERVAL_MS = 1000;
 
@@ -309,6 +311,14 @@ export class DeploymentEngine {
       await this.#move(id, "failed", { error_message: (err as Error).message });
     }
     return this.#deps.records.get(id);
+  }
+
+  /**
+   * Publishes the current status of the newest deployments again, so an observer that was
+   * partitioned (or just joined) converges; called after a peer connects.
+   */
+  republish(): void {
+    for (const record of this.#deps.records.list().slice(0, REPUBLISH_LIMIT)) this.#publish(record);
   }
 
   #publish(record: DeploymentRecord): void {

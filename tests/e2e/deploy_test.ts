@@ -253,3 +253,25 @@ Deno.test("an unreadable deployment record is set aside, and the node still star
     await agent.stop();
   }
 });
+
+Deno.test("an observer that joins late receives the current deployment statuses", async () => {
+  await using dir = await tempDir();
+  await using http = startBlobServer({ "/vad.onnx": { body: BODY } });
+  const a = await startAgent(`${dir.path}/a`);
+  try {
+    assert.equal((await post(a, directive("early-1", http.url("/vad.onnx")))).status, 202);
+    await finalState(a, "early-1");
+    const observer = await startAgent(`${dir.path}/b`, ["--bootstrap", a.meshAddrs[0]!]);
+    try {
+      await eventually(
+        "the status reaches the late observer",
+        async () =>
+          (await metric(observer, 'loam_mesh_messages_accepted_total{kind="status"}')) >= 1,
+      );
+    } finally {
+      await observer.stop();
+    }
+  } finally {
+    await a.stop();
+  }
+});
