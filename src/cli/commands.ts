@@ -28,6 +28,11 @@ export const COMMANDS: CommandEntry[] = [
     load: async () => (await import("./fetch.ts")).fetchCommand,
   },
   {
+    name: "deploy",
+    summary: "sign and publish a deployment directive, and watch the fleet apply it",
+    load: async () => (await import("./deploy.ts")).deployCommand,
+  },
+  {
     name: "blobs",
     summary: "list, garbage-collect or re-verify stored blobs",
     load: async () => (await import("./blobs.ts")).blobsCommand,

@@ -2,7 +2,17 @@ import assert from "node:assert/strict";
 import { runLoam, startAgent, tempDir } from "./harness.ts";
 import denoConfig from "../../deno.json" with { type: "json" };
 
-const COMMANDS = ["run", "status", "token", "keys", "config", "version"];
+const COMMANDS = [
+  "run",
+  "status",
+  "fetch",
+  "deploy",
+  "blobs",
+  "token",
+  "keys",
+  "config",
+  "version",
+];
 
 Deno.test("loam version and --version print the version", async () => {
   for (const args of [["version"], ["--version"]]) {

@@ -1,0 +1,206 @@
+import { Registry } from "prom-client";
+import type { Command } from "./command.ts";
+import { parseFlags, println } from "./command.ts";
+import { CONFIG_OPTIONS, CONFIG_OPTIONS_HELP, loadConfigFromFlags } from "./config_flags.ts";
+import { readIdentity } from "../mesh/identity.ts";
+import { createMeshNode } from "../mesh/node.ts";
+import { MeshMessaging } from "../mesh/messaging.ts";
+import { type DeploymentDirective, DeploymentDirectiveSchema } from "../protocol/directive.ts";
+import { type DeploymentStatus, TERMINAL_STATES } from "../protocol/status.ts";
+import { createLogger } from "../system/logger.ts";
+import { UserError } from "../system/errors.ts";
+
+const HELP = `Usage: loam deploy [<directive.json>] --key <c2.key> --bootstrap <multiaddr> [options]
+
+Signs a deployment directive with the command post's key and publishes it on the mesh. Agents
+accept it when the key's peer id is in their mesh.trusted_issuers.
+
+  <directive.json>       the directive (directive_id, issued_at and issuer_node_id are filled
+                         in when missing); or build one from the flags below
+  --key <file>           the command post's identity (loam keys generate --out c2.key)
+  --bootstrap <maddr>    an agent to join the mesh through (repeatable; also mesh.bootstrap)
+  --listen <maddr>       where this command listens (default /ip4/0.0.0.0/tcp/0)
+  --watch                show each node's state until every reporting node is final; exit 0
+                         when all are active, 1 otherwise
+  --timeout <s>          give up watching after this long (default 300)
+  --quiet-seconds <s>    with --watch: final once no new node reported for this long (default 5)
+
+  Building the directive from flags:
+  --artifact-url <url> --sha256 <hex> --size <bytes> --type <artifact type>
+  --scope <broadcast | formation:<id> | nodes:<a,b>>   (default broadcast)
+  --name <name>  --arch <arch>  --target-path <dir>  --arg <arg> (repeatable)  --id <directive id>
+
+${CONFIG_OPTIONS_HELP}`;
+
+type Values = Record<string, string | string[] | boolean | undefined>;
+
+function scopeFrom(text: string): DeploymentDirective["scope"] {
+  if (text === "broadcast") return { type: "broadcast" };
+  const [kind, rest] = [text.slice(0, text.indexOf(":")), text.slice(text.indexOf(":") + 1)];
+  if (kind === "formation" && rest) return { type: "formation", formation_id: rest };
+  if (kind === "nodes" && rest) return { type: "nodes", node_ids: rest.split(",") };
+  throw new UserError(`--scope "${text}": expected broadcast, formation:<id> or nodes:<a,b>`);
+}
+
+function directiveFromFlags(v: Values): Record<string, unknown> {
+  const type = v.type as string | undefined;
+  if (!v["artifact-url"] || !v.sha256 || !v.size || !type) {
+    throw new UserError(
+      "deploy: give a directive file, or --artifact-url, --sha256, --size and --type",
+    );
+  }
+  const artifactType: Record<string, unknown> = { type };
+  if (type === "native_binary") {
+    artifactType.arch = v.arch ?? Deno.build.arch;
+    artifactType.args = v.arg ?? [];
+  }
+  if (type === "config_package") artifactType.target_path = v["target-path"];
+  return {
+    ...(v.id ? { directive_id: v.id } : {}),
+    scope: scopeFrom((v.scope as string | undefined) ?? "broadcast"),
+    artifact: {
+      blob_hash: `sha256:${String(v.sha256).replace(/^sha256:/, "")}`,
+      size_bytes: Number(v.size),
+      urls: [v["artifact-url"]],
+      ...(v.name ? { name: v.name } : {}),
+      artifact_type: artifactType,
+    },
+  };
+}
+
+async function readDirective(path: string): Promise<Record<string, unknown>> {
+  let text: string;
+  try {
+    text = await Deno.readTextFile(path);
+  } catch (err) {
+    throw new UserError(`cannot read ${path}: ${(err as Error).message}`);
+  }
+  try {
+    return JSON.parse(text);
+  } catch (err) {
+    throw new UserError(`${path} is not JSON: ${(err as Error).message}`);
+  }
+}
+
+/** Prints one line per node whose state changed. */
+function report(status: DeploymentStatus): void {
+  const error = status.error_message ? `  ${status.error_message}` : "";
+  println(
+    `${status.node_id.padEnd(20)} ${status.state.padEnd(12)} ${
+      String(status.progress_percent).padStart(3)
+    }%${error}`,
+  );
+}
+
+/** `loam deploy`: sign and publish a directive, optionally watching the fleet's answers. */
+export const deployCommand: Command = {
+  name: "deploy",
+  help: HELP,
+  async run(args) {
+    const parsed = parseFlags("deploy", args, {
+      ...CONFIG_OPTIONS,
+      key: { type: "string" },
+      listen: { type: "string" },
+      watch: { type: "boolean" },
+      timeout: { type: "string" },
+      "quiet-seconds": { type: "string" },
+      "artifact-url": { type: "string" },
+      sha256: { type: "string" },
+      size: { type: "string" },
+      type: { type: "string" },
+      scope: { type: "string" },
+      name: { type: "string" },
+      arch: { type: "string" },
+      "target-path": { type: "string" },
+      arg: { type: "string", multiple: true },
+      id: { type: "string" },
+    }, 1);
+    if (parsed.help) {
+      println(HELP);
+      return 0;
+    }
+    const v = parsed.values;
+    if (!v.key) throw new UserError("deploy: --key <c2.key> is required");
+    const loaded = await loadConfigFromFlags(v);
+    if (loaded.config.mesh.bootstrap.length === 0) {
+      throw new UserError("deploy: --bootstrap <multiaddr of an agent> is required");
+    }
+    const identity = await readIdentity(v.key);
+    const input = parsed.positionals[0]
+      ? await readDirective(parsed.positionals[0])
+      : directiveFromFlags(v);
+    const checked = DeploymentDirectiveSchema.safeParse({
+      directive_id: `d-${crypto.randomUUID().slice(0, 8)}`,
+      issued_at: new Date().toISOString(),
+      issuer_node_id: identity.peerId,
+      ...input,
+    });
+    if (!checked.success) {
+      const issue = checked.error.issues[0]!;
+      throw new UserError(`directive ${issue.path.join(".") || "body"}: ${issue.message}`);
+    }
+    const directive = checked.data;
+    const timeoutMs = Number(v.timeout ?? "300") * 1000;
+    const quietMs = Number(v["quiet-seconds"] ?? "5") * 1000;
+
+    const logger = createLogger({ level: "error", format: loaded.config.log.format });
+    const node = await createMeshNode({
+      privateKey: identity.privateKey,
+      listen: v.listen ?? "/ip4/0.0.0.0/tcp/0",
+      bootstrap: loaded.config.mesh.bootstrap,
+      network: loaded.config.mesh.network,
+      mdns: false,
+      maxMessageBytes: loaded.config.mesh.max_message_bytes,
+    });
+    try {
+      const messaging = new MeshMessaging({
+        node,
+        network: loaded.config.mesh.network,
+        trustedIssuers: [],
+        maxMessageBytes: loaded.config.mesh.max_message_bytes,
+        privateKey: identity.privateKey,
+        registry: new Registry(),
+        logger,
+      });
+      const states = new Map<string, DeploymentStatus>();
+      let lastNew = Date.now();
+      messaging.on("status", (status) => {
+        if (status.directive_id !== directive.directive_id) return;
+        const previous = states.get(status.node_id);
+        if (!previous) lastNew = Date.now();
+        if (
+          previous?.state === status.state && previous.progress_percent === status.progress_percent
+        ) return;
+        states.set(status.node_id, status);
+        if (v.watch) report(status);
+      });
+      const deadline = Date.now() + timeoutMs;
+      const joinDeadline = Date.now() + 15_000;
+      const pubsub = node.services.pubsub;
+      while (pubsub.getSubscribers(messaging.topics.directives).length === 0) {
+        if (Date.now() > joinDeadline) {
+          throw new UserError("deploy: no agent reachable through --bootstrap within 15 s", 1);
+        }
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      await messaging.publish("directive", directive);
+      console.error(`published directive ${directive.directive_id} (signed by ${identity.peerId})`);
+      if (!v.watch) return 0;
+      for (;;) {
+        await new Promise((r) => setTimeout(r, 200));
+        const all = [...states.values()];
+        const final = all.length > 0 && all.every((s) => TERMINAL_STATES.includes(s.state));
+        if (final && Date.now() - lastNew >= quietMs) break;
+        if (Date.now() > deadline) {
+          console.error(`deploy: gave up watching after ${timeoutMs / 1000} s`);
+          return 1;
+        }
+      }
+      const active = [...states.values()].filter((s) => s.state === "active").length;
+      console.error(`${active} of ${states.size} nodes active`);
+      return active === states.size ? 0 : 1;
+    } finally {
+      await node.stop();
+    }
+  },
+};

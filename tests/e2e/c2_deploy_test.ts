@@ -1,0 +1,120 @@
+import assert from "node:assert/strict";
+import { type AgentProcess, runLoam, startAgent, tempDir } from "./harness.ts";
+import { eventually, peersOf } from "./mesh_helpers.ts";
+import { sha256Hex, startBlobServer } from "../fixtures/blob_server.ts";
+
+const SERVICE = new TextEncoder().encode(
+  '#!/bin/sh\necho "up $LOAM_INSTANCE_ID"\ni=0\nwhile [ $i -lt 600 ]; do sleep 0.1; i=$((i + 1)); done\n',
+);
+
+async function records(agent: AgentProcess) {
+  return (await (await agent.request("/v1/deployments", { token: agent.adminToken() })).json())
+    .deployments as {
+      directive_id: string;
+      state: string;
+    }[];
+}
+
+Deno.test("loam deploy: C2 signs, formation targeting hits only its members, --watch reports, exit codes", async () => {
+  await using dir = await tempDir();
+  const key = `${dir.path}/c2.key`;
+  const keys = await runLoam(["keys", "generate", "--out", key, "--json"]);
+  const c2 = JSON.parse(keys.stdout).peer_id;
+  const rogueKey = `${dir.path}/rogue.key`;
+  await runLoam(["keys", "generate", "--out", rogueKey]);
+  await using http = startBlobServer({ "/svc": { body: SERVICE } });
+  const trust = ["--set", `mesh.trusted_issuers=${c2}`, "--set", "mesh.advert_interval=1"];
+  const n1 = await startAgent(`${dir.path}/n1`, [
+    "--node-id",
+    "n1",
+    "--formation-id",
+    "north",
+    ...trust,
+  ]);
+  const boot = ["--bootstrap", n1.meshAddrs[0]!];
+  const n2 = await startAgent(`${dir.path}/n2`, [
+    "--node-id",
+    "n2",
+    "--formation-id",
+    "north",
+    ...boot,
+    ...trust,
+  ]);
+  const s1 = await startAgent(`${dir.path}/s1`, [
+    "--node-id",
+    "s1",
+    "--formation-id",
+    "south",
+    ...boot,
+    ...trust,
+  ]);
+  const all = [n1, n2, s1];
+  try {
+    for (const agent of all) {
+      await eventually(
+        "mesh formed",
+        async () => (await peersOf(agent)).filter((p) => p.advert).length >= 2,
+      );
+    }
+    const common = [
+      "--key",
+      key,
+      "--bootstrap",
+      n1.meshAddrs[0]!,
+      "--listen",
+      "/ip4/127.0.0.1/tcp/0",
+    ];
+    const flags = [
+      "--artifact-url",
+      http.url("/svc"),
+      "--sha256",
+      sha256Hex(SERVICE),
+      "--size",
+      String(SERVICE.length),
+      "--type",
+      "native_binary",
+      "--scope",
+      "formation:north",
+      "--quiet-seconds",
+      "2",
+      "--timeout",
+      "60",
+    ];
+    const ok = await runLoam(["deploy", ...common, ...flags, "--id", "north-svc", "--watch"]);
+    assert.equal(ok.code, 0, ok.stderr);
+    assert.match(ok.stdout, /^n1\s+active\s+100%$/m);
+    assert.match(ok.stdout, /^n2\s+active\s+100%$/m);
+    assert.doesNotMatch(ok.stdout, /^s1/m);
+    assert.match(ok.stderr, /2 of 2 nodes active/);
+    assert.deepEqual((await records(s1)).map((r) => r.directive_id), [], "south was not targeted");
+
+    const wrong = flags.map((f) => f === sha256Hex(SERVICE) ? "0".repeat(64) : f);
+    const bad = await runLoam(["deploy", ...common, ...wrong, "--id", "bad-hash", "--watch"]);
+    assert.equal(bad.code, 1);
+    assert.match(bad.stdout, /^n1\s+failed\s+\d+%\s+cannot fetch sha256:0{64}: .*hash mismatch/m);
+    assert.match(bad.stderr, /0 of 2 nodes active/);
+
+    const rogue = await runLoam([
+      "deploy",
+      "--key",
+      rogueKey,
+      ...common.slice(2),
+      ...flags,
+      "--id",
+      "rogue",
+      "--timeout",
+      "4",
+      "--watch",
+    ]);
+    assert.equal(rogue.code, 1);
+    assert.match(rogue.stderr, /gave up watching after 4 s/);
+    for (const agent of all) {
+      assert.ok(
+        !(await records(agent)).some((r) => r.directive_id === "rogue"),
+        "untrusted directive ignored",
+      );
+    }
+  } finally {
+    await Promise.all(all.map((a) => a.stop()));
+  }
+});
