@@ -5,24 +5,28 @@
  */
 import { benchFetch } from "./bench_fetch.ts";
 import { benchMesh } from "./bench_mesh.ts";
+import { benchDeploy } from "./bench_deploy.ts";
 import { printTable } from "./bench_util.ts";
 
 const which = Deno.args[0] ?? "all";
-if (!["all", "fetch", "mesh"].includes(which)) {
-  console.error("usage: deno task bench [fetch|mesh]");
+if (!["all", "fetch", "mesh", "deploy"].includes(which)) {
+  console.error("usage: deno task bench [fetch|mesh|deploy]");
   Deno.exit(2);
 }
 const dir = await Deno.makeTempDir({ prefix: "loam-bench-" });
 try {
   const target = Deno.build.target;
-  if (which !== "mesh") {
+  if (which === "all" || which === "fetch") {
     printTable(
       `fetch (medians of 3 interleaved rounds, ${target})`,
       await benchFetch(`${dir}/fetch`),
     );
   }
-  if (which !== "fetch") {
+  if (which === "all" || which === "mesh") {
     printTable(`mesh (${target})`, await benchMesh(`${dir}/mesh`));
+  }
+  if (which === "all" || which === "deploy") {
+    printTable(`deploy (${target})`, await benchDeploy(`${dir}/deploy`));
   }
 } finally {
   await Deno.remove(dir, { recursive: true });

@@ -250,7 +250,9 @@ export class BlobFetcher {
         [...skip].filter((id) => id.startsWith("peer:")).map((id) => id.slice(5)),
       );
       for (const bad of this.#badPeers.get(hex) ?? []) exclude.add(bad);
-      const holders = await this.#peers.holders(hex, exclude, signal).catch(() => []);
+      // the DHT search (up to 3 s) only when no URL is left to fall back on
+      const search = request.urls.every((url) => skip.has(url));
+      const holders = await this.#peers.holders(hex, exclude, search, signal).catch(() => []);
       peers = holders.slice(0, MAX_PEERS_PER_PASS).map((peer) => ({ id: `peer:${peer}`, peer }));
     }
     const all = this.#settings.sources === "peers-first"

@@ -9,8 +9,16 @@ export interface PeerBlobStream {
 
 /** Where peer-held blobs come from (implemented by the mesh). */
 export interface PeerSource {
-  /** Peer ids that hold the verified blob `hex`, best first, leaving out `exclude`. */
-  holders(hex: string, exclude: Set<string>, signal: AbortSignal): Promise<string[]>;
+  /**
+   * Peer ids that hold the verified blob `hex`, best first, leaving out `exclude`. `search`
+   * allows a slower lookup (the DHT) when the quick one (adverts) names nobody.
+   */
+  holders(
+    hex: string,
+    exclude: Set<string>,
+    search: boolean,
+    signal: AbortSignal,
+  ): Promise<string[]>;
   /**
    * Opens `hex` on `peer` from `offset`. Throws {@link AttemptError} "permanent" when the
    * peer does not hold it; other errors count as transient.

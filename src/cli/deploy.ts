@@ -183,7 +183,11 @@ export const deployCommand: Command = {
         }
         await new Promise((r) => setTimeout(r, 100));
       }
-      await messaging.publish("directive", directive);
+      // issued now, once the mesh is reached, unless the directive file says otherwise
+      const issued = "issued_at" in input
+        ? directive
+        : { ...directive, issued_at: new Date().toISOString() };
+      await messaging.publish("directive", issued);
       console.error(`published directive ${directive.directive_id} (signed by ${identity.peerId})`);
       if (!v.watch) return 0;
       for (;;) {

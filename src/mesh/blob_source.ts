@@ -26,14 +26,19 @@ export class MeshBlobSource implements PeerSource {
   }
 
   /**
-   * Holders named by adverts; when none did (and some peer is connected), DHT providers,
-   * looked up for at most 3 s.
+   * Holders named by adverts; when none did, `search` is set and some peer is connected, DHT
+   * providers, looked up for at most 3 s.
    */
-  async holders(hex: string, exclude: Set<string>, signal: AbortSignal): Promise<string[]> {
+  async holders(
+    hex: string,
+    exclude: Set<string>,
+    search: boolean,
+    signal: AbortSignal,
+  ): Promise<string[]> {
     const self = this.#node.peerId.toString();
     const usable = (peer: string) => peer !== self && !exclude.has(peer);
     const found = new Set(this.#peers.advertisedHolders(hex).filter(usable));
-    if (found.size > 0 || this.#node.getPeers().length === 0) return [...found];
+    if (found.size > 0 || !search || this.#node.getPeers().length === 0) return [...found];
     const lookup = AbortSignal.any([signal, AbortSignal.timeout(DHT_LOOKUP_MS)]);
     try {
       for await (
