@@ -82,6 +82,26 @@ async function userErrorsAs400<T>(work: () => Promise<T>): Promise<T> {
   }
 }
 
+/**
+ * A handler that applies `change` to the deployment named in the path: 404 when there is no
+ * such deployment, 409 (`conflictCode`) when its state does not allow the change.
+ */
+function changeDeployment(
+  change: (id: string) => Promise<DeploymentRecord | undefined>,
+  conflictCode: string,
+): Route["handler"] {
+  return async ({ params }) => {
+    let record: DeploymentRecord | undefined;
+    try {
+      record = await change(params.id!);
+    } catch (err) {
+      throw new HttpError(409, conflictCode, (err as Error).message);
+    }
+    if (!record) throw new HttpError(404, "not_found", `no deployment ${params.id}`);
+    return jsonResponse(record);
+  };
+}
+
 /** The route table: every route with the scope it needs, in one place. */
 export function apiRoutes(state: ApiState): Route[] {
   return [
@@ -190,31 +210,13 @@ export function apiRoutes(state: ApiState): Route[] {
       method: "POST",
       path: "/v1/deployments/:id/activate",
       scope: "deploy:write",
-      handler: async ({ params }) => {
-        let record: DeploymentRecord | undefined;
-        try {
-          record = await state.activateDeployment(params.id!);
-        } catch (err) {
-          throw new HttpError(409, "not_ready", (err as Error).message);
-        }
-        if (!record) throw new HttpError(404, "not_found", `no deployment ${params.id}`);
-        return jsonResponse(record);
-      },
+      handler: changeDeployment(state.activateDeployment, "not_ready"),
     },
     {
       method: "DELETE",
       path: "/v1/deployments/:id",
       scope: "deploy:write",
-      handler: async ({ params }) => {
-        let record: DeploymentRecord | undefined;
-        try {
-          record = await state.deactivateDeployment(params.id!);
-        } catch (err) {
-          throw new HttpError(409, "not_active", (err as Error).message);
-        }
-        if (!record) throw new HttpError(404, "not_found", `no deployment ${params.id}`);
-        return jsonResponse(record);
-      },
+      handler: changeDeployment(state.deactivateDeployment, "not_active"),
     },
     {
       method: "GET",
