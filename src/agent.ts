@@ -190,6 +190,7 @@ export async function startAgent(loaded: LoadedConfig, logger: Logger): Promise<
     seen,
     fetcher: late.fetcher,
     adapters,
+    nodeId: config.node.id,
     facts: () =>
       nodeFacts({
         config,

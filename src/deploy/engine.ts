@@ -17,6 +17,9 @@ export interface EngineDeps {
   fetcher: BlobFetcher;
   /** Runtime adapters by artifact type; a type without one fails at activation. */
   adapters: Map<ArtifactKind, RuntimeAdapter>;
+  /** This node's id, for status reports. */
+  nodeId: string;
+  /** Read fresh for each directive (free disk changes). */
   facts(): NodeFacts;
   publishStatus(status: DeploymentStatus): void;
   maxConcurrent: number;
@@ -324,7 +327,7 @@ export class DeploymentEngine {
   #publish(record: DeploymentRecord): void {
     this.#deps.publishStatus({
       directive_id: record.directive_id,
-      node_id: this.#deps.facts().node_id,
+      node_id: this.#deps.nodeId,
       reported_at: new Date().toISOString(),
       state: record.state,
       progress_percent: Math.round(record.progress_percent),
