@@ -94,6 +94,10 @@ export async function startAgent(loaded: LoadedConfig, logger: Logger): Promise<
   let ready = false;
   /** Started after the API, so /livez answers (and /readyz says 503) while they come up. */
   const late: { mesh?: Mesh; fetcher?: BlobFetcher; engine?: DeploymentEngine } = {};
+  const engineReady = (): DeploymentEngine => {
+    if (!late.engine) throw new Error("the agent is not ready for deployments yet");
+    return late.engine;
+  };
   const hardware = await probeStaticHardware();
   const metrics = createApiMetrics(VERSION, startedAt);
   const status = (): StatusReport => ({
@@ -129,21 +133,12 @@ export async function startAgent(loaded: LoadedConfig, logger: Logger): Promise<
         late.mesh?.advertiseSoon();
         return path;
       },
-      submitDirective: (directive) => {
-        if (!late.engine) throw new Error("the agent is not ready for deployments yet");
-        return late.engine.submit(directive, "api");
-      },
+      submitDirective: (directive) => engineReady().submit(directive, "api"),
       deployments: () => records.list(),
       instances: () => native.list(),
       instanceLogs: (id, lines) => native.logs(id, lines),
-      activateDeployment: (id) => {
-        if (!late.engine) throw new Error("the agent is not ready for deployments yet");
-        return late.engine.activateReady(id);
-      },
-      deactivateDeployment: (id) => {
-        if (!late.engine) throw new Error("the agent is not ready for deployments yet");
-        return late.engine.deactivate(id);
-      },
+      activateDeployment: (id) => engineReady().activateReady(id),
+      deactivateDeployment: (id) => engineReady().deactivate(id),
       tokens,
       metrics,
       maxBodyBytes: config.api.max_body_bytes,
