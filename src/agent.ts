@@ -22,6 +22,8 @@ import { nodeFacts } from "./deploy/node_facts.ts";
 import type { ArtifactKind, RuntimeAdapter } from "./runtimes/adapter.ts";
 import { ConfigPackageAdapter } from "./runtimes/config_package.ts";
 import { NativeBinaryAdapter } from "./runtimes/native_binary.ts";
+import { OnnxModelAdapter } from "./runtimes/onnx_model.ts";
+import { createJobMetrics } from "./runtimes/job_metrics.ts";
 import { blobsReport } from "./deploy/references.ts";
 import { VERSION } from "./version.ts";
 
@@ -80,6 +82,16 @@ export async function startAgent(loaded: LoadedConfig, logger: Logger): Promise<
   }
   const seen = new SeenDirectives(paths.seenDirectives);
   await seen.load();
+  const hardware = await probeStaticHardware();
+  const metrics = createApiMetrics(VERSION, startedAt);
+  const inference = {
+    threads: config.inference.threads || hardware.cpu.physical_cores,
+    maxQueue: config.jobs.max_queue,
+    timeoutMs: config.jobs.timeout_seconds * 1000,
+    metrics: createJobMetrics(metrics.registry),
+    logger: logger.child({ component: "inference" }),
+  };
+  const onnx = new OnnxModelAdapter(inference);
   /** Runtime adapters by artifact type; other types fail at activation with a clear reason. */
   const native = new NativeBinaryAdapter(
     paths.instances,
@@ -89,6 +101,7 @@ export async function startAgent(loaded: LoadedConfig, logger: Logger): Promise<
   const adapters = new Map<ArtifactKind, RuntimeAdapter>([
     ["config_package", new ConfigPackageAdapter(paths.instances)],
     ["native_binary", native],
+    ["onnx_model", onnx],
   ]);
 
   let ready = false;
@@ -98,8 +111,6 @@ export async function startAgent(loaded: LoadedConfig, logger: Logger): Promise<
     if (!late.engine) throw new Error("the agent is not ready for deployments yet");
     return late.engine;
   };
-  const hardware = await probeStaticHardware();
-  const metrics = createApiMetrics(VERSION, startedAt);
   const status = (): StatusReport => ({
     node_id: config.node.id,
     peer_id: identity.peerId,
@@ -135,13 +146,21 @@ export async function startAgent(loaded: LoadedConfig, logger: Logger): Promise<
       },
       submitDirective: (directive) => engineReady().submit(directive, "api"),
       deployments: () => records.list(),
-      instances: () => native.list(),
-      instanceLogs: (id, lines) => native.logs(id, lines),
+      instances: () => [...adapters.values()].flatMap((adapter) => adapter.list()),
+      instanceLogs: (id, lines) => {
+        for (const adapter of adapters.values()) {
+          const logs = adapter.logs?.(id, lines);
+          if (logs) return logs;
+        }
+        return undefined;
+      },
       activateDeployment: (id) => engineReady().activateReady(id),
       deactivateDeployment: (id) => engineReady().deactivate(id),
+      onnxModel: (id) => onnx.model(id),
       tokens,
       metrics,
       maxBodyBytes: config.api.max_body_bytes,
+      maxInputBytes: config.jobs.max_input_bytes,
     }),
     { tokens, publicMetrics: config.api.public_metrics, metrics, logger },
   );
@@ -241,7 +260,7 @@ export async function startAgent(loaded: LoadedConfig, logger: Logger): Promise<
       late.fetcher?.close(); // in-flight downloads end now (kept for resume), so requests finish
       clearTimeout(republish);
       await server.shutdown();
-      await native.stopAll();
+      await Promise.all([...adapters.values()].map((adapter) => adapter.stopAll?.()));
       await late.mesh?.stop();
       await Deno.remove(paths.apiAddress).catch(() => {});
       logger.info("stopped");

@@ -1,10 +1,10 @@
 import { HttpError } from "./http_error.ts";
 
-/**
- * Reads a JSON request body of at most `maxBytes`: 413 when it is larger (by Content-Length or
- * while streaming), 400 when it is not JSON.
- */
-export async function readJsonBody(req: Request, maxBytes: number): Promise<unknown> {
+/** Reads a request body of at most `maxBytes`: 413 when larger (by Content-Length or streaming). */
+export async function readBodyBytes(
+  req: Request,
+  maxBytes: number,
+): Promise<Uint8Array<ArrayBuffer>> {
   const tooLarge = () =>
     new HttpError(413, "payload_too_large", `request body exceeds ${maxBytes} bytes`);
   const declared = Number(req.headers.get("content-length") ?? "NaN");
@@ -24,6 +24,15 @@ export async function readJsonBody(req: Request, maxBytes: number): Promise<unkn
     bytes.set(chunk, offset);
     offset += chunk.length;
   }
+  return bytes;
+}
+
+/**
+ * Reads a JSON request body of at most `maxBytes`: 413 when it is larger (by Content-Length or
+ * while streaming), 400 when it is not JSON.
+ */
+export async function readJsonBody(req: Request, maxBytes: number): Promise<unknown> {
+  const bytes = await readBodyBytes(req, maxBytes);
   const text = new TextDecoder().decode(bytes);
   if (text.trim() === "") throw new HttpError(400, "invalid_json", "request body is empty");
   try {

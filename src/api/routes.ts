@@ -12,9 +12,12 @@ import type { PeerView } from "../mesh/peers.ts";
 import { type DeploymentDirective, DeploymentDirectiveSchema } from "../protocol/directive.ts";
 import type { SubmitResult } from "../deploy/engine.ts";
 import type { DeploymentRecord } from "../deploy/records.ts";
-import type { InstanceView } from "../runtimes/native_binary.ts";
+import type { InstanceView } from "../runtimes/adapter.ts";
 import type { LogLine } from "../runtimes/log_ring.ts";
 import { UserError } from "../system/errors.ts";
+import { inferOnnx } from "./infer_onnx.ts";
+import type { OnnxInference } from "../runtimes/onnx_model.ts";
+import { answerJobErrors } from "./job_errors.ts";
 
 /** The state the API reads; it never reaches into other modules' internals. */
 export interface ApiState {
@@ -31,7 +34,7 @@ export interface ApiState {
   submitDirective(directive: DeploymentDirective): Promise<SubmitResult>;
   /** Deployment records, newest first. */
   deployments(): DeploymentRecord[];
-  /** Supervised instances. */
+  /** Instances of every adapter. */
   instances(): InstanceView[];
   /** The last output lines of an instance; undefined when there is no such instance. */
   instanceLogs(id: string, lines?: number): LogLine[] | undefined;
@@ -39,9 +42,13 @@ export interface ApiState {
   activateDeployment(id: string): Promise<DeploymentRecord | undefined>;
   /** Deactivates an active deployment; undefined when there is none with that id. */
   deactivateDeployment(id: string): Promise<DeploymentRecord | undefined>;
+  /** The model behind an ONNX instance: "loading" while it loads, undefined if there is none. */
+  onnxModel(id: string): OnnxInference | "loading" | undefined;
   tokens: TokenStore;
   metrics: ApiMetrics;
   maxBodyBytes: number;
+  /** Limit for inference request bodies (`jobs.max_input_bytes`). */
+  maxInputBytes: number;
 }
 
 const FetchBlobBody = z.strictObject({
@@ -246,6 +253,30 @@ export function apiRoutes(state: ApiState): Route[] {
         const logs = state.instanceLogs(params.id!, lines);
         if (!logs) throw new HttpError(404, "not_found", `no instance ${params.id}`);
         return jsonResponse({ instance_id: params.id, lines: logs });
+      },
+    },
+    {
+      method: "POST",
+      path: "/v1/instances/:id/infer",
+      scope: "infer:run",
+      handler: ({ req, params, token }) => {
+        const instance = state.instances().find((i) => i.instance_id === params.id);
+        if (!instance) throw new HttpError(404, "not_found", `no instance ${params.id}`);
+        const client = token?.name ?? "anonymous";
+        if (instance.adapter === "onnx_model") {
+          const model = state.onnxModel(params.id!);
+          if (model === undefined || model === "loading") {
+            throw new HttpError(503, "loading", `instance ${params.id} is loading its model`, {
+              "retry-after": "1",
+            });
+          }
+          return answerJobErrors(() => inferOnnx(req, model, client, state.maxInputBytes));
+        }
+        throw new HttpError(
+          400,
+          "not_inferable",
+          `instance ${params.id} is a ${instance.adapter}, which takes no inference requests`,
+        );
       },
     },
     {

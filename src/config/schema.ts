@@ -83,6 +83,26 @@ export const DeploySectionSchema = z.strictObject({
   max_concurrent: z.number().int().min(1).max(64).default(2),
 });
 
+/** The `[jobs]` section: each inference instance's job queue. */
+export const JobsSectionSchema = z.strictObject({
+  /** Jobs waiting per instance before new ones get 429 with Retry-After. */
+  max_queue: z.number().int().min(0).max(100_000).default(64),
+  /** Limit for one job, queue wait included (504 past it). */
+  timeout_seconds: z.number().min(0.1).max(86_400).default(120),
+  /** Largest inference or chat request body (binary tensors can be big). */
+  max_input_bytes: z.number().int().min(1024).max(4 * 1024 * 1024 * 1024).default(64 * 1024 * 1024),
+});
+
+/** The `[inference]` section: how ONNX and GGUF models run. */
+export const InferenceSectionSchema = z.strictObject({
+  /** CPU threads per model; 0 = the number of physical cores. */
+  threads: z.number().int().min(0).max(1024).default(0),
+  /** GGUF context length when the directive gives none. */
+  context_length: z.number().int().min(64).max(1_048_576).default(2048),
+  /** GGUF layers offloaded to the GPU when the directive gives none; -1 = all with a GPU, else 0. */
+  gpu_layers: z.number().int().min(-1).max(100_000).default(-1),
+});
+
 /** The `[log]` section. */
 export const LogSectionSchema = z.strictObject({
   level: z.enum(["debug", "info", "warn", "error"]).default("info"),
@@ -130,6 +150,8 @@ export const ConfigSchema = z.strictObject({
   fetch: FetchSectionSchema.prefault({}),
   blobs: BlobsSectionSchema.prefault({}),
   deploy: DeploySectionSchema.prefault({}),
+  jobs: JobsSectionSchema.prefault({}),
+  inference: InferenceSectionSchema.prefault({}),
   log: LogSectionSchema.prefault({}),
   data: DataSectionSchema.prefault({}),
 });

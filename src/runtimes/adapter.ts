@@ -1,4 +1,5 @@
 import type { DeploymentDirective } from "../protocol/directive.ts";
+import type { LogLine } from "./log_ring.ts";
 
 /** Artifact types (the `artifact_type.type` values) a runtime adapter can activate. */
 export type ArtifactKind = DeploymentDirective["artifact"]["artifact_type"]["type"];
@@ -8,6 +9,22 @@ export interface Instance {
   instance_id: string;
   /** What runs it, e.g. "cpu" for ONNX, "podman" for a container. */
   provider?: string;
+}
+
+/**
+ * An instance record as `/v1/instances` shows it: DESIGN.md's fields, plus what the adapter
+ * adds (a process's pid and restarts, a model's inputs and outputs, ...).
+ */
+export interface InstanceView {
+  instance_id: string;
+  directive_id: string;
+  adapter: ArtifactKind;
+  /** e.g. `running`, `restarting`, `loading`, `loaded`. */
+  state: string;
+  provider: string | null;
+  started_at: string | null;
+  exit_code?: number;
+  [detail: string]: unknown;
 }
 
 /**
@@ -30,6 +47,12 @@ export interface RuntimeAdapter {
    * one now owns (a config package's target) alone.
    */
   retire(instanceId: string): Promise<void>;
+  /** The instances this adapter runs now. */
+  list(): InstanceView[];
+  /** The last output lines of an instance; undefined when it has none here. */
+  logs?(instanceId: string, count?: number): LogLine[] | undefined;
+  /** Stops everything at agent shutdown, leaving it to be resumed at the next start. */
+  stopAll?(): Promise<void>;
 }
 
 /** Called by an adapter when an instance it supervises breaks for good (e.g. crash loop). */

@@ -2,7 +2,7 @@
 import tar from "tar-stream";
 import { dirname, isAbsolute, join, normalize } from "node:path";
 import type { DeploymentDirective } from "../protocol/directive.ts";
-import type { Instance, RuntimeAdapter } from "./adapter.ts";
+import type { Instance, InstanceView, RuntimeAdapter } from "./adapter.ts";
 import { atomicWriteFile, syncDir } from "../system/atomic_write.ts";
 
 /** What an activation changed, kept in `<instances>/<id>/config_package.json` for deactivation. */
@@ -88,6 +88,8 @@ async function extractInto(blobPath: string, dir: string): Promise<void> {
 export class ConfigPackageAdapter implements RuntimeAdapter {
   readonly kind = "config_package" as const;
   readonly #instancesDir: string;
+  /** Installed packages by instance id, for the API. */
+  readonly #installed = new Map<string, InstanceView>();
 
   constructor(instancesDir: string) {
     this.#instancesDir = instancesDir;
@@ -119,20 +121,42 @@ export class ConfigPackageAdapter implements RuntimeAdapter {
     const instanceDir = join(this.#instancesDir, instanceId);
     await Deno.mkdir(instanceDir, { recursive: true, mode: 0o700 });
     await atomicWriteFile(join(instanceDir, "config_package.json"), JSON.stringify(applied));
+    this.#track(directive, instanceId, new Date().toISOString());
     return { instance_id: instanceId, provider: "filesystem" };
   }
 
-  /** Unpacked files stay where they are across restarts: nothing to do. */
-  resume(): Promise<void> {
-    return Promise.resolve();
+  /** Unpacked files stay where they are across restarts: only the listing is rebuilt. */
+  async resume(directive: DeploymentDirective, instanceId: string): Promise<void> {
+    const stat = await Deno.stat(join(this.#instancesDir, instanceId, "config_package.json"));
+    this.#track(directive, instanceId, stat.mtime?.toISOString() ?? null);
+  }
+
+  /** Installed packages. */
+  list(): InstanceView[] {
+    return [...this.#installed.values()];
+  }
+
+  #track(directive: DeploymentDirective, instanceId: string, at: string | null): void {
+    const type = directive.artifact.artifact_type;
+    this.#installed.set(instanceId, {
+      instance_id: instanceId,
+      directive_id: directive.directive_id,
+      adapter: "config_package",
+      state: "installed",
+      provider: "filesystem",
+      started_at: at,
+      target_path: type.type === "config_package" ? type.target_path : undefined,
+    });
   }
 
   /** The newer package swapped the target and keeps this one's content as its "previous". */
   async retire(instanceId: string): Promise<void> {
+    this.#installed.delete(instanceId);
     await Deno.remove(join(this.#instancesDir, instanceId), { recursive: true }).catch(() => {});
   }
 
   async deactivate(instanceId: string): Promise<void> {
+    this.#installed.delete(instanceId);
     const instanceDir = join(this.#instancesDir, instanceId);
     const applied = JSON.parse(
       await Deno.readTextFile(join(instanceDir, "config_package.json")),

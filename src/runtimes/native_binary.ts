@@ -1,6 +1,6 @@
 import { join } from "node:path";
 import type { DeploymentDirective } from "../protocol/directive.ts";
-import type { Instance, InstanceFailed, RuntimeAdapter } from "./adapter.ts";
+import type { Instance, InstanceFailed, InstanceView, RuntimeAdapter } from "./adapter.ts";
 import { type LogLine, LogRing } from "./log_ring.ts";
 import { normalArch } from "../deploy/targeting.ts";
 import type { Logger } from "../system/logger.ts";
@@ -25,19 +25,6 @@ interface Supervised {
   stopping: boolean;
   startedAt?: string;
   exitCode?: number;
-}
-
-/** An instance record as `/v1/instances` shows it (DESIGN.md's fields, plus pid and restarts). */
-export interface InstanceView {
-  instance_id: string;
-  directive_id: string;
-  adapter: "native_binary";
-  state: "running" | "restarting";
-  provider: "process";
-  started_at: string | null;
-  exit_code?: number;
-  pid: number | null;
-  restarts: number;
 }
 
 /**

@@ -15,7 +15,8 @@ export interface StaticHardware {
   arch: string;
   os: string;
   os_release: string;
-  cpu: { count: number; model: string };
+  /** `count` logical CPUs; `physical_cores` without SMT siblings (the default thread count). */
+  cpu: { count: number; physical_cores: number; model: string };
   gpus: GpuInfo[];
   /** Board model from the device tree (Jetson and other ARM boards), if any. */
   board_model?: string;
@@ -73,10 +74,31 @@ async function readBoardModel(): Promise<string | undefined> {
   }
 }
 
+/** Physical cores: logical CPUs grouped by their SMT sibling list (sysfs); undefined off Linux. */
+async function physicalCores(): Promise<number | undefined> {
+  const root = "/sys/devices/system/cpu";
+  const siblings = new Set<string>();
+  try {
+    for await (const entry of Deno.readDir(root)) {
+      if (!/^cpu\d+$/.test(entry.name)) continue;
+      const list = await Deno.readTextFile(`${root}/${entry.name}/topology/thread_siblings_list`)
+        .catch(() => entry.name);
+      siblings.add(list.trim());
+    }
+  } catch {
+    return undefined;
+  }
+  return siblings.size > 0 ? siblings.size : undefined;
+}
+
 /** Probes CPU, OS, board and GPUs (nvidia-smi, or a Jetson named by the device tree). */
 export async function probeStaticHardware(): Promise<StaticHardware> {
   const cpuList = cpus();
-  const [smiGpus, boardModel] = await Promise.all([nvidiaSmiGpus(), readBoardModel()]);
+  const [smiGpus, boardModel, cores] = await Promise.all([
+    nvidiaSmiGpus(),
+    readBoardModel(),
+    physicalCores(),
+  ]);
   const gpus = [...smiGpus];
   if (gpus.length === 0 && boardModel?.includes("Jetson")) {
     const totalMb = Math.round(Deno.systemMemoryInfo().total / MB);
@@ -88,6 +110,7 @@ export async function probeStaticHardware(): Promise<StaticHardware> {
     os_release: Deno.osRelease(),
     cpu: {
       count: cpuList.length || navigator.hardwareConcurrency,
+      physical_cores: cores ?? (cpuList.length || navigator.hardwareConcurrency),
       model: cpuList[0]?.model ?? "unknown",
     },
     gpus,

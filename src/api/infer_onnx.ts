@@ -1,0 +1,175 @@
+import { HttpError, jsonResponse } from "./http_error.ts";
+import { readBodyBytes } from "./body.ts";
+import type { JobPriority } from "../runtimes/job_queue.ts";
+import { JOB_PRIORITIES } from "../runtimes/job_queue.ts";
+import type { OnnxInference, TensorSpec } from "../runtimes/onnx_model.ts";
+import {
+  InferBodySchema,
+  parseDims,
+  parseTensorType,
+  tensorBytes,
+  TensorError,
+  tensorFromBytes,
+  tensorFromJson,
+  tensorToJson,
+  type TensorType,
+  type TensorValue,
+} from "../runtimes/tensors.ts";
+
+/** Headers of the binary forms. */
+export const TENSOR_HEADERS = {
+  input: "x-loam-input",
+  dims: "x-loam-dims",
+  type: "x-loam-type",
+  output: "x-loam-output",
+  priority: "x-loam-priority",
+} as const;
+
+function priorityFrom(text: string | null | undefined): JobPriority | undefined {
+  if (text === null || text === undefined) return undefined;
+  if (!(JOB_PRIORITIES as readonly string[]).includes(text)) {
+    throw new HttpError(
+      400,
+      "invalid_request",
+      `priority: expected one of ${JOB_PRIORITIES.join(", ")}, got "${text}"`,
+    );
+  }
+  return text as JobPriority;
+}
+
+function defaultType(spec: TensorSpec | undefined, header: string, text: string | null) {
+  if (text === null && spec && spec.type !== "non-tensor") return spec.type as TensorType;
+  return parseTensorType(header, text);
+}
+
+interface ParsedRequest {
+  inputs: Record<string, TensorValue>;
+  outputs?: string[];
+  priority?: JobPriority;
+}
+
+/** One raw tensor in the body; dims and type in headers (type defaults to the model's). */
+function parseOctetStream(req: Request, bytes: Uint8Array, model: OnnxInference): ParsedRequest {
+  const named = req.headers.get(TENSOR_HEADERS.input);
+  if (named === null && model.inputs.length !== 1) {
+    throw new TensorError(
+      `the model has ${model.inputs.length} inputs (${model.inputs.map((i) => i.name)}): name ` +
+        `one with ${TENSOR_HEADERS.input}, or send multipart/form-data or JSON`,
+    );
+  }
+  const name = named ?? model.inputs[0]!.name;
+  const spec = model.inputs.find((i) => i.name === name);
+  const type = defaultType(spec, TENSOR_HEADERS.type, req.headers.get(TENSOR_HEADERS.type));
+  const dims = parseDims(TENSOR_HEADERS.dims, req.headers.get(TENSOR_HEADERS.dims));
+  return { inputs: { [name]: tensorFromBytes(name, type, dims, bytes) } };
+}
+
+/** Parts named by input; `<name>.dims` and `<name>.type` fields say their shape and type. */
+async function parseMultipart(req: Request, bytes: Uint8Array<ArrayBuffer>, model: OnnxInference) {
+  const form = await new Response(bytes, { headers: req.headers }).formData().catch((err) => {
+    throw new TensorError(`multipart body does not parse: ${(err as Error).message}`);
+  });
+  const inputs: Record<string, TensorValue> = {};
+  for (const [name, value] of form.entries()) {
+    if (name.endsWith(".dims") || name.endsWith(".type") || typeof value === "string") continue;
+    const spec = model.inputs.find((i) => i.name === name);
+    const typeText = form.get(`${name}.type`);
+    const type = defaultType(spec, `${name}.type`, typeof typeText === "string" ? typeText : null);
+    const dimsText = form.get(`${name}.dims`);
+    const dims = parseDims(`${name}.dims`, typeof dimsText === "string" ? dimsText : null);
+    inputs[name] = tensorFromBytes(name, type, dims, new Uint8Array(await value.arrayBuffer()));
+  }
+  const priority = form.get("priority");
+  return { inputs, priority: priorityFrom(typeof priority === "string" ? priority : undefined) };
+}
+
+function parseJson(bytes: Uint8Array): ParsedRequest {
+  let body: unknown;
+  try {
+    body = JSON.parse(new TextDecoder().decode(bytes));
+  } catch (err) {
+    throw new HttpError(400, "invalid_json", `request body is not JSON: ${(err as Error).message}`);
+  }
+  const parsed = InferBodySchema.safeParse(body);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    throw new HttpError(
+      400,
+      "invalid_request",
+      `${issue.path.join(".") || "body"}: ${issue.message}`,
+    );
+  }
+  const inputs: Record<string, TensorValue> = {};
+  for (const [name, json] of Object.entries(parsed.data.inputs)) {
+    inputs[name] = tensorFromJson(name, json);
+  }
+  return { inputs, outputs: parsed.data.outputs, priority: parsed.data.priority };
+}
+
+/**
+ * Answers `POST /v1/instances/{id}/infer` for an ONNX instance. Input forms: JSON
+ * `{inputs: {name: {dims, type, data}}, outputs?, priority?}`; `application/octet-stream` (one
+ * tensor, dims/type in `x-loam-*` headers); `multipart/form-data` (a part per input). The
+ * answer is JSON, or one raw tensor when the client accepts `application/octet-stream`.
+ */
+export async function inferOnnx(
+  req: Request,
+  model: OnnxInference,
+  client: string,
+  maxBytes: number,
+): Promise<Response> {
+  const contentType = (req.headers.get("content-type") ?? "").toLowerCase();
+  const bytes = await readBodyBytes(req, maxBytes);
+  let parsed: ParsedRequest;
+  try {
+    if (contentType.startsWith("application/octet-stream")) {
+      parsed = parseOctetStream(req, bytes, model);
+    } else if (contentType.startsWith("multipart/form-data")) {
+      parsed = await parseMultipart(req, bytes, model);
+    } else {
+      parsed = parseJson(bytes); // JSON whatever the label (curl -d says form-urlencoded)
+    }
+  } catch (err) {
+    if (err instanceof TensorError) throw new HttpError(400, "invalid_input", err.message);
+    throw err;
+  }
+  const priority = parsed.priority ?? priorityFrom(req.headers.get(TENSOR_HEADERS.priority));
+  const wantsBinary = (req.headers.get("accept") ?? "").includes("application/octet-stream");
+  const binaryOutput = req.headers.get(TENSOR_HEADERS.output) ?? undefined;
+  const outputs = binaryOutput && wantsBinary ? [binaryOutput] : parsed.outputs;
+  const started = performance.now();
+  let results: Record<string, TensorValue>;
+  try {
+    results = await model.run({ client, priority, signal: req.signal }, parsed.inputs, outputs);
+  } catch (err) {
+    if (err instanceof TensorError) throw new HttpError(400, "invalid_input", err.message);
+    throw err;
+  }
+  const latencyMs = Math.round((performance.now() - started) * 1000) / 1000;
+  if (wantsBinary) {
+    const [name, tensor] = Object.entries(results)[0]!;
+    if (Object.keys(results).length > 1 && !binaryOutput) {
+      throw new HttpError(
+        406,
+        "not_acceptable",
+        `the model has ${
+          Object.keys(results).length
+        } outputs: name one with ${TENSOR_HEADERS.output} for a binary answer`,
+      );
+    }
+    if (tensor.type === "string") {
+      throw new HttpError(406, "not_acceptable", `output ${name} is a string tensor: ask for JSON`);
+    }
+    return new Response(tensorBytes(tensor).slice(), {
+      headers: {
+        "content-type": "application/octet-stream",
+        [TENSOR_HEADERS.output]: name,
+        [TENSOR_HEADERS.dims]: tensor.dims.join(","),
+        [TENSOR_HEADERS.type]: tensor.type,
+      },
+    });
+  }
+  const out: Record<string, ReturnType<typeof tensorToJson>> = {};
+  for (const [name, tensor] of Object.entries(results)) out[name] = tensorToJson(tensor);
+  return jsonResponse({ outputs: out, provider: model.provider, latency_ms: latencyMs });
+}

@@ -1,0 +1,234 @@
+import type { InferenceSession, Tensor } from "onnxruntime-node";
+import type { DeploymentDirective } from "../protocol/directive.ts";
+import type { Instance, InstanceView, RuntimeAdapter } from "./adapter.ts";
+import { JobQueue, type JobRequest } from "./job_queue.ts";
+import type { JobMetrics } from "./job_metrics.ts";
+import { loadOnnxRuntime, openSession, type SkippedProvider } from "./onnx_providers.ts";
+import { TensorError, type TensorType, type TensorValue } from "./tensors.ts";
+import type { Logger } from "../system/logger.ts";
+
+/** How a model's input or output looks: name, element type and shape (strings = symbolic). */
+export interface TensorSpec {
+  name: string;
+  type: string;
+  shape: (number | string)[];
+}
+
+/** An ONNX instance as the inference route uses it. */
+export interface OnnxInference {
+  /** The model's inputs and outputs. */
+  inputs: TensorSpec[];
+  outputs: TensorSpec[];
+  provider: string | null;
+  run(
+    request: JobRequest,
+    inputs: Record<string, TensorValue>,
+    outputs?: string[],
+  ): Promise<Record<string, TensorValue>>;
+}
+
+/** What every inference adapter needs: threads, queue limits, metrics, a logger. */
+export interface InferenceSettings {
+  /** CPU threads per model. */
+  threads: number;
+  maxQueue: number;
+  timeoutMs: number;
+  metrics: JobMetrics;
+  logger: Logger;
+}
+
+interface Loaded {
+  directiveId: string;
+  state: "loading" | "loaded";
+  startedAt: string;
+  queue: JobQueue;
+  session?: InferenceSession;
+  provider?: string;
+  skipped: SkippedProvider[];
+  inputs: TensorSpec[];
+  outputs: TensorSpec[];
+}
+
+function specs(metadata: readonly InferenceSession.ValueMetadata[]): TensorSpec[] {
+  return metadata.map((m) =>
+    m.isTensor
+      ? { name: m.name, type: m.type, shape: [...m.shape] }
+      : { name: m.name, type: "non-tensor", shape: [] }
+  );
+}
+
+/** Checks inputs against the model's: names, element types and fixed dimensions. */
+function checkInputs(expected: TensorSpec[], inputs: Record<string, TensorValue>): void {
+  const names = expected.map((s) => s.name);
+  for (const name of Object.keys(inputs)) {
+    if (!names.includes(name)) {
+      throw new TensorError(`unknown input ${name}; the model's inputs are ${names.join(", ")}`);
+    }
+  }
+  for (const spec of expected) {
+    const input = inputs[spec.name];
+    if (!input) throw new TensorError(`missing input ${spec.name} (${spec.type} [${spec.shape}])`);
+    if (spec.type !== "non-tensor" && input.type !== spec.type) {
+      throw new TensorError(
+        `input ${spec.name}: the model expects ${spec.type}, got ${input.type}`,
+      );
+    }
+    if (spec.shape.length === 0) continue;
+    const fits = input.dims.length === spec.shape.length &&
+      spec.shape.every((d, i) => typeof d !== "number" || d < 0 || d === input.dims[i]);
+    if (!fits) {
+      throw new TensorError(
+        `input ${spec.name}: the model expects shape [${spec.shape}], got [${input.dims}]`,
+      );
+    }
+  }
+}
+
+/**
+ * `onnx_model`: the verified blob loaded with onnxruntime-node on the directive's execution
+ * providers in order, falling back to CPU (the instance reports the provider in use and why
+ * others were skipped). Inference requests run through the instance's job queue.
+ */
+export class OnnxModelAdapter implements RuntimeAdapter {
+  readonly kind = "onnx_model" as const;
+  readonly #settings: InferenceSettings;
+  readonly #loaded = new Map<string, Loaded>();
+
+  constructor(settings: InferenceSettings) {
+    this.#settings = settings;
+  }
+
+  async activate(directive: DeploymentDirective, blobPath: string): Promise<Instance> {
+    const instanceId = `onnx-${directive.directive_id}`;
+    const provider = await this.#load(directive, instanceId, blobPath);
+    return { instance_id: instanceId, provider };
+  }
+
+  async resume(directive: DeploymentDirective, instanceId: string, blobPath: string) {
+    await this.#load(directive, instanceId, blobPath);
+  }
+
+  async deactivate(instanceId: string): Promise<void> {
+    const loaded = this.#loaded.get(instanceId);
+    if (!loaded) return;
+    this.#loaded.delete(instanceId);
+    loaded.queue.close(`instance ${instanceId} was deactivated`);
+    await loaded.session?.release();
+    this.#settings.metrics.forget(instanceId);
+  }
+
+  retire(instanceId: string): Promise<void> {
+    return this.deactivate(instanceId);
+  }
+
+  async stopAll(): Promise<void> {
+    await Promise.all([...this.#loaded.keys()].map((id) => this.deactivate(id)));
+  }
+
+  list(): InstanceView[] {
+    return [...this.#loaded.entries()].map(([id, m]) => ({
+      instance_id: id,
+      directive_id: m.directiveId,
+      adapter: "onnx_model",
+      state: m.state,
+      provider: m.provider ?? null,
+      started_at: m.startedAt,
+      skipped_providers: m.skipped,
+      inputs: m.inputs,
+      outputs: m.outputs,
+      threads: this.#settings.threads,
+      jobs: { queued: m.queue.depth, running: m.queue.running },
+    }));
+  }
+
+  /** The model behind an instance: "loading" while it loads, undefined when there is none. */
+  model(instanceId: string): OnnxInference | "loading" | undefined {
+    const loaded = this.#loaded.get(instanceId);
+    if (!loaded) return undefined;
+    const session = loaded.session;
+    if (loaded.state === "loading" || !session) return "loading";
+    return {
+      inputs: loaded.inputs,
+      outputs: loaded.outputs,
+      provider: loaded.provider ?? null,
+      run: (request, inputs, outputs) => this.#run(loaded, session, request, inputs, outputs),
+    };
+  }
+
+  /**
+   * Runs the model through the instance's job queue and returns the outputs (`outputs` names
+   * some; all when absent). Throws TensorError for inputs the model does not take.
+   */
+  async #run(
+    loaded: Loaded,
+    session: InferenceSession,
+    request: JobRequest,
+    inputs: Record<string, TensorValue>,
+    outputs?: string[],
+  ): Promise<Record<string, TensorValue>> {
+    checkInputs(loaded.inputs, inputs);
+    const outputNames = loaded.outputs.map((o) => o.name);
+    for (const name of outputs ?? []) {
+      if (!outputNames.includes(name)) {
+        throw new TensorError(`unknown output ${name}; the model's outputs are ${outputNames}`);
+      }
+    }
+    const ort = await loadOnnxRuntime();
+    const feeds: Record<string, Tensor> = {};
+    for (const [name, value] of Object.entries(inputs)) {
+      feeds[name] = new ort.Tensor(value.type, value.data, value.dims);
+    }
+    const results = await loaded.queue.run(
+      request,
+      () => outputs ? session.run(feeds, outputs) : session.run(feeds),
+    );
+    const answer: Record<string, TensorValue> = {};
+    for (const [name, tensor] of Object.entries(results)) {
+      answer[name] = {
+        type: tensor.type as TensorType,
+        dims: [...tensor.dims],
+        data: tensor.data as TensorValue["data"],
+      };
+    }
+    return answer;
+  }
+
+  async #load(directive: DeploymentDirective, instanceId: string, blobPath: string) {
+    const type = directive.artifact.artifact_type;
+    if (type.type !== "onnx_model") throw new Error(`not an ONNX model: ${type.type}`);
+    const { maxQueue, timeoutMs, metrics, threads, logger } = this.#settings;
+    const loaded: Loaded = {
+      directiveId: directive.directive_id,
+      state: "loading",
+      startedAt: new Date().toISOString(),
+      queue: new JobQueue({ instanceId, maxQueue, timeoutMs, concurrency: 1, metrics }),
+      skipped: [],
+      inputs: [],
+      outputs: [],
+    };
+    this.#loaded.set(instanceId, loaded);
+    try {
+      const opened = await openSession(blobPath, type.execution_providers, threads);
+      Object.assign(loaded, {
+        session: opened.session,
+        provider: opened.provider,
+        skipped: opened.skipped,
+        inputs: specs(opened.session.inputMetadata),
+        outputs: specs(opened.session.outputMetadata),
+        state: "loaded",
+      });
+      if (opened.skipped.length > 0) {
+        logger.warn("execution providers skipped", {
+          instance_id: instanceId,
+          provider: opened.provider,
+          skipped: opened.skipped,
+        });
+      }
+      return opened.provider;
+    } catch (err) {
+      this.#loaded.delete(instanceId);
+      loaded.queue.close("the model failed to load");
+      throw new Error(`ONNX model did not load: ${(err as Error).message.split("\n")[0]}`);
+    }
+  }
+}
