@@ -19,10 +19,13 @@ import { detectContainerRuntimes } from "./system/container_runtimes.ts";
 import { DeploymentEngine } from "./deploy/engine.ts";
 import { DeploymentRecords, SeenDirectives } from "./deploy/records.ts";
 import { nodeFacts } from "./deploy/node_facts.ts";
+import type { NodeFacts } from "./deploy/targeting.ts";
+import { modelsReport } from "./deploy/models.ts";
 import type { ArtifactKind, RuntimeAdapter } from "./runtimes/adapter.ts";
 import { ConfigPackageAdapter } from "./runtimes/config_package.ts";
 import { NativeBinaryAdapter } from "./runtimes/native_binary.ts";
 import { OnnxModelAdapter } from "./runtimes/onnx_model.ts";
+import { loadableProviders } from "./runtimes/onnx_providers.ts";
 import { createJobMetrics } from "./runtimes/job_metrics.ts";
 import { blobsReport } from "./deploy/references.ts";
 import { VERSION } from "./version.ts";
@@ -106,7 +109,12 @@ export async function startAgent(loaded: LoadedConfig, logger: Logger): Promise<
 
   let ready = false;
   /** Started after the API, so /livez answers (and /readyz says 503) while they come up. */
-  const late: { mesh?: Mesh; fetcher?: BlobFetcher; engine?: DeploymentEngine } = {};
+  const late: {
+    mesh?: Mesh;
+    fetcher?: BlobFetcher;
+    engine?: DeploymentEngine;
+    facts?: () => NodeFacts;
+  } = {};
   const engineReady = (): DeploymentEngine => {
     if (!late.engine) throw new Error("the agent is not ready for deployments yet");
     return late.engine;
@@ -156,6 +164,7 @@ export async function startAgent(loaded: LoadedConfig, logger: Logger): Promise<
       },
       activateDeployment: (id) => engineReady().activateReady(id),
       deactivateDeployment: (id) => engineReady().deactivate(id),
+      models: () => late.facts ? modelsReport(records.list(), late.facts()) : [],
       onnxModel: (id) => onnx.model(id),
       tokens,
       metrics,
@@ -170,6 +179,9 @@ export async function startAgent(loaded: LoadedConfig, logger: Logger): Promise<
   logger.info("api listening", { addr: apiAddress });
 
   const containerRuntimes = await detectContainerRuntimes();
+  const executionProviders = await loadableProviders(
+    hardware.gpus.some((g) => g.kind === "nvidia"),
+  );
   try {
     late.mesh = await Mesh.start({
       config: config.mesh,
@@ -185,6 +197,7 @@ export async function startAgent(loaded: LoadedConfig, logger: Logger): Promise<
           dataDir: paths.root,
           store,
           containerRuntimes,
+          executionProviders,
         }),
     });
   } catch (err) {
@@ -199,21 +212,24 @@ export async function startAgent(loaded: LoadedConfig, logger: Logger): Promise<
     logger.child({ component: "fetch" }),
     mesh.blobSource,
   );
+  const facts = () =>
+    nodeFacts({
+      config,
+      peerId: identity.peerId,
+      hardware,
+      dataDir: paths.root,
+      containerRuntimes,
+      executionProviders,
+      adapterKinds: [...adapters.keys()],
+    });
+  late.facts = facts;
   const engine = new DeploymentEngine({
     records,
     seen,
     fetcher: late.fetcher,
     adapters,
     nodeId: config.node.id,
-    facts: () =>
-      nodeFacts({
-        config,
-        peerId: identity.peerId,
-        hardware,
-        dataDir: paths.root,
-        containerRuntimes,
-        adapterKinds: [...adapters.keys()],
-      }),
+    facts,
     publishStatus: (status) => {
       mesh.messaging.publish("status", status).catch((err) =>
         logger.debug("status not published", { error: err })

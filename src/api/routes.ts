@@ -18,6 +18,7 @@ import { UserError } from "../system/errors.ts";
 import { inferOnnx } from "./infer_onnx.ts";
 import type { OnnxInference } from "../runtimes/onnx_model.ts";
 import { answerJobErrors } from "./job_errors.ts";
+import type { ModelView } from "../deploy/models.ts";
 
 /** The state the API reads; it never reaches into other modules' internals. */
 export interface ApiState {
@@ -42,6 +43,8 @@ export interface ApiState {
   activateDeployment(id: string): Promise<DeploymentRecord | undefined>;
   /** Deactivates an active deployment; undefined when there is none with that id. */
   deactivateDeployment(id: string): Promise<DeploymentRecord | undefined>;
+  /** ONNX and GGUF models among the deployments, with their Peat model status. */
+  models(): ModelView[];
   /** The model behind an ONNX instance: "loading" while it loads, undefined if there is none. */
   onnxModel(id: string): OnnxInference | "loading" | undefined;
   tokens: TokenStore;
@@ -278,6 +281,12 @@ export function apiRoutes(state: ApiState): Route[] {
           `instance ${params.id} is a ${instance.adapter}, which takes no inference requests`,
         );
       },
+    },
+    {
+      method: "GET",
+      path: "/v1/models",
+      scope: "status:read",
+      handler: () => jsonResponse({ models: state.models() }),
     },
     {
       method: "GET",

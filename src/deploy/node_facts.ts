@@ -9,6 +9,8 @@ export interface FactSources {
   hardware: StaticHardware;
   dataDir: string;
   containerRuntimes: string[];
+  /** ONNX execution providers that load on this node (probed once). */
+  executionProviders: string[];
   /** Artifact types this build can activate (its runtime adapters). */
   adapterKinds: string[];
 }
@@ -35,6 +37,6 @@ export function nodeFacts(s: FactSources): NodeFacts {
     gpu_memory_mb: Math.max(0, ...live.gpus.map((g) => g.vram_mb)),
     ram_total_mb: live.ram.total_mb,
     disk_free_mb: live.disk.free_mb,
-    execution_providers: ["cpu"],
+    execution_providers: s.executionProviders,
   };
 }

@@ -1,4 +1,5 @@
 import type { DeploymentDirective } from "../protocol/directive.ts";
+import type { HardwareRequirements } from "../protocol/hardware_requirements.ts";
 
 /** What targeting and requirement checks know about this node. */
 export interface NodeFacts {
@@ -73,8 +74,14 @@ export function unmetRequirement(
   directive: DeploymentDirective,
   node: NodeFacts,
 ): string | undefined {
-  const req = directive.artifact.requirements;
-  if (!req) return undefined;
+  for (const req of [directive.artifact.requirements, directive.manifest?.requirements]) {
+    const unmet = req && unmetHardware(req, node);
+    if (unmet) return unmet;
+  }
+  return undefined;
+}
+
+function unmetHardware(req: HardwareRequirements, node: NodeFacts): string | undefined {
   if (req.min_vram_mb > node.gpu_memory_mb) {
     return `needs ${req.min_vram_mb} MB VRAM, has ${node.gpu_memory_mb}`;
   }

@@ -12,6 +12,8 @@ export interface AdvertSources {
   dataDir: string;
   store: BlobStore;
   containerRuntimes: string[];
+  /** ONNX execution providers that load on this node (probed once). */
+  executionProviders: string[];
 }
 
 /**
@@ -38,7 +40,7 @@ export async function buildAdvert(s: AdvertSources): Promise<Advert> {
     ram_mb: { total: live.ram.total_mb, free: live.ram.free_mb },
     disk_mb: { total: live.disk.total_mb, free: live.disk.free_mb },
     gpus: live.gpus.map((g) => ({ name: g.name, vram_mb: g.vram_mb, kind: g.kind })),
-    execution_providers: ["cpu"],
+    execution_providers: s.executionProviders,
     container_runtimes: s.containerRuntimes,
     capabilities: s.config.node.capabilities,
     blobs: (await s.store.list())

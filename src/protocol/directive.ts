@@ -1,4 +1,6 @@
 import { z } from "zod";
+import { HardwareRequirementsSchema } from "./hardware_requirements.ts";
+import { ModelManifestSchema } from "./model_manifest.ts";
 
 const sha256Ref = z.string().regex(/^sha256:[0-9a-f]{64}$/, 'expected "sha256:<64 lowercase hex>"');
 const httpUrl = z.url({ protocol: /^https?$/, error: "expected an http or https URL" });
@@ -51,15 +53,6 @@ export const ArtifactTypeSchema = z.discriminatedUnion("type", [
   }),
 ]);
 
-/** ModelManifest HardwareRequirements: what a node needs to run the artifact. */
-export const HardwareRequirementsSchema = z.strictObject({
-  min_vram_mb: z.number().int().min(0).default(0),
-  recommended_vram_mb: z.number().int().min(0).optional(),
-  min_ram_mb: z.number().int().min(0).default(0),
-  execution_providers: z.array(z.string()).default([]),
-  architectures: z.array(z.string()).default([]),
-});
-
 /** The artifact to deploy: content hash, size, sources and type. */
 export const ArtifactSpecSchema = z.strictObject({
   blob_hash: sha256Ref,
@@ -96,6 +89,17 @@ export const DeploymentDirectiveSchema = z.strictObject({
   capabilities: z.array(z.string()).default([]),
   config: z.unknown().default({}),
   options: DeploymentOptionsSchema.prefault({}),
+  /** A Peat ModelManifest describing the model (ONNX or GGUF artifacts). */
+  manifest: ModelManifestSchema.optional(),
+}).superRefine((d, ctx) => {
+  const manifestHash = d.manifest?.sha256?.replace(/^sha256:/, "");
+  if (manifestHash && `sha256:${manifestHash}` !== d.artifact.blob_hash) {
+    ctx.addIssue({
+      code: "custom",
+      path: ["manifest", "sha256"],
+      message: `does not match artifact.blob_hash ${d.artifact.blob_hash}`,
+    });
+  }
 });
 
 /** A validated deployment directive. */

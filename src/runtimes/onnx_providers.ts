@@ -98,30 +98,26 @@ export async function openSession(
   return { session: await create("cpu"), provider: "cpu", skipped };
 }
 
-let probe: Promise<string[]> | undefined;
-
 /**
  * The execution providers that actually load on this node (for adverts and requirement
- * checks), probed once with `model` (a tiny graph) and cached; `cpu` at least when onnxruntime
- * loads, none when it does not.
+ * checks): `cpu` when onnxruntime loads (none when it does not), and, on a node with an NVIDIA
+ * GPU, each GPU provider that opens a session on a tiny graph.
  */
-export function loadableProviders(model: Uint8Array, hasNvidiaGpu: boolean): Promise<string[]> {
-  probe ??= (async () => {
-    let ort: OnnxRuntime;
-    try {
-      ort = await loadOnnxRuntime();
-    } catch {
-      return [];
-    }
-    const loadable = ["cpu"];
-    if (!hasNvidiaGpu) return loadable;
-    for (const backend of ort.listSupportedBackends()) {
-      if (backend.name === "cpu") continue;
-      const opened = await openSession(model, [backend.name], 1).catch(() => undefined);
-      if (opened?.provider === backend.name) loadable.unshift(backend.name);
-      await opened?.session.release();
-    }
-    return loadable;
-  })();
-  return probe;
+export async function loadableProviders(hasNvidiaGpu: boolean): Promise<string[]> {
+  let ort: OnnxRuntime;
+  try {
+    ort = await loadOnnxRuntime();
+  } catch {
+    return [];
+  }
+  if (!hasNvidiaGpu) return ["cpu"];
+  const { tinyOnnxModel } = await import("./tiny_onnx_model.ts");
+  const loadable: string[] = [];
+  for (const backend of ort.listSupportedBackends()) {
+    if (backend.name !== "cuda" && backend.name !== "tensorrt") continue;
+    const opened = await openSession(tinyOnnxModel(), [backend.name], 1).catch(() => undefined);
+    if (opened?.provider === backend.name) loadable.push(backend.name);
+    await opened?.session.release();
+  }
+  return [...loadable, "cpu"];
 }

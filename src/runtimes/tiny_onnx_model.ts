@@ -2,7 +2,7 @@ import onnxProto from "onnx-proto";
 
 const { onnx } = onnxProto;
 
-/** Builds a tiny ONNX model (opset 13): x float32 [N, 4] → y = x * 2 + 1 [N, 4], sum = ReduceSum(y, axis 1) [N]. */
+/** Builds a tiny ONNX model (provider probe, tests; opset 13): x float32 [N, 4] → y = x * 2 + 1 [N, 4], sum = ReduceSum(y, axis 1) [N]. */
 export function tinyOnnxModel(): Uint8Array {
   const { FLOAT, INT64 } = onnx.TensorProto.DataType;
   const tensorType = (elemType: number, dims: (number | string)[]) => ({

