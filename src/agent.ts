@@ -25,6 +25,7 @@ import type { ArtifactKind, RuntimeAdapter } from "./runtimes/adapter.ts";
 import { ConfigPackageAdapter } from "./runtimes/config_package.ts";
 import { NativeBinaryAdapter } from "./runtimes/native_binary.ts";
 import { OnnxModelAdapter } from "./runtimes/onnx_model.ts";
+import { GgufModelAdapter } from "./runtimes/gguf_model.ts";
 import { loadableProviders } from "./runtimes/onnx_providers.ts";
 import { createJobMetrics } from "./runtimes/job_metrics.ts";
 import { blobsReport } from "./deploy/references.ts";
@@ -95,6 +96,12 @@ export async function startAgent(loaded: LoadedConfig, logger: Logger): Promise<
     logger: logger.child({ component: "inference" }),
   };
   const onnx = new OnnxModelAdapter(inference);
+  const gguf = new GgufModelAdapter({
+    ...inference,
+    contextLength: config.inference.context_length,
+    gpuLayers: config.inference.gpu_layers,
+    hasGpu: hardware.gpus.length > 0,
+  });
   /** Runtime adapters by artifact type; other types fail at activation with a clear reason. */
   const native = new NativeBinaryAdapter(
     paths.instances,
@@ -105,6 +112,7 @@ export async function startAgent(loaded: LoadedConfig, logger: Logger): Promise<
     ["config_package", new ConfigPackageAdapter(paths.instances)],
     ["native_binary", native],
     ["onnx_model", onnx],
+    ["gguf_model", gguf],
   ]);
 
   let ready = false;
@@ -166,6 +174,7 @@ export async function startAgent(loaded: LoadedConfig, logger: Logger): Promise<
       deactivateDeployment: (id) => engineReady().deactivate(id),
       models: () => late.facts ? modelsReport(records.list(), late.facts()) : [],
       onnxModel: (id) => onnx.model(id),
+      llm: (nameOrId) => gguf.model(nameOrId),
       tokens,
       metrics,
       maxBodyBytes: config.api.max_body_bytes,

@@ -1,16 +1,17 @@
 /**
- * `deno task bench [fetch|mesh]`: loam's measured figures next to a baseline measured in the
+ * `deno task bench [fetch|mesh|deploy|infer]`: loam's measured figures next to a baseline measured in the
  * same run, printed as Markdown tables of ratios. Needs about 2.5 GiB free in the temp dir.
  * @module
  */
 import { benchFetch } from "./bench_fetch.ts";
 import { benchMesh } from "./bench_mesh.ts";
 import { benchDeploy } from "./bench_deploy.ts";
+import { benchInfer } from "./bench_infer.ts";
 import { printTable } from "./bench_util.ts";
 
 const which = Deno.args[0] ?? "all";
-if (!["all", "fetch", "mesh", "deploy"].includes(which)) {
-  console.error("usage: deno task bench [fetch|mesh|deploy]");
+if (!["all", "fetch", "mesh", "deploy", "infer"].includes(which)) {
+  console.error("usage: deno task bench [fetch|mesh|deploy|infer]");
   Deno.exit(2);
 }
 const dir = await Deno.makeTempDir({ prefix: "loam-bench-" });
@@ -27,6 +28,12 @@ try {
   }
   if (which === "all" || which === "deploy") {
     printTable(`deploy (${target})`, await benchDeploy(`${dir}/deploy`));
+  }
+  if (which === "all" || which === "infer") {
+    printTable(
+      `inference (medians of 3 interleaved rounds, ${target})`,
+      await benchInfer(`${dir}/infer`),
+    );
   }
 } finally {
   await Deno.remove(dir, { recursive: true });

@@ -18,6 +18,8 @@ import { UserError } from "../system/errors.ts";
 import { inferOnnx } from "./infer_onnx.ts";
 import type { OnnxInference } from "../runtimes/onnx_model.ts";
 import { answerJobErrors } from "./job_errors.ts";
+import { chatCompletions, inferLlm, readChatBody } from "./infer_llm.ts";
+import type { LlmInference } from "../runtimes/gguf_model.ts";
 import type { ModelView } from "../deploy/models.ts";
 
 /** The state the API reads; it never reaches into other modules' internals. */
@@ -47,6 +49,8 @@ export interface ApiState {
   models(): ModelView[];
   /** The model behind an ONNX instance: "loading" while it loads, undefined if there is none. */
   onnxModel(id: string): OnnxInference | "loading" | undefined;
+  /** The LLM an instance id or model name refers to: "loading" while it loads, else undefined. */
+  llm(nameOrId: string): LlmInference | "loading" | undefined;
   tokens: TokenStore;
   metrics: ApiMetrics;
   maxBodyBytes: number;
@@ -110,6 +114,18 @@ function changeDeployment(
     if (!record) throw new HttpError(404, "not_found", `no deployment ${params.id}`);
     return jsonResponse(record);
   };
+}
+
+/** The loaded LLM named `nameOrId`: 404 when there is none, 503 while it loads. */
+function loadedLlm(state: ApiState, nameOrId: string): LlmInference {
+  const llm = state.llm(nameOrId);
+  if (llm === undefined) {
+    throw new HttpError(404, "model_not_found", `no GGUF model instance or name "${nameOrId}"`);
+  }
+  if (llm === "loading") {
+    throw new HttpError(503, "loading", `model ${nameOrId} is loading`, { "retry-after": "1" });
+  }
+  return llm;
 }
 
 /** The route table: every route with the scope it needs, in one place. */
@@ -275,6 +291,10 @@ export function apiRoutes(state: ApiState): Route[] {
           }
           return answerJobErrors(() => inferOnnx(req, model, client, state.maxInputBytes));
         }
+        if (instance.adapter === "gguf_model") {
+          const llm = loadedLlm(state, params.id!);
+          return answerJobErrors(() => inferLlm(req, llm, client, state.maxInputBytes));
+        }
         throw new HttpError(
           400,
           "not_inferable",
@@ -286,7 +306,27 @@ export function apiRoutes(state: ApiState): Route[] {
       method: "GET",
       path: "/v1/models",
       scope: "status:read",
-      handler: () => jsonResponse({ models: state.models() }),
+      handler: () => {
+        const models = state.models();
+        // `object` and `data` make this OpenAI's model list too (ids usable as `model`)
+        const data = models.filter((m) => m.status === "Loaded" && m.instance_id).map((m) => ({
+          id: m.instance_id,
+          object: "model",
+          created: 0,
+          owned_by: "loam",
+        }));
+        return jsonResponse({ object: "list", data, models });
+      },
+    },
+    {
+      method: "POST",
+      path: "/v1/chat/completions",
+      scope: "infer:run",
+      handler: async ({ req, token }) => {
+        const body = await readChatBody(req, state.maxInputBytes);
+        const llm = loadedLlm(state, body.model);
+        return answerJobErrors(() => chatCompletions(req, body, llm, token?.name ?? "anonymous"));
+      },
     },
     {
       method: "GET",

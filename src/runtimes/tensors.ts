@@ -195,6 +195,7 @@ export function tensorFromBytes(
 /** Parses a dims header such as `1,4` (or `1x4`); throws TensorError naming the header. */
 export function parseDims(header: string, text: string | null): number[] {
   if (text === null) throw new TensorError(`missing header ${header} (e.g. "1,16000")`);
+  if (text.trim() === "") return []; // a scalar
   const parts = text.split(/[,x]/).map((s) => s.trim());
   if (parts.some((p) => !/^\d+$/.test(p))) {
     throw new TensorError(

@@ -53,7 +53,7 @@ async function finalState(agent: AgentProcess, id: string) {
   });
 }
 
-Deno.test("a posted directive downloads and verifies its artifact, then fails clearly without a runtime adapter", async () => {
+Deno.test("a posted directive downloads and verifies its artifact, then fails clearly when its runtime refuses it", async () => {
   await using dir = await tempDir();
   await using http = startBlobServer({ "/vad.onnx": { body: BODY } });
   const agent = await startAgent(dir.path);
@@ -64,7 +64,7 @@ Deno.test("a posted directive downloads and verifies its artifact, then fails cl
     assert.equal(accepted.body.directive.issuer_node_id, "local-api");
     const done = await finalState(agent, "dep-1");
     assert.equal(done.state, "failed");
-    assert.match(done.error_message, /no runtime adapter for onnx_model/);
+    assert.match(done.error_message, /ONNX model did not load: .*Protobuf parsing failed/);
     assert.deepEqual(done.history.map((h: { state: string }) => h.state), [
       "pending",
       "downloading",
@@ -182,7 +182,7 @@ Deno.test("a deployment interrupted by kill -9 mid-download resumes on boot", as
       restarted.logs.some((l) => l.msg === "resuming deployment" && l.directive_id === "dep-slow"),
     );
     const done = await finalState(restarted, "dep-slow");
-    assert.match(done.error_message, /no runtime adapter/);
+    assert.match(done.error_message, /ONNX model did not load/);
     assert.equal(http.requests.at(-1)!.status, 206, "the download resumed with a range request");
   } finally {
     await restarted.stop();
@@ -218,7 +218,7 @@ Deno.test("directives over the mesh: only trusted issuers, only the targeted for
     await issuer.publish(issuer.topics.directives, await sealEnvelope("directive", d, c2Key, c2));
     const done = await finalState(north, "mesh-1");
     assert.equal(done.source, "mesh");
-    assert.match(done.error_message, /no runtime adapter/);
+    assert.match(done.error_message, /ONNX model did not load/);
     assert.equal(await record(south, "mesh-1"), undefined, "south is not in formation north");
     assert.ok(
       south.logs.some((l) =>

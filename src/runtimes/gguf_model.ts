@@ -1,0 +1,322 @@
+import type {
+  ChatHistoryItem,
+  Llama,
+  LlamaChat,
+  LlamaCompletion,
+  LlamaContext,
+  LlamaContextSequence,
+  LlamaModel,
+} from "node-llama-cpp";
+import type { DeploymentDirective } from "../protocol/directive.ts";
+import type { Instance, InstanceView, RuntimeAdapter } from "./adapter.ts";
+import { JobQueue, type JobRequest } from "./job_queue.ts";
+import type { InferenceSettings } from "./onnx_model.ts";
+
+/** GGUF adapter settings on top of the shared inference ones. */
+export interface GgufSettings extends InferenceSettings {
+  /** Context length when the directive gives none. */
+  contextLength: number;
+  /** GPU layers when the directive gives none; -1 = all with a GPU, else 0. */
+  gpuLayers: number;
+  /** Whether this node has an NVIDIA GPU (or a Jetson) llama.cpp could use. */
+  hasGpu: boolean;
+}
+
+/** Sampling and stopping settings of one generation. */
+export interface GenerationOptions {
+  maxTokens: number;
+  temperature: number;
+  topP?: number;
+  seed?: number;
+  stop: string[];
+  /** Called with each piece of text as it is generated (streaming). */
+  onText?: (text: string) => void;
+}
+
+/** How a generation ended, in OpenAI's words: `stop` (end or stop sequence) or `length`. */
+export type FinishReason = "stop" | "length" | "cancelled";
+
+/** What a generation produced. */
+export interface Generation {
+  text: string;
+  finishReason: FinishReason;
+  promptTokens: number;
+  completionTokens: number;
+  seconds: number;
+}
+
+/** A chat message in OpenAI's shape. */
+export interface ChatMessage {
+  role: "system" | "user" | "assistant";
+  content: string;
+}
+
+/** A loaded LLM as the inference routes use it. */
+export interface LlmInference {
+  instanceId: string;
+  /** Names a client may use as `model`: the instance id, the artifact name, the manifest id. */
+  names: string[];
+  contextLength: number;
+  /** Continues `prompt` (a plain completion). */
+  complete(request: JobRequest, prompt: string, options: GenerationOptions): Promise<Generation>;
+  /** Answers the conversation with the model's chat template. */
+  chat(
+    request: JobRequest,
+    messages: ChatMessage[],
+    options: GenerationOptions,
+  ): Promise<Generation>;
+}
+
+interface Loaded {
+  directiveId: string;
+  names: string[];
+  state: "loading" | "loaded";
+  startedAt: string;
+  queue: JobQueue;
+  gpuLayers: number;
+  contextLength: number;
+  model?: LlamaModel;
+  context?: LlamaContext;
+  sequence?: LlamaContextSequence;
+  completion?: LlamaCompletion;
+  chat?: LlamaChat;
+}
+
+type LlamaModule = typeof import("node-llama-cpp");
+
+function historyOf(messages: ChatMessage[]): ChatHistoryItem[] {
+  return messages.map((m): ChatHistoryItem =>
+    m.role === "system"
+      ? { type: "system", text: m.content }
+      : m.role === "user"
+      ? { type: "user", text: m.content }
+      : { type: "model", response: [m.content] }
+  );
+}
+
+/**
+ * `gguf_model`: the verified blob loaded with node-llama-cpp (llama.cpp), its layers on the GPU
+ * when one is detected, on the CPU otherwise; completions and chat run one at a time through the
+ * instance's job queue, and stop as soon as the client goes away.
+ */
+export class GgufModelAdapter implements RuntimeAdapter {
+  readonly kind = "gguf_model" as const;
+  readonly #settings: GgufSettings;
+  readonly #loaded = new Map<string, Loaded>();
+  #module?: Promise<LlamaModule>;
+  #llama?: Promise<Llama>;
+
+  constructor(settings: GgufSettings) {
+    this.#settings = settings;
+  }
+
+  async activate(directive: DeploymentDirective, blobPath: string): Promise<Instance> {
+    const instanceId = `llm-${directive.directive_id}`;
+    await this.#load(directive, instanceId, blobPath);
+    return { instance_id: instanceId, provider: this.#provider(this.#loaded.get(instanceId)!) };
+  }
+
+  async resume(directive: DeploymentDirective, instanceId: string, blobPath: string) {
+    await this.#load(directive, instanceId, blobPath);
+  }
+
+  async deactivate(instanceId: string): Promise<void> {
+    const loaded = this.#loaded.get(instanceId);
+    if (!loaded) return;
+    this.#loaded.delete(instanceId);
+    loaded.queue.close(`instance ${instanceId} was deactivated`);
+    await this.#unload(loaded);
+    this.#settings.metrics.forget(instanceId);
+  }
+
+  retire(instanceId: string): Promise<void> {
+    return this.deactivate(instanceId);
+  }
+
+  async stopAll(): Promise<void> {
+    await Promise.all([...this.#loaded.keys()].map((id) => this.deactivate(id)));
+    if (this.#llama) await (await this.#llama).dispose();
+  }
+
+  list(): InstanceView[] {
+    return [...this.#loaded.entries()].map(([id, m]) => ({
+      instance_id: id,
+      directive_id: m.directiveId,
+      adapter: "gguf_model",
+      state: m.state,
+      provider: this.#provider(m),
+      started_at: m.startedAt,
+      names: m.names,
+      context_length: m.contextLength,
+      gpu_layers: m.gpuLayers,
+      threads: this.#settings.threads,
+      jobs: { queued: m.queue.depth, running: m.queue.running },
+    }));
+  }
+
+  /**
+   * The LLM an instance id or model name refers to: "loading" while it loads, undefined when
+   * there is none.
+   */
+  model(nameOrId: string): LlmInference | "loading" | undefined {
+    const entry = [...this.#loaded.entries()].find(([id, m]) =>
+      id === nameOrId || m.names.includes(nameOrId)
+    );
+    if (!entry) return undefined;
+    const [instanceId, loaded] = entry;
+    if (loaded.state === "loading") return "loading";
+    return {
+      instanceId,
+      names: loaded.names,
+      contextLength: loaded.contextLength,
+      complete: (request, prompt, options) =>
+        this.#generate(instanceId, loaded, request, options, async (signal, common) => {
+          const response = await loaded.completion!.generateCompletionWithMeta(prompt, {
+            ...common,
+            signal,
+            stopOnAbortSignal: true,
+          });
+          return { text: response.response, stopReason: response.metadata.stopReason };
+        }),
+      chat: (request, messages, options) =>
+        this.#generate(instanceId, loaded, request, options, async (signal, common) => {
+          const response = await loaded.chat!.generateResponse(historyOf(messages), {
+            ...common,
+            signal,
+            stopOnAbortSignal: true,
+          });
+          return { text: response.response, stopReason: response.metadata.stopReason };
+        }),
+    };
+  }
+
+  /** Runs one generation as a job: a clean sequence, token counting, metrics. */
+  async #generate(
+    instanceId: string,
+    loaded: Loaded,
+    request: JobRequest,
+    options: GenerationOptions,
+    run: (
+      signal: AbortSignal,
+      common: {
+        maxTokens: number;
+        temperature: number;
+        topP?: number;
+        seed?: number;
+        customStopTriggers?: string[];
+        onTextChunk?: (text: string) => void;
+        onToken: (tokens: unknown[]) => void;
+      },
+    ) => Promise<{ text: string; stopReason: string }>,
+  ): Promise<Generation> {
+    return await loaded.queue.run(request, async (signal) => {
+      const sequence = loaded.sequence!;
+      await sequence.clearHistory(); // every job starts from an empty context: same input, same output
+      const meter = sequence.tokenMeter;
+      const evaluatedBefore = meter.usedInputTokens + meter.usedOutputTokens;
+      let generated = 0;
+      const started = performance.now();
+      const { text, stopReason } = await run(signal, {
+        maxTokens: options.maxTokens,
+        temperature: options.temperature,
+        ...(options.topP !== undefined ? { topP: options.topP } : {}),
+        ...(options.seed !== undefined ? { seed: options.seed } : {}),
+        ...(options.stop.length > 0 ? { customStopTriggers: options.stop } : {}),
+        ...(options.onText ? { onTextChunk: options.onText } : {}),
+        onToken: (tokens) => generated += tokens.length,
+      });
+      const seconds = (performance.now() - started) / 1000;
+      const evaluated = meter.usedInputTokens + meter.usedOutputTokens - evaluatedBefore;
+      this.#settings.metrics.generated(instanceId, generated, seconds);
+      return {
+        text,
+        finishReason: stopReason === "maxTokens"
+          ? "length"
+          : stopReason === "abort"
+          ? "cancelled"
+          : "stop",
+        // evaluated = the prompt + every generated token but the last (fed back as input)
+        promptTokens: Math.max(0, evaluated - Math.max(0, generated - 1)),
+        completionTokens: generated,
+        seconds,
+      };
+    });
+  }
+
+  #provider(loaded: Loaded): string {
+    return loaded.gpuLayers > 0 ? "gpu" : "cpu";
+  }
+
+  #llamaModule(): Promise<LlamaModule> {
+    this.#module ??= import("node-llama-cpp");
+    return this.#module;
+  }
+
+  /** One llama.cpp binding for all instances; never builds or downloads anything. */
+  #binding(): Promise<Llama> {
+    this.#llama ??= this.#llamaModule().then((m) =>
+      m.getLlama({
+        gpu: this.#settings.hasGpu ? "auto" : false,
+        build: "never",
+        skipDownload: true,
+        progressLogs: false,
+        logLevel: m.LlamaLogLevel.error,
+        maxThreads: this.#settings.threads,
+      })
+    );
+    return this.#llama;
+  }
+
+  async #load(directive: DeploymentDirective, instanceId: string, blobPath: string) {
+    const type = directive.artifact.artifact_type;
+    if (type.type !== "gguf_model") throw new Error(`not a GGUF model: ${type.type}`);
+    const { maxQueue, timeoutMs, metrics, threads } = this.#settings;
+    const configured = type.gpu_layers ?? this.#settings.gpuLayers;
+    const names = [
+      ...new Set(
+        [directive.artifact.name, directive.manifest?.model_id].filter((n): n is string => !!n),
+      ),
+    ];
+    const loaded: Loaded = {
+      directiveId: directive.directive_id,
+      names,
+      state: "loading",
+      startedAt: new Date().toISOString(),
+      queue: new JobQueue({ instanceId, maxQueue, timeoutMs, concurrency: 1, metrics }),
+      gpuLayers: 0,
+      contextLength: type.context_length ?? directive.manifest?.context_length ??
+        this.#settings.contextLength,
+    };
+    this.#loaded.set(instanceId, loaded);
+    try {
+      const m = await this.#llamaModule();
+      const llama = await this.#binding();
+      const useGpu = llama.gpu !== false;
+      const gpuLayers = !useGpu ? 0 : configured < 0 ? "max" as const : configured;
+      loaded.model = await llama.loadModel({ modelPath: blobPath, gpuLayers });
+      loaded.gpuLayers = loaded.model.gpuLayers;
+      loaded.contextLength = Math.min(loaded.contextLength, loaded.model.trainContextSize);
+      loaded.context = await loaded.model.createContext({
+        contextSize: loaded.contextLength,
+        threads,
+        sequences: 1,
+      });
+      loaded.sequence = loaded.context.getSequence();
+      loaded.completion = new m.LlamaCompletion({ contextSequence: loaded.sequence });
+      loaded.chat = new m.LlamaChat({ contextSequence: loaded.sequence });
+      loaded.state = "loaded";
+    } catch (err) {
+      this.#loaded.delete(instanceId);
+      loaded.queue.close("the model failed to load");
+      await this.#unload(loaded);
+      throw new Error(`GGUF model did not load: ${(err as Error).message.split("\n")[0]}`);
+    }
+  }
+
+  async #unload(loaded: Loaded): Promise<void> {
+    loaded.chat?.dispose();
+    loaded.completion?.dispose();
+    await loaded.context?.dispose();
+    await loaded.model?.dispose();
+  }
+}
