@@ -31,7 +31,7 @@ try {
   }
   if (which === "all" || which === "infer") {
     printTable(
-      `inference (medians of 3 interleaved rounds, ${target})`,
+      `inference (medians of 4 interleaved rounds, ${target})`,
       await benchInfer(`${dir}/infer`),
     );
   }

@@ -25,7 +25,7 @@ const FRAME = 1536;
 const RUNS = 1000;
 const HTTP_RUNS = 300;
 const TOKENS = 256;
-const ROUNDS = 3;
+const ROUNDS = 4;
 
 function directive(id: string, type: Record<string, unknown>) {
   return DeploymentDirectiveSchema.parse({
@@ -88,9 +88,17 @@ async function benchOnnx(dir: string): Promise<BenchRow[]> {
   };
   const ours: number[] = [];
   const theirs: number[] = [];
-  for (let round = 0; round < ROUNDS; round++) {
-    theirs.push(await latencyUs(RUNS, () => direct.run(feeds())));
-    ours.push(await latencyUs(RUNS, () => loaded.run({ client: "bench" }, inputs)));
+  for (let round = 0; round < ROUNDS; round++) { // alternating who goes first
+    const measureDirect = async () => theirs.push(await latencyUs(RUNS, () => direct.run(feeds())));
+    const measureOurs = async () =>
+      ours.push(await latencyUs(RUNS, () => loaded.run({ client: "bench" }, inputs)));
+    if (round % 2 === 0) {
+      await measureDirect();
+      await measureOurs();
+    } else {
+      await measureOurs();
+      await measureDirect();
+    }
   }
   await adapter.stopAll();
 

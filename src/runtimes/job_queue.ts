@@ -42,10 +42,16 @@ export interface JobQueueOptions {
   metrics: JobMetrics;
 }
 
-interface Waiting {
+/** A job between its arrival and its end. */
+interface Job {
   request: JobRequest;
-  start: () => void;
-  reject: (err: JobRejected) => void;
+  /** performance.now() past which it is aborted as timed out. */
+  deadline: number;
+  controller: AbortController;
+  /** Rejects the caller at once (abort while waiting or running). */
+  fail?: (err: JobRejected) => void;
+  /** Lets a waiting job run. */
+  start?: () => void;
 }
 
 /**
@@ -57,7 +63,7 @@ interface Waiting {
 export class JobQueue {
   readonly #options: JobQueueOptions;
   /** Per priority: waiting jobs by client, in turn order (a served client moves to the end). */
-  readonly #waiting = new Map<JobPriority, Map<string, Waiting[]>>(
+  readonly #waiting = new Map<JobPriority, Map<string, Job[]>>(
     JOB_PRIORITIES.map((p) => [p, new Map()]),
   );
   #depth = 0;
@@ -65,6 +71,10 @@ export class JobQueue {
   #closed?: string;
   /** Moving average of job run time, for Retry-After. */
   #averageMs = 100;
+  /** Jobs waiting or running, for the deadline sweep. */
+  readonly #active = new Set<Job>();
+  /** One timer per queue (not per job: that costs more than a small model's run) aborts jobs past their deadline; cleared by close(). */
+  #sweeper?: ReturnType<typeof setTimeout>;
 
   constructor(options: JobQueueOptions) {
     this.#options = options;
@@ -100,36 +110,33 @@ export class JobQueue {
         retryAfter,
       );
     }
-    const controller = new AbortController();
     const queuedAt = performance.now();
-    const timer = setTimeout(
-      () => controller.abort(new JobRejected("timeout", this.#timeoutMessage())),
-      this.#options.timeoutMs,
-    );
+    const job: Job = {
+      request,
+      deadline: queuedAt + this.#options.timeoutMs,
+      controller: new AbortController(),
+    };
+    this.#track(job);
     const onClientGone = () =>
-      controller.abort(new JobRejected("cancelled", "the client went away"));
+      this.#abort(job, new JobRejected("cancelled", "the client went away"));
     request.signal?.addEventListener("abort", onClientGone, { once: true });
     try {
-      await this.#turn(request, controller.signal);
+      await this.#turn(job);
       const startedAt = performance.now();
-      const working = work(controller.signal);
+      const working = work(job.controller.signal);
       // the slot stays taken until the work itself settles, even after a timeout answered
-      working.catch(() => {}).finally(() => {
+      const release = () => {
         this.#averageMs = this.#averageMs * 0.8 + (performance.now() - startedAt) * 0.2;
         this.#running--;
         metrics.running(instanceId, this.#running);
         this.#next();
+      };
+      working.then(release, release);
+      const result = await new Promise<T>((resolve, reject) => {
+        job.fail = reject;
+        working.then(resolve, reject);
       });
-      const result = await Promise.race([
-        working,
-        new Promise<never>((_, reject) => {
-          if (controller.signal.aborted) reject(controller.signal.reason);
-          controller.signal.addEventListener("abort", () => reject(controller.signal.reason), {
-            once: true,
-          });
-        }),
-      ]);
-      if (controller.signal.aborted) throw controller.signal.reason; // work gave up on the abort
+      if (job.controller.signal.aborted) throw job.controller.signal.reason; // work gave up on the abort
       metrics.finished(instanceId, "completed", (performance.now() - queuedAt) / 1000);
       return result;
     } catch (err) {
@@ -137,7 +144,7 @@ export class JobQueue {
       metrics.finished(instanceId, outcome);
       throw err;
     } finally {
-      clearTimeout(timer);
+      this.#active.delete(job);
       request.signal?.removeEventListener("abort", onClientGone);
     }
   }
@@ -145,9 +152,11 @@ export class JobQueue {
   /** Refuses new jobs and rejects the waiting ones with `reason` (the instance is going away). */
   close(reason: string): void {
     this.#closed = reason;
+    clearTimeout(this.#sweeper);
+    this.#sweeper = undefined;
     for (const clients of this.#waiting.values()) {
       for (const jobs of clients.values()) {
-        for (const job of jobs) job.reject(new JobRejected("closed", reason));
+        for (const job of jobs) job.fail?.(new JobRejected("closed", reason));
       }
       clients.clear();
     }
@@ -155,44 +164,67 @@ export class JobQueue {
     this.#options.metrics.queued(this.#options.instanceId, 0);
   }
 
-  #timeoutMessage(): string {
-    return `job did not finish within ${this.#options.timeoutMs / 1000} s (jobs.timeout_seconds)`;
+  /** Watches `job`'s deadline: arms the queue's sweep timer when none is armed. */
+  #track(job: Job): void {
+    this.#active.add(job);
+    if (this.#sweeper === undefined) this.#arm(job.deadline);
   }
 
-  /** Resolves when the job may start; rejects when its signal aborts while it waits. */
-  #turn(request: JobRequest, signal: AbortSignal): Promise<void> {
+  #arm(deadline: number): void {
+    this.#sweeper = setTimeout(() => this.#sweep(), Math.max(0, deadline - performance.now()));
+  }
+
+  /** Aborts the jobs past their deadline and re-arms for the earliest remaining one. */
+  #sweep(): void {
+    this.#sweeper = undefined;
+    const now = performance.now();
+    let next = Infinity;
+    for (const job of this.#active) {
+      if (job.deadline <= now) {
+        const limit = this.#options.timeoutMs / 1000;
+        this.#abort(
+          job,
+          new JobRejected("timeout", `job did not finish within ${limit} s (jobs.timeout_seconds)`),
+        );
+      } else {
+        next = Math.min(next, job.deadline);
+      }
+    }
+    if (next < Infinity) this.#arm(next);
+  }
+
+  /** Ends a job with `reason`: its work's signal aborts and its caller is answered at once. */
+  #abort(job: Job, reason: JobRejected): void {
+    if (job.controller.signal.aborted) return;
+    this.#active.delete(job);
+    job.controller.abort(reason);
+    job.fail?.(reason);
+  }
+
+  /** Resolves when the job may start; rejects when it is aborted while it waits. */
+  #turn(job: Job): Promise<void> {
     if (this.#running < this.#options.concurrency && this.#depth === 0) {
       this.#take();
       return Promise.resolve();
     }
+    const { client, priority } = job.request;
     return new Promise<void>((resolve, reject) => {
-      const clients = this.#waiting.get(request.priority ?? "normal")!;
-      const job: Waiting = {
-        request,
-        start: () => {
-          signal.removeEventListener("abort", onAbort);
-          resolve();
-        },
-        reject: (err) => {
-          signal.removeEventListener("abort", onAbort);
-          reject(err);
-        },
-      };
-      const onAbort = () => {
-        const jobs = clients.get(request.client);
+      const clients = this.#waiting.get(priority ?? "normal")!;
+      job.start = resolve;
+      job.fail = (err) => {
+        const jobs = clients.get(client);
         const index = jobs?.indexOf(job) ?? -1;
         if (jobs && index >= 0) {
           jobs.splice(index, 1);
-          if (jobs.length === 0) clients.delete(request.client);
+          if (jobs.length === 0) clients.delete(client);
           this.#depth--;
           this.#options.metrics.queued(this.#options.instanceId, this.#depth);
         }
-        job.reject(signal.reason);
+        reject(err);
       };
-      signal.addEventListener("abort", onAbort, { once: true });
-      const jobs = clients.get(request.client);
+      const jobs = clients.get(client);
       if (jobs) jobs.push(job);
-      else clients.set(request.client, [job]);
+      else clients.set(client, [job]);
       this.#depth++;
       this.#options.metrics.queued(this.#options.instanceId, this.#depth);
     });
@@ -218,7 +250,7 @@ export class JobQueue {
       this.#depth--;
       this.#options.metrics.queued(this.#options.instanceId, this.#depth);
       this.#take();
-      job.start();
+      job.start!();
       return;
     }
   }

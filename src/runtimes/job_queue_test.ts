@@ -48,6 +48,7 @@ Deno.test("jobs of different clients take turns; priority goes first", async () 
   assert.deepEqual(order, ["blocker", "c-high", "a1", "b1", "a2", "b2", "a3"]);
   assert.equal(q.depth, 0);
   assert.equal(q.running, 0);
+  q.close("test over");
 });
 
 Deno.test("a full queue refuses with queue_full and a Retry-After", async () => {
@@ -67,6 +68,7 @@ Deno.test("a full queue refuses with queue_full and a Retry-After", async () => 
   const text = await registry.metrics();
   assert.match(text, /loam_jobs_total\{instance="i1",outcome="rejected"\} 1/);
   assert.match(text, /loam_jobs_total\{instance="i1",outcome="completed"\} 2/);
+  q.close("test over");
 });
 
 Deno.test("a job over its time limit is aborted; the next one still runs", async () => {
@@ -85,6 +87,7 @@ Deno.test("a job over its time limit is aborted; the next one still runs", async
   );
   assert.ok(sawAbort);
   assert.equal(await q.run({ client: "b" }, () => Promise.resolve("next")), "next");
+  q.close("test over");
 });
 
 Deno.test("a waiting job whose client goes away leaves the queue", async () => {
@@ -104,6 +107,7 @@ Deno.test("a waiting job whose client goes away leaves the queue", async () => {
   first.release();
   await running;
   assert.deepEqual(order, ["running"]);
+  q.close("test over");
 });
 
 Deno.test("closing rejects waiting jobs and refuses new ones", async () => {
@@ -117,4 +121,5 @@ Deno.test("closing rejects waiting jobs and refuses new ones", async () => {
   await assert.rejects(q.run({ client: "a" }, () => Promise.resolve(1)), /deactivated/);
   first.release();
   assert.equal(await running, "running");
+  q.close("test over");
 });

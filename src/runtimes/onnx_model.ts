@@ -3,7 +3,12 @@ import type { DeploymentDirective } from "../protocol/directive.ts";
 import type { Instance, InstanceView, RuntimeAdapter } from "./adapter.ts";
 import { JobQueue, type JobRequest } from "./job_queue.ts";
 import type { JobMetrics } from "./job_metrics.ts";
-import { loadOnnxRuntime, openSession, type SkippedProvider } from "./onnx_providers.ts";
+import {
+  loadOnnxRuntime,
+  type OnnxRuntime,
+  openSession,
+  type SkippedProvider,
+} from "./onnx_providers.ts";
 import { TensorError, type TensorType, type TensorValue } from "./tensors.ts";
 import type { Logger } from "../system/logger.ts";
 
@@ -43,6 +48,7 @@ interface Loaded {
   startedAt: string;
   queue: JobQueue;
   session?: InferenceSession;
+  ort?: OnnxRuntime;
   provider?: string;
   skipped: SkippedProvider[];
   inputs: TensorSpec[];
@@ -173,7 +179,7 @@ export class OnnxModelAdapter implements RuntimeAdapter {
         throw new TensorError(`unknown output ${name}; the model's outputs are ${outputNames}`);
       }
     }
-    const ort = await loadOnnxRuntime();
+    const ort = loaded.ort!;
     const feeds: Record<string, Tensor> = {};
     for (const [name, value] of Object.entries(inputs)) {
       feeds[name] = new ort.Tensor(value.type, value.data, value.dims);
@@ -210,6 +216,7 @@ export class OnnxModelAdapter implements RuntimeAdapter {
     try {
       const opened = await openSession(blobPath, type.execution_providers, threads);
       Object.assign(loaded, {
+        ort: await loadOnnxRuntime(),
         session: opened.session,
         provider: opened.provider,
         skipped: opened.skipped,
