@@ -7,6 +7,7 @@ import type { Logger } from "./system/logger.ts";
 import { loadOrCreateIdentity } from "./mesh/identity.ts";
 import { TokenStore } from "./api/tokens.ts";
 import { createApiMetrics } from "./api/metrics.ts";
+import { registerStateMetrics } from "./api/state_metrics.ts";
 import { createRouter } from "./api/router.ts";
 import { apiRoutes } from "./api/routes.ts";
 import { startApiServer } from "./api/server.ts";
@@ -144,6 +145,11 @@ export async function startAgent(loaded: LoadedConfig, logger: Logger): Promise<
     peer_count: late.mesh?.node.getPeers().length ?? 0,
     listen_addrs: late.mesh?.listenAddrs() ?? [],
     hardware: probeLiveHardware(hardware, paths.root),
+  });
+  registerStateMetrics(metrics.registry, {
+    deploymentStates: () => records.list().map((r) => r.state),
+    blobBytes: async () => (await store.list()).reduce((sum, b) => sum + b.size_bytes, 0),
+    fetchedBytes: () => late.fetcher?.receivedBytes(),
   });
   const handler = createRouter(
     apiRoutes({

@@ -136,6 +136,8 @@ export class BlobFetcher {
     { promise: Promise<string>; listeners: Set<ProgressListener> }
   >();
 
+  readonly #received = { http: 0, peer: 0 };
+
   /** `peers`, when given, supplies blobs held by other nodes (the mesh). */
   constructor(store: BlobStore, settings: FetchSettings, logger: Logger, peers?: PeerSource) {
     this.#store = store;
@@ -186,6 +188,11 @@ export class BlobFetcher {
     });
     this.#inFlight.set(hex, { promise, listeners });
     return promise;
+  }
+
+  /** Bytes received since start, by source kind (HTTP URLs or mesh peers). */
+  receivedBytes(): { http: number; peer: number } {
+    return { ...this.#received };
   }
 
   /** Progress of the downloads running now. */
@@ -319,7 +326,10 @@ export class BlobFetcher {
             stallMs: this.#settings.stallMs,
             limiter: this.#limiter,
             checkSpace: (bytes: number) => this.#checkSpace(bytes),
-            onBytes: () => emit(false),
+            onBytes: (bytes: number) => {
+              this.#received[source!.peer ? "peer" : "http"] += bytes;
+              emit(false);
+            },
             onRestart: (reason: string) => {
               contributors.clear();
               log.info("download restarts from zero", { source: source!.id, reason });

@@ -164,6 +164,13 @@ Deno.test("an ONNX model deploys, falls back to CPU, describes itself and infers
     const metrics = await (await agent.request("/metrics", { token: agent.adminToken() })).text();
     assert.match(metrics, /loam_jobs_total\{instance="onnx-tiny-1",outcome="completed"\} 3/);
     assert.match(metrics, /loam_inference_latency_seconds_count\{instance="onnx-tiny-1"\} 3/);
+    assert.match(metrics, /loam_deployments\{state="active"\} 1/);
+    assert.match(metrics, new RegExp(`loam_blobs_bytes ${model.length}\n`));
+    assert.match(
+      metrics,
+      new RegExp(`loam_fetch_bytes_total\\{source="http"\\} ${model.length}\n`),
+    );
+    assert.match(metrics, /loam_mesh_peers/);
 
     // deactivation unloads it
     const del = await agent.request("/v1/deployments/tiny-1", {
