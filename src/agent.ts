@@ -31,6 +31,7 @@ import { loadableProviders } from "./runtimes/onnx_providers.ts";
 import { createJobMetrics } from "./runtimes/job_metrics.ts";
 import { blobsReport } from "./deploy/references.ts";
 import { VERSION } from "./version.ts";
+import { createServiceNotifier } from "./system/sd_notify.ts";
 
 /** Wait after a peer connects before re-publishing statuses (gossip needs a heartbeat). */
 const REPUBLISH_DELAY_MS = 2000;
@@ -64,6 +65,7 @@ export async function startAgent(loaded: LoadedConfig, logger: Logger): Promise<
   const paths = dataPathsFor(config.data.dir);
   await ensureDataDir(paths);
 
+  const notifier = createServiceNotifier(paths.root, logger);
   const { identity, created } = await loadOrCreateIdentity(paths.identityKey);
   logger.info(created ? "identity created" : "identity loaded", {
     peer_id: identity.peerId,
@@ -238,6 +240,14 @@ export async function startAgent(loaded: LoadedConfig, logger: Logger): Promise<
       adapterKinds: [...adapters.keys()],
     });
   late.facts = facts;
+  /** The one-line state systemd shows (`systemctl status loam`). */
+  const summary = () => {
+    const states = records.list().map((r) => r.state);
+    const active = states.filter((s) => s === "active").length;
+    const failed = states.filter((s) => s === "failed").length;
+    return `ready: api ${apiAddress}, ${mesh.node.getPeers().length} peers, ` +
+      `${active} active / ${failed} failed deployments`;
+  };
   const engine = new DeploymentEngine({
     records,
     seen,
@@ -246,6 +256,7 @@ export async function startAgent(loaded: LoadedConfig, logger: Logger): Promise<
     nodeId: config.node.id,
     facts,
     publishStatus: (status) => {
+      notifier.status(summary()).catch(() => {});
       mesh.messaging.publish("status", status).catch((err) =>
         logger.debug("status not published", { error: err })
       );
@@ -273,6 +284,7 @@ export async function startAgent(loaded: LoadedConfig, logger: Logger): Promise<
   });
 
   ready = true;
+  await notifier.ready(summary());
   logger.info("agent ready", {
     node_id: config.node.id,
     version: VERSION,
@@ -284,6 +296,7 @@ export async function startAgent(loaded: LoadedConfig, logger: Logger): Promise<
     apiAddress,
     async stop() {
       ready = false;
+      await notifier.stopping();
       logger.info("shutting down", { drain_seconds: config.api.drain_seconds });
       if (config.api.drain_seconds > 0) {
         await new Promise((r) => setTimeout(r, config.api.drain_seconds * 1000));

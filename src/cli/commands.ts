@@ -53,6 +53,16 @@ export const COMMANDS: CommandEntry[] = [
     load: async () => (await import("./config.ts")).configCommand,
   },
   {
+    name: "install",
+    summary: "install loam as a systemd service (--dry-run shows the unit)",
+    load: async () => (await import("./install.ts")).installCommand,
+  },
+  {
+    name: "uninstall",
+    summary: "remove the systemd service (data kept unless --purge)",
+    load: async () => (await import("./uninstall.ts")).uninstallCommand,
+  },
+  {
     name: "version",
     summary: "print the agent version",
     load: async () => (await import("./version.ts")).versionCommand,

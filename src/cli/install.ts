@@ -1,0 +1,172 @@
+import { basename, dirname } from "node:path";
+import exampleConfig from "../../config/loam.example.toml" with { type: "text" };
+import type { Command } from "./command.ts";
+import { parseFlags, println } from "./command.ts";
+import { DEFAULT_UNIT, renderUnit, type UnitOptions } from "../system/systemd_unit.ts";
+import { atomicWriteFile } from "../system/atomic_write.ts";
+import { UserError } from "../system/errors.ts";
+import { type InstallStep, runSteps, systemdRefusal } from "../system/service_steps.ts";
+
+/** Where the unit goes. */
+export const UNIT_PATH = "/etc/systemd/system/loam.service";
+
+const HELP = `Usage: loam install [--dry-run] [--binary PATH] [--user NAME] [--config FILE]
+                    [--gpu] [--containers] [--rw-path DIR]... [--watchdog-seconds N]
+
+Installs loam as a systemd service (as root, on a system booted with systemd):
+  1. copies the binary to /usr/local/bin/loam (this binary, or --binary PATH),
+  2. creates the system user when --user names one that does not exist,
+  3. creates /etc/loam with an example config when --config's file is missing,
+  4. writes ${UNIT_PATH} (Type=notify, watchdog, restart on failure, hardening),
+  5. systemctl daemon-reload, systemctl enable --now loam.
+State lives in /var/lib/loam (StateDirectory=loam).
+
+Options:
+  --dry-run              print the unit on stdout and the steps on stderr; change nothing
+  --binary PATH          the loam binary to install (default: the running one, when compiled)
+  --user NAME            run the service as this system user (default: root)
+  --config FILE          config file for the service (default: ${DEFAULT_UNIT.config})
+  --gpu                  allow NVIDIA / Jetson GPU devices (device nodes, video/render groups)
+  --containers           allow container runtimes (namespaces, cgroups, docker socket)
+  --rw-path DIR          also writable for the service (config_package targets); repeatable
+  --watchdog-seconds N   systemd watchdog interval (default ${DEFAULT_UNIT.watchdogSeconds})`;
+
+/** The binary this process runs from when it is a compiled loam (not `deno run`). */
+function compiledBinary(): string | undefined {
+  const exec = Deno.execPath();
+  return basename(exec) === "deno" ? undefined : exec;
+}
+
+async function exists(path: string): Promise<boolean> {
+  return await Deno.stat(path).then(() => true, () => false);
+}
+
+async function run(program: string, args: string[]): Promise<void> {
+  const out = await new Deno.Command(program, { args, stdout: "null", stderr: "piped" }).output();
+  if (!out.success) {
+    const why = new TextDecoder().decode(out.stderr).trim();
+    throw new UserError(`${program} ${args.join(" ")} failed: ${why}`, 1);
+  }
+}
+
+/** `loam install`: the systemd service. */
+export const installCommand: Command = {
+  name: "install",
+  help: HELP,
+  async run(args) {
+    const parsed = parseFlags("install", args, {
+      "dry-run": { type: "boolean" },
+      binary: { type: "string" },
+      user: { type: "string" },
+      config: { type: "string" },
+      gpu: { type: "boolean" },
+      containers: { type: "boolean" },
+      "rw-path": { type: "string", multiple: true },
+      "watchdog-seconds": { type: "string" },
+    });
+    if (parsed.help) {
+      println(HELP);
+      return 0;
+    }
+    const v = parsed.values;
+    const watchdog = Number(v["watchdog-seconds"] ?? DEFAULT_UNIT.watchdogSeconds);
+    if (!Number.isInteger(watchdog) || watchdog < 2) {
+      throw new UserError("install: --watchdog-seconds must be a whole number ≥ 2");
+    }
+    if (v.user !== undefined && !/^[a-z_][a-z0-9_-]{0,31}$/.test(v.user)) {
+      throw new UserError(`install: --user "${v.user}" is not a valid system user name`);
+    }
+    for (const path of v["rw-path"] ?? []) {
+      if (!path.startsWith("/")) {
+        throw new UserError(`install: --rw-path "${path}" must be absolute`);
+      }
+    }
+    const source = v.binary ?? compiledBinary();
+    const options: UnitOptions = {
+      ...DEFAULT_UNIT,
+      ...(v.config ? { config: v.config } : {}),
+      ...(v.user ? { user: v.user } : {}),
+      gpu: v.gpu ?? false,
+      containers: v.containers ?? false,
+      watchdogSeconds: watchdog,
+      writablePaths: v["rw-path"] ?? [],
+    };
+    const unit = renderUnit(options);
+    const steps: InstallStep[] = [];
+    if (source === undefined) {
+      steps.push({
+        describe: "copy the loam binary: none given, and this is `deno run` (not a compiled " +
+          "loam); pass --binary dist/loam-<target> (deno task build) or run the compiled binary",
+        run: () => Promise.reject(new UserError("install: no binary to install (see --binary)")),
+      });
+    } else if (source !== options.binary) {
+      steps.push({
+        describe: `copy ${source} to ${options.binary} (mode 0755)`,
+        run: async () => {
+          const temp = `${options.binary}.loam-new`;
+          await Deno.copyFile(source, temp);
+          await Deno.chmod(temp, 0o755);
+          await Deno.rename(temp, options.binary);
+        },
+      });
+    }
+    if (options.user) {
+      const user = options.user;
+      steps.push({
+        describe: `create system user ${user} unless it exists`,
+        run: async () => {
+          const known = await new Deno.Command("id", {
+            args: ["-u", user],
+            stdout: "null",
+            stderr: "null",
+          })
+            .output();
+          if (!known.success) {
+            await run("useradd", [
+              "--system",
+              "--no-create-home",
+              "--shell",
+              "/usr/sbin/nologin",
+              user,
+            ]);
+          }
+        },
+      });
+    }
+    steps.push({
+      describe:
+        `create ${dirname(options.config)}; write the example config to ${options.config} ` +
+        "if it does not exist",
+      run: async () => {
+        await Deno.mkdir(dirname(options.config), { recursive: true, mode: 0o755 });
+        if (!await exists(options.config)) await atomicWriteFile(options.config, exampleConfig);
+      },
+    });
+    steps.push({
+      describe: `write ${UNIT_PATH}`,
+      run: () => atomicWriteFile(UNIT_PATH, unit, { mode: 0o644 }),
+    });
+    steps.push({
+      describe: "systemctl daemon-reload",
+      run: () => run("systemctl", ["daemon-reload"]),
+    });
+    steps.push({
+      describe: "systemctl enable --now loam",
+      run: () => run("systemctl", ["enable", "--now", "loam"]),
+    });
+
+    if (v["dry-run"]) {
+      Deno.stdout.writeSync(new TextEncoder().encode(unit));
+      for (const [i, step] of steps.entries()) console.error(`would ${i + 1}. ${step.describe}`);
+      return 0;
+    }
+    const refusal = await systemdRefusal("install");
+    if (refusal) {
+      for (const [i, step] of steps.entries()) console.error(`would ${i + 1}. ${step.describe}`);
+      throw new UserError(refusal, 1);
+    }
+    await runSteps(steps);
+    println(`loam installed: systemctl status loam; journalctl -u loam -f`);
+    return 0;
+  },
+};

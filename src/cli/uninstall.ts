@@ -1,0 +1,71 @@
+import type { Command } from "./command.ts";
+import { parseFlags, println } from "./command.ts";
+import { UNIT_PATH } from "./install.ts";
+import { DEFAULT_UNIT } from "../system/systemd_unit.ts";
+import { UserError } from "../system/errors.ts";
+import { type InstallStep, runSteps, systemdRefusal } from "../system/service_steps.ts";
+
+const DATA_DIRS = ["/var/lib/loam", "/etc/loam"];
+
+const HELP = `Usage: loam uninstall [--purge] [--dry-run]
+
+Stops and disables the loam service, removes ${UNIT_PATH} and ${DEFAULT_UNIT.binary}.
+Data (/var/lib/loam: identity, tokens, blobs, deployments) and /etc/loam are kept unless --purge.
+
+Options:
+  --purge     also remove ${DATA_DIRS.join(" and ")}
+  --dry-run   print the steps; change nothing`;
+
+/** Runs a systemctl verb, tolerating a unit that is already gone. */
+async function systemctl(args: string[]): Promise<void> {
+  await new Deno.Command("systemctl", { args, stdout: "null", stderr: "null" }).output();
+}
+
+const removeIfThere = (path: string, recursive = false) => () =>
+  Deno.remove(path, { recursive }).catch((err) => {
+    if (!(err instanceof Deno.errors.NotFound)) throw err;
+  });
+
+/** `loam uninstall`: undoes `loam install`. */
+export const uninstallCommand: Command = {
+  name: "uninstall",
+  help: HELP,
+  async run(args) {
+    const parsed = parseFlags("uninstall", args, {
+      purge: { type: "boolean" },
+      "dry-run": { type: "boolean" },
+    });
+    if (parsed.help) {
+      println(HELP);
+      return 0;
+    }
+    const steps: InstallStep[] = [
+      {
+        describe: "systemctl disable --now loam",
+        run: () => systemctl(["disable", "--now", "loam"]),
+      },
+      { describe: `remove ${UNIT_PATH}`, run: removeIfThere(UNIT_PATH) },
+      { describe: "systemctl daemon-reload", run: () => systemctl(["daemon-reload"]) },
+      { describe: `remove ${DEFAULT_UNIT.binary}`, run: removeIfThere(DEFAULT_UNIT.binary) },
+      ...(parsed.values.purge
+        ? DATA_DIRS.map((dir) => ({ describe: `remove ${dir}`, run: removeIfThere(dir, true) }))
+        : []),
+    ];
+    if (parsed.values["dry-run"]) {
+      for (const [i, step] of steps.entries()) console.error(`would ${i + 1}. ${step.describe}`);
+      return 0;
+    }
+    const refusal = await systemdRefusal("uninstall");
+    if (refusal) {
+      for (const [i, step] of steps.entries()) console.error(`would ${i + 1}. ${step.describe}`);
+      throw new UserError(refusal, 1);
+    }
+    await runSteps(steps);
+    println(
+      parsed.values.purge
+        ? "loam removed, data purged"
+        : "loam removed; data kept in /var/lib/loam",
+    );
+    return 0;
+  },
+};

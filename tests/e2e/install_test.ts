@@ -1,0 +1,64 @@
+import assert from "node:assert/strict";
+import { runLoam } from "./harness.ts";
+import { DEFAULT_UNIT, renderUnit } from "../../src/system/systemd_unit.ts";
+
+const UNIT = "/etc/systemd/system/loam.service";
+const exists = (path: string) => Deno.stat(path).then(() => true, () => false);
+
+Deno.test("loam install --dry-run prints exactly the unit and the steps, and changes nothing", async () => {
+  const before = await exists(UNIT);
+  const res = await runLoam([
+    "install",
+    "--dry-run",
+    "--binary",
+    "/bin/true",
+    "--gpu",
+    "--user",
+    "loam",
+    "--rw-path",
+    "/etc/myapp",
+  ]);
+  assert.equal(res.code, 0, res.stderr);
+  assert.equal(
+    res.stdout,
+    renderUnit({
+      ...DEFAULT_UNIT,
+      gpu: true,
+      user: "loam",
+      writablePaths: ["/etc/myapp"],
+    }),
+  );
+  assert.match(res.stderr, /would 1\. copy \/bin\/true to \/usr\/local\/bin\/loam/);
+  assert.match(res.stderr, /would \d\. create system user loam unless it exists/);
+  assert.match(res.stderr, /would \d\. systemctl enable --now loam/);
+  assert.equal(await exists(UNIT), before);
+});
+
+Deno.test("loam install from source without --binary names what to do", async () => {
+  const res = await runLoam(["install", "--dry-run"]);
+  assert.equal(res.code, 0);
+  assert.match(res.stderr, /this is `deno run` \(not a compiled loam\); pass --binary/);
+});
+
+Deno.test("loam install and uninstall refuse clearly where systemd is not PID 1 or not root", async () => {
+  const booted = await exists("/run/systemd/system");
+  if (booted && Deno.uid() === 0) {
+    console.warn("SKIP refusal test: this machine runs systemd as root; the test would install");
+    return;
+  }
+  for (const args of [["install", "--binary", "/bin/true"], ["uninstall", "--purge"]]) {
+    const res = await runLoam(args);
+    assert.equal(res.code, 1, res.stderr);
+    assert.match(res.stderr, /must run as root|systemd is not running as PID 1/);
+    assert.match(res.stderr, /would 1\./);
+  }
+  assert.equal(await exists(UNIT), false);
+});
+
+Deno.test("loam uninstall --dry-run lists the steps and keeps data unless --purge", async () => {
+  const keep = await runLoam(["uninstall", "--dry-run"]);
+  assert.equal(keep.code, 0);
+  assert.doesNotMatch(keep.stderr, /remove \/var\/lib\/loam/);
+  const purge = await runLoam(["uninstall", "--dry-run", "--purge"]);
+  assert.match(purge.stderr, /would \d\. remove \/var\/lib\/loam/);
+});
