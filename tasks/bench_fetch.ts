@@ -5,7 +5,8 @@
  * @module
  */
 import { hashFile } from "../src/blobs/digest.ts";
-import { loamTaskPermissions, spawnLoam } from "../tests/e2e/harness.ts";
+import { spawnLoam } from "../tests/e2e/harness.ts";
+import { agentPermissions } from "./permissions.ts";
 import { startBlobServer, writeRandomFile } from "../tests/fixtures/blob_server.ts";
 import { type BenchRow, median, shell, timed } from "./bench_util.ts";
 
@@ -31,7 +32,7 @@ async function loamPeakRssMb(args: string[]): Promise<number> {
       "peak-rss",
       "deno",
       "run",
-      ...loamTaskPermissions(),
+      ...agentPermissions(),
       MAIN,
       ...args,
     ],

@@ -1,4 +1,5 @@
 import type { InferenceSession } from "onnxruntime-node";
+import { probeModel } from "./probe_model.ts";
 
 /** The onnxruntime-node module, loaded on first use (its native library costs start-up time). */
 export type OnnxRuntime = typeof import("onnxruntime-node");
@@ -111,11 +112,10 @@ export async function loadableProviders(hasNvidiaGpu: boolean): Promise<string[]
     return [];
   }
   if (!hasNvidiaGpu) return ["cpu"];
-  const { tinyOnnxModel } = await import("./tiny_onnx_model.ts");
   const loadable: string[] = [];
   for (const backend of ort.listSupportedBackends()) {
     if (backend.name !== "cuda" && backend.name !== "tensorrt") continue;
-    const opened = await openSession(tinyOnnxModel(), [backend.name], 1).catch(() => undefined);
+    const opened = await openSession(probeModel(), [backend.name], 1).catch(() => undefined);
     if (opened?.provider === backend.name) loadable.push(backend.name);
     await opened?.session.release();
   }

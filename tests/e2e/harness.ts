@@ -3,17 +3,11 @@
  * permissions of the `loam` task in deno.json, on 127.0.0.1 and temporary data dirs.
  * @module
  */
-import denoConfig from "../../deno.json" with { type: "json" };
+import { agentPermissions } from "../../tasks/permissions.ts";
 
 const MAIN = new URL("../../main.ts", import.meta.url).pathname;
 const START_TIMEOUT_MS = 30_000;
 const COMMAND_TIMEOUT_MS = 60_000;
-
-/** The permission flags of the `loam` task (what `deno task start` runs with). */
-export function loamTaskPermissions(): string[] {
-  const words = denoConfig.tasks.loam.split(/\s+/);
-  return words.slice(words.indexOf("run") + 1, words.indexOf("main.ts"));
-}
 
 /** A finished CLI run. */
 export interface CliResult {
@@ -38,7 +32,7 @@ function childEnv(extra: Record<string, string> = {}): Record<string, string> {
 
 function loamCommand(args: string[], options: LoamOptions, stdio: "piped" | "null" = "piped") {
   return new Deno.Command("deno", {
-    args: ["run", ...loamTaskPermissions(), MAIN, ...args],
+    args: ["run", ...agentPermissions(), MAIN, ...args],
     env: childEnv(options.env),
     clearEnv: true,
     stdin: "null",

