@@ -270,6 +270,11 @@ export async function startAgent(loaded: LoadedConfig, logger: Logger): Promise<
       logger.error("directive not handled", { directive_id: directive.directive_id, error: err })
     );
   });
+  mesh.messaging.on("rollback", (order) => {
+    engine.rollback(order).catch((err) =>
+      logger.error("rollback not applied", { directive_id: order.directive_id, error: err })
+    );
+  });
   await engine.resume();
   // after a (re)connection, once gossip has formed its mesh, repeat the current statuses
   let republish: ReturnType<typeof setTimeout> | undefined;

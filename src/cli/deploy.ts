@@ -24,6 +24,10 @@ accept it when the key's peer id is in their mesh.trusted_issuers.
                          when all are active, 1 otherwise
   --timeout <s>          give up watching after this long (default 300)
   --quiet-seconds <s>    with --watch: final once no new node reported for this long (default 5)
+  --rollback-threshold <percent>
+                         when fewer than this share of the reporting nodes end active, publish a
+                         signed rollback (the nodes deactivate it) and exit 1; implies --watch
+                         (default: the directive's options.rollback_threshold_percent)
 
   Building the directive from flags:
   --artifact-url <url> --sha256 <hex> --size <bytes> --type <artifact type>
@@ -114,6 +118,7 @@ export const deployCommand: Command = {
       "target-path": { type: "string" },
       arg: { type: "string", multiple: true },
       id: { type: "string" },
+      "rollback-threshold": { type: "string" },
     }, 1);
     if (parsed.help) {
       println(HELP);
@@ -140,6 +145,14 @@ export const deployCommand: Command = {
       throw new UserError(`directive ${issue.path.join(".") || "body"}: ${issue.message}`);
     }
     const directive = checked.data;
+    const thresholdText = v["rollback-threshold"];
+    const threshold = thresholdText !== undefined
+      ? Number(thresholdText)
+      : directive.options.rollback_threshold_percent;
+    if (threshold !== undefined && !(threshold >= 0 && threshold <= 100)) {
+      throw new UserError(`deploy: --rollback-threshold "${thresholdText}": expected 0-100`);
+    }
+    const watch = v.watch || threshold !== undefined;
     const timeoutMs = Number(v.timeout ?? "300") * 1000;
     const quietMs = Number(v["quiet-seconds"] ?? "5") * 1000;
 
@@ -172,7 +185,7 @@ export const deployCommand: Command = {
           previous?.state === status.state && previous.progress_percent === status.progress_percent
         ) return;
         states.set(status.node_id, status);
-        if (v.watch) report(status);
+        if (watch) report(status);
       });
       const deadline = Date.now() + timeoutMs;
       const joinDeadline = Date.now() + 15_000;
@@ -189,20 +202,45 @@ export const deployCommand: Command = {
         : { ...directive, issued_at: new Date().toISOString() };
       await messaging.publish("directive", issued);
       console.error(`published directive ${directive.directive_id} (signed by ${identity.peerId})`);
-      if (!v.watch) return 0;
-      for (;;) {
-        await new Promise((r) => setTimeout(r, 200));
-        const all = [...states.values()];
-        const final = all.length > 0 && all.every((s) => TERMINAL_STATES.includes(s.state));
-        if (final && Date.now() - lastNew >= quietMs) break;
-        if (Date.now() > deadline) {
-          console.error(`deploy: gave up watching after ${timeoutMs / 1000} s`);
-          return 1;
+      if (!watch) return 0;
+      const settled = async (): Promise<boolean> => {
+        for (;;) {
+          await new Promise((r) => setTimeout(r, 200));
+          const all = [...states.values()];
+          const final = all.length > 0 && all.every((s) => TERMINAL_STATES.includes(s.state));
+          if (final && Date.now() - lastNew >= quietMs) return true;
+          if (Date.now() > deadline) {
+            console.error(`deploy: gave up watching after ${timeoutMs / 1000} s`);
+            return false;
+          }
         }
-      }
+      };
+      if (!await settled()) return 1;
       const active = [...states.values()].filter((s) => s.state === "active").length;
       console.error(`${active} of ${states.size} nodes active`);
-      return active === states.size ? 0 : 1;
+      if (threshold === undefined || active * 100 >= threshold * states.size) {
+        return active === states.size ? 0 : 1;
+      }
+      const reason = `${active} of ${states.size} nodes active, below the ${threshold}% threshold`;
+      await messaging.publish("rollback", {
+        rollback_id: `rollback-${directive.directive_id}`,
+        directive_id: directive.directive_id,
+        issued_at: new Date().toISOString(),
+        issuer_node_id: identity.peerId,
+        reason,
+      });
+      console.error(`published rollback of ${directive.directive_id}: ${reason}`);
+      lastNew = Date.now();
+      const rollbackDeadline = Date.now() + Math.min(timeoutMs, 60_000);
+      while (
+        [...states.values()].some((s) => s.state === "active") && Date.now() < rollbackDeadline
+      ) {
+        await new Promise((r) => setTimeout(r, 200));
+      }
+      const undone = [...states.values()].filter((s) => s.state === "rolled_back").length;
+      const still = [...states.values()].filter((s) => s.state === "active").length;
+      console.error(`${undone} nodes rolled back` + (still ? `, ${still} still active` : ""));
+      return 1;
     } finally {
       await node.stop();
     }

@@ -1,4 +1,5 @@
 import type { DeploymentDirective } from "../protocol/directive.ts";
+import type { RollbackOrder } from "../protocol/rollback.ts";
 import {
   type DeploymentState,
   type DeploymentStatus,
@@ -46,6 +47,8 @@ const PROGRESS_INTERVAL_MS = 1000;
 export class DeploymentEngine {
   readonly #deps: EngineDeps;
   readonly #queue: { id: string; rank: number; seq: number }[] = [];
+  /** Rollbacks ordered while a deployment was downloading or activating, by id: the reason. */
+  readonly #rollbacks = new Map<string, string>();
   #seq = 0;
   #running = 0;
   #writes: Promise<unknown> = Promise.resolve();
@@ -101,7 +104,10 @@ export class DeploymentEngine {
    * Deactivates an active deployment through its adapter (a config package's previous content
    * comes back) and marks it rolled_back; undefined when there is no such deployment.
    */
-  async deactivate(id: string): Promise<DeploymentRecord | undefined> {
+  async deactivate(
+    id: string,
+    reason = "deactivated on request",
+  ): Promise<DeploymentRecord | undefined> {
     const record = this.#deps.records.get(id);
     if (!record) return undefined;
     if (record.state !== "active" || !record.instance_id) {
@@ -112,8 +118,41 @@ export class DeploymentEngine {
     this.#deps.logger.info("deployment deactivated", {
       directive_id: id,
       instance_id: record.instance_id,
+      reason,
     });
-    return await this.#move(id, "rolled_back", { error_message: "deactivated on request" });
+    return await this.#move(id, "rolled_back", { error_message: reason });
+  }
+
+  /**
+   * A command post's rollback order: an active deployment is deactivated, a queued or ready
+   * one dropped, one downloading or activating is undone as soon as that step ends. Replayed
+   * orders are ignored; undefined when the deployment is not on this node.
+   */
+  async rollback(order: RollbackOrder): Promise<DeploymentRecord | undefined> {
+    const { records, seen, logger } = this.#deps;
+    if (seen.has(order.rollback_id)) return undefined;
+    await seen.add(order.rollback_id);
+    const record = records.get(order.directive_id);
+    if (!record) return undefined;
+    const reason = `rolled back by ${order.issuer_node_id}` +
+      (order.reason ? `: ${order.reason}` : "");
+    logger.info("rollback ordered", { directive_id: order.directive_id, state: record.state });
+    switch (record.state) {
+      case "active":
+        return await this.deactivate(order.directive_id, reason);
+      case "pending":
+      case "ready": {
+        const queued = this.#queue.findIndex((q) => q.id === order.directive_id);
+        if (queued >= 0) this.#queue.splice(queued, 1);
+        return await this.#move(order.directive_id, "rolled_back", { error_message: reason });
+      }
+      case "downloading":
+      case "activating":
+        this.#rollbacks.set(order.directive_id, reason);
+        return record;
+      default:
+        return record;
+    }
   }
 
   /**
@@ -229,6 +268,12 @@ export class DeploymentEngine {
               }
             },
           );
+          const rollback = this.#rollbacks.get(id);
+          if (rollback !== undefined) {
+            this.#rollbacks.delete(id);
+            await this.#move(id, "rolled_back", { error_message: rollback });
+            return;
+          }
           if (!directive.options.auto_activate) {
             await this.#move(id, "ready", { progress_percent: 100 });
             log.info("deployment ready; waiting for activation");
@@ -270,6 +315,12 @@ export class DeploymentEngine {
     }
     await this.#move(id, "active", { instance_id: instanceId });
     this.#deps.logger.info("deployment active", { directive_id: id, instance_id: instanceId });
+    const rollback = this.#rollbacks.get(id);
+    if (rollback !== undefined) {
+      this.#rollbacks.delete(id);
+      await this.deactivate(id, rollback);
+      return;
+    }
     for (const old of replaced) {
       await this.#deps.adapters.get(old.directive.artifact.artifact_type.type)?.retire(
         old.instance_id!,

@@ -42,6 +42,7 @@ export class MeshMessaging {
     directive: [],
     status: [],
     advert: [],
+    rollback: [],
   };
   readonly #received: Counter<"kind">;
   readonly #dropped: Counter<"reason">;
@@ -62,13 +63,13 @@ export class MeshMessaging {
       registers: [options.registry],
     });
     const pubsub = options.node.services.pubsub;
-    const kinds: [string, MessageKind][] = [
-      [this.topics.directives, "directive"],
-      [this.topics.status, "status"],
-      [this.topics.adverts, "advert"],
+    const kinds: [string, MessageKind[]][] = [
+      [this.topics.directives, ["directive", "rollback"]],
+      [this.topics.status, ["status"]],
+      [this.topics.adverts, ["advert"]],
     ];
-    for (const [topic, kind] of kinds) {
-      pubsub.topicValidators.set(topic, (_from, msg) => this.#validate(kind, msg));
+    for (const [topic, allowed] of kinds) {
+      pubsub.topicValidators.set(topic, (_from, msg) => this.#validate(allowed, msg));
       pubsub.subscribe(topic);
     }
   }
@@ -82,7 +83,7 @@ export class MeshMessaging {
   async publish<K extends MessageKind>(kind: K, payload: PayloadOf[K]): Promise<void> {
     const { node, privateKey } = this.#options;
     const data = await sealEnvelope(kind, payload, privateKey, node.peerId.toString());
-    const topic = kind === "directive"
+    const topic = kind === "directive" || kind === "rollback"
       ? this.topics.directives
       : kind === "status"
       ? this.topics.status
@@ -97,7 +98,7 @@ export class MeshMessaging {
   }
 
   async #validate(
-    topicKind: MessageKind,
+    topicKinds: MessageKind[],
     msg: { type: "signed" | "unsigned"; data: Uint8Array; from?: { toString(): string } },
   ): Promise<TopicValidatorResult> {
     if (msg.type !== "signed" || !msg.from) {
@@ -106,15 +107,16 @@ export class MeshMessaging {
     const opened = await openEnvelope(msg.data, this.#options.maxMessageBytes);
     if (!opened.ok) return this.#reject(opened.reason, opened.detail);
     const message = opened.message;
-    if (message.kind !== topicKind) {
-      return this.#reject("wrong_topic", `${message.kind} on the ${topicKind} topic`);
+    if (!topicKinds.includes(message.kind)) {
+      return this.#reject("wrong_topic", `${message.kind} on the ${topicKinds[0]} topic`);
     }
     const origin = msg.from.toString();
     if (message.signer !== origin) {
       return this.#reject("signer_mismatch", `signed by ${message.signer}, sent by ${origin}`);
     }
-    if (message.kind === "directive" && !this.#options.trustedIssuers.includes(message.signer)) {
-      return this.#reject("untrusted_issuer", `directive from ${message.signer}`);
+    const fromCommandPost = message.kind === "directive" || message.kind === "rollback";
+    if (fromCommandPost && !this.#options.trustedIssuers.includes(message.signer)) {
+      return this.#reject("untrusted_issuer", `${message.kind} from ${message.signer}`);
     }
     if (message.kind === "advert" && message.payload.peer_id !== message.signer) {
       return this.#reject(

@@ -6,6 +6,7 @@ import { toString as bytesToString } from "uint8arrays/to-string";
 import { type DeploymentDirective, DeploymentDirectiveSchema } from "./directive.ts";
 import { type DeploymentStatus, DeploymentStatusSchema } from "./status.ts";
 import { type Advert, AdvertSchema } from "./advert.ts";
+import { type RollbackOrder, RollbackOrderSchema } from "./rollback.ts";
 
 /** Envelope format version this agent speaks. */
 export const ENVELOPE_VERSION = 1;
@@ -14,6 +15,7 @@ const PAYLOAD_SCHEMAS = {
   directive: DeploymentDirectiveSchema,
   status: DeploymentStatusSchema,
   advert: AdvertSchema,
+  rollback: RollbackOrderSchema,
 } as const;
 
 /** Kinds of wire message. */
@@ -24,6 +26,7 @@ export interface PayloadOf {
   directive: DeploymentDirective;
   status: DeploymentStatus;
   advert: Advert;
+  rollback: RollbackOrder;
 }
 
 /** A verified, parsed message. */

@@ -7,6 +7,12 @@ const SERVICE = new TextEncoder().encode(
   '#!/bin/sh\necho "up $LOAM_INSTANCE_ID"\ni=0\nwhile [ $i -lt 600 ]; do sleep 0.1; i=$((i + 1)); done\n',
 );
 
+/** Runs on n1 but fails at once on n2 (its instance dir is under the n2 data dir). */
+const PICKY = new TextEncoder().encode(
+  '#!/bin/sh\ncase "$PWD" in */n2/*) echo "not on this box" >&2; exit 3;; esac\n' +
+    "i=0\nwhile [ $i -lt 600 ]; do sleep 0.1; i=$((i + 1)); done\n",
+);
+
 async function records(agent: AgentProcess) {
   return (await (await agent.request("/v1/deployments", { token: agent.adminToken() })).json())
     .deployments as {
@@ -22,7 +28,7 @@ Deno.test("loam deploy: C2 signs, formation targeting hits only its members, --w
   const c2 = JSON.parse(keys.stdout).peer_id;
   const rogueKey = `${dir.path}/rogue.key`;
   await runLoam(["keys", "generate", "--out", rogueKey]);
-  await using http = startBlobServer({ "/svc": { body: SERVICE } });
+  await using http = startBlobServer({ "/svc": { body: SERVICE }, "/picky": { body: PICKY } });
   const trust = ["--set", `mesh.trusted_issuers=${c2}`, "--set", "mesh.advert_interval=1"];
   const n1 = await startAgent(`${dir.path}/n1`, [
     "--node-id",
@@ -93,6 +99,39 @@ Deno.test("loam deploy: C2 signs, formation targeting hits only its members, --w
     assert.equal(bad.code, 1);
     assert.match(bad.stdout, /^n1\s+failed\s+\d+%\s+cannot fetch sha256:0{64}: .*hash mismatch/m);
     assert.match(bad.stderr, /0 of 2 nodes active/);
+
+    const picky = flags.map((f) =>
+      f === sha256Hex(SERVICE)
+        ? sha256Hex(PICKY)
+        : f === String(SERVICE.length)
+        ? String(PICKY.length)
+        : f === http.url("/svc")
+        ? http.url("/picky")
+        : f
+    );
+    const half = await runLoam([
+      "deploy",
+      ...common,
+      ...picky,
+      "--id",
+      "picky",
+      "--rollback-threshold",
+      "75",
+    ]);
+    assert.equal(half.code, 1, half.stderr);
+    assert.match(half.stderr, /1 of 2 nodes active/);
+    assert.match(
+      half.stderr,
+      /published rollback of picky: 1 of 2 nodes active, below the 75% threshold/,
+    );
+    assert.match(half.stdout, /^n1\s+rolled_back\s+100%\s+rolled back by 12D3KooW\w+: 1 of 2/m);
+    assert.match(half.stderr, /1 nodes rolled back/);
+    const n1Record = (await records(n1)).find((r) => r.directive_id === "picky");
+    assert.equal(n1Record?.state, "rolled_back");
+    const instances = await (await n1.request("/v1/instances", { token: n1.adminToken() })).json();
+    assert.ok(
+      !instances.instances.some((i: { directive_id: string }) => i.directive_id === "picky"),
+    );
 
     const rogue = await runLoam([
       "deploy",
