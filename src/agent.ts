@@ -31,6 +31,7 @@ import { loadableProviders } from "./runtimes/onnx_providers.ts";
 import { createJobMetrics } from "./runtimes/job_metrics.ts";
 import { blobsReport } from "./deploy/references.ts";
 import { VERSION } from "./version.ts";
+import { resolveWorkloadUser } from "./system/workload_user.ts";
 import { createServiceNotifier } from "./system/sd_notify.ts";
 
 /** Wait after a peer connects before re-publishing statuses (gossip needs a heartbeat). */
@@ -63,7 +64,8 @@ export async function startAgent(loaded: LoadedConfig, logger: Logger): Promise<
   const { config } = loaded;
   const startedAt = Date.now();
   const paths = dataPathsFor(config.data.dir);
-  await ensureDataDir(paths);
+  const workloadUser = await resolveWorkloadUser(config.workloads.user);
+  await ensureDataDir(paths, workloadUser !== undefined);
 
   const notifier = createServiceNotifier(paths.root, logger);
   const { identity, created } = await loadOrCreateIdentity(paths.identityKey);
@@ -110,6 +112,7 @@ export async function startAgent(loaded: LoadedConfig, logger: Logger): Promise<
     paths.instances,
     logger.child({ component: "runtime" }),
     (instanceId, reason) => late.engine?.instanceFailed(instanceId, reason),
+    workloadUser,
   );
   const adapters = new Map<ArtifactKind, RuntimeAdapter>([
     ["config_package", new ConfigPackageAdapter(paths.instances)],

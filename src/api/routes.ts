@@ -150,7 +150,12 @@ export function apiRoutes(state: ApiState): Route[] {
       method: "GET",
       path: "/v1/status",
       scope: "status:read",
-      handler: () => jsonResponse(state.status()),
+      handler: ({ token }) =>
+        jsonResponse({
+          ...state.status(),
+          // what the calling token may do here
+          token: token ? { name: token.name, scopes: token.scopes } : null,
+        }),
     },
     {
       method: "GET",

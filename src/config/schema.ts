@@ -103,6 +103,14 @@ export const InferenceSectionSchema = z.strictObject({
   gpu_layers: z.number().int().min(-1).max(100_000).default(-1),
 });
 
+/** The `[workloads]` section: how deployed programs are confined. */
+export const WorkloadsSectionSchema = z.strictObject({
+  /** When the agent runs as root, native programs run as this user ("" = as root). */
+  user: z.string().regex(/^([a-z_][a-z0-9_-]{0,31})?$/, 'expected a user name or ""').default(
+    "nobody",
+  ),
+});
+
 /** The `[log]` section. */
 export const LogSectionSchema = z.strictObject({
   level: z.enum(["debug", "info", "warn", "error"]).default("info"),
@@ -152,6 +160,7 @@ export const ConfigSchema = z.strictObject({
   deploy: DeploySectionSchema.prefault({}),
   jobs: JobsSectionSchema.prefault({}),
   inference: InferenceSectionSchema.prefault({}),
+  workloads: WorkloadsSectionSchema.prefault({}),
   log: LogSectionSchema.prefault({}),
   data: DataSectionSchema.prefault({}),
 });

@@ -4,6 +4,7 @@ import type { Instance, InstanceFailed, InstanceView, RuntimeAdapter } from "./a
 import { type LogLine, LogRing } from "./log_ring.ts";
 import { normalArch } from "../deploy/targeting.ts";
 import type { Logger } from "../system/logger.ts";
+import type { WorkloadUser } from "../system/workload_user.ts";
 
 /** A process that exits within this long after a start failed to start. */
 const START_GRACE_MS = 1000;
@@ -40,10 +41,14 @@ export class NativeBinaryAdapter implements RuntimeAdapter {
   readonly #onFailed: InstanceFailed;
   readonly #running = new Map<string, Supervised>();
 
-  constructor(instancesDir: string, logger: Logger, onFailed: InstanceFailed) {
+  readonly #user?: WorkloadUser;
+
+  /** With `user`, programs run as that account and own their instance dir (agent is root). */
+  constructor(instancesDir: string, logger: Logger, onFailed: InstanceFailed, user?: WorkloadUser) {
     this.#instancesDir = instancesDir;
     this.#logger = logger;
     this.#onFailed = onFailed;
+    this.#user = user;
   }
 
   async activate(directive: DeploymentDirective, blobPath: string): Promise<Instance> {
@@ -102,6 +107,10 @@ export class NativeBinaryAdapter implements RuntimeAdapter {
     await Deno.mkdir(dir, { recursive: true, mode: 0o700 });
     await Deno.copyFile(blobPath, join(dir, "program"));
     await Deno.chmod(join(dir, "program"), 0o755);
+    if (this.#user) {
+      // the program is the agent's (read-only to the workload); the directory is the workload's
+      await Deno.chown(dir, this.#user.uid, this.#user.gid);
+    }
   }
 
   async #start(instanceId: string, directive: DeploymentDirective, strict: boolean): Promise<void> {
@@ -136,6 +145,7 @@ export class NativeBinaryAdapter implements RuntimeAdapter {
       cwd: sup.dir,
       clearEnv: true,
       env: { PATH: "/usr/local/bin:/usr/bin:/bin", HOME: sup.dir, LOAM_INSTANCE_ID: instanceId },
+      ...(this.#user ? { uid: this.#user.uid, gid: this.#user.gid } : {}),
       stdin: "null",
       stdout: "piped",
       stderr: "piped",

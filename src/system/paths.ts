@@ -55,11 +55,17 @@ export function dataPaths(root: string): DataPaths {
 
 /**
  * Creates the data directory (mode 0700) and its api/ subdirectory and proves it is writable;
- * throws a {@link UserError} that names the directory otherwise.
+ * throws a {@link UserError} that names the directory otherwise. With `sharedInstances` (native
+ * workloads run as another user) the data dir and instances/ are 0711: others may pass through
+ * to their own instance dir, but list nothing, and every other entry stays 0700 or 0600.
  */
-export async function ensureDataDir(paths: DataPaths): Promise<void> {
+export async function ensureDataDir(paths: DataPaths, sharedInstances = false): Promise<void> {
   try {
     await Deno.mkdir(paths.apiDir, { recursive: true, mode: 0o700 });
+    const mode = sharedInstances ? 0o711 : 0o700;
+    await Deno.chmod(paths.root, mode);
+    await Deno.mkdir(paths.instances, { recursive: true, mode });
+    await Deno.chmod(paths.instances, mode);
     const probe = `${paths.root}/.write-test-${crypto.randomUUID()}`;
     await Deno.writeTextFile(probe, "");
     await Deno.remove(probe);

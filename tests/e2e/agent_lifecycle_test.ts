@@ -5,7 +5,7 @@ import { randomBytes, sha256Hex, startBlobServer } from "../fixtures/blob_server
 Deno.test("first start creates data dir, identity and admin token; peer id survives restart", async () => {
   await using dir = await tempDir();
   const dataDir = `${dir.path}/state`;
-  const first = await startAgent(dataDir);
+  const first = await startAgent(dataDir, ["--set", "workloads.user="]);
   const created = first.logs.find((l) => l.msg === "identity created");
   assert.ok(created, "first start logs 'identity created'");
   assert.equal((await Deno.stat(`${dataDir}/identity.key`)).mode! & 0o777, 0o600);
@@ -17,6 +17,10 @@ Deno.test("first start creates data dir, identity and admin token; peer id survi
   assert.equal((await first.stop()).code, 0);
 
   const second = await startAgent(dataDir);
+  // as root, workloads run as workloads.user (nobody): they may pass through, not list
+  const expected = Deno.uid() === 0 ? 0o711 : 0o700;
+  assert.equal((await Deno.stat(dataDir)).mode! & 0o777, expected);
+  assert.equal((await Deno.stat(`${dataDir}/api`)).mode! & 0o777, 0o700);
   const loaded = second.logs.find((l) => l.msg === "identity loaded");
   assert.equal(loaded?.peer_id, created.peer_id);
   assert.equal(second.adminToken(), token, "admin token is not replaced on restart");

@@ -7,6 +7,24 @@ const ROUTES: { method: string; path: string; scope: string | null; body?: unkno
     { method: "GET", path: "/livez", scope: null, ok: 200 },
     { method: "GET", path: "/readyz", scope: null, ok: 200 },
     { method: "GET", path: "/v1/status", scope: "status:read", ok: 200 },
+    { method: "GET", path: "/v1/peers", scope: "status:read", ok: 200 },
+    { method: "GET", path: "/v1/blobs", scope: "status:read", ok: 200 },
+    { method: "GET", path: "/v1/deployments", scope: "status:read", ok: 200 },
+    { method: "GET", path: "/v1/deployments/none", scope: "status:read", ok: 404 },
+    { method: "GET", path: "/v1/instances", scope: "status:read", ok: 200 },
+    { method: "GET", path: "/v1/instances/none/logs", scope: "status:read", ok: 404 },
+    { method: "GET", path: "/v1/models", scope: "status:read", ok: 200 },
+    { method: "POST", path: "/v1/deployments", scope: "deploy:write", body: {}, ok: 400 },
+    { method: "POST", path: "/v1/blobs", scope: "deploy:write", body: {}, ok: 400 },
+    { method: "DELETE", path: "/v1/deployments/none", scope: "deploy:write", ok: 404 },
+    { method: "POST", path: "/v1/instances/none/infer", scope: "infer:run", body: {}, ok: 404 },
+    {
+      method: "POST",
+      path: "/v1/chat/completions",
+      scope: "infer:run",
+      body: { model: "none", messages: [{ role: "user", content: "hi" }] },
+      ok: 404,
+    },
     { method: "GET", path: "/metrics", scope: "metrics:read", ok: 200 },
     { method: "GET", path: "/v1/tokens", scope: "*", ok: 200 },
     {
@@ -87,6 +105,9 @@ Deno.test("401/403/200 on every route for no, unknown, wrong-scope and right-sco
         await admin.body?.cancel();
       }
     }
+    const status = await (await agent.request("/v1/status", { token: tokens["status:read"] }))
+      .json();
+    assert.deepEqual(status.token, { name: "status-read", scopes: ["status:read"] });
   } finally {
     await agent.stop();
   }

@@ -203,3 +203,65 @@ Deno.test("replace_existing: the new version runs before the old stops; a failin
     await agent.stop();
   }
 });
+
+/** Tries to read the agent's secrets and environment from inside a workload. */
+const SNOOP = encode(`#!/bin/sh
+echo "uid=$(id -u)"
+cat "$1/identity.key" >/dev/null 2>&1 && echo "identity: READ" || echo "identity: denied"
+cat "$1/api/admin.token" >/dev/null 2>&1 && echo "token: READ" || echo "token: denied"
+ls "$1" >/dev/null 2>&1 && echo "data dir: LISTED" || echo "data dir: not listable"
+echo "env: $(env | cut -d= -f1 | sort | tr '\\n' ' ')"
+sleep 30
+`);
+
+Deno.test("a native workload runs unprivileged with a clean env: the agent's key and tokens are out of reach", async () => {
+  if (Deno.uid() !== 0) {
+    console.warn("SKIP: the agent drops workloads to workloads.user only when it runs as root");
+    return;
+  }
+  await using dir = await tempDir();
+  await using http = startBlobServer({ "/snoop": { body: SNOOP } });
+  const agent = await startAgent(dir.path, [], { env: { SECRET_OF_THE_AGENT: "hunter2" } });
+  try {
+    const res = await agent.request("/v1/deployments", {
+      method: "POST",
+      token: agent.adminToken(),
+      body: JSON.stringify({
+        directive_id: "snoop",
+        scope: { type: "broadcast" },
+        artifact: {
+          blob_hash: `sha256:${sha256Hex(SNOOP)}`,
+          size_bytes: SNOOP.length,
+          urls: [http.url("/snoop")],
+          artifact_type: { type: "native_binary", arch: Deno.build.arch, args: [dir.path] },
+        },
+      }),
+    });
+    assert.equal(res.status, 202);
+    const record = await settled(agent, "snoop");
+    assert.equal(record.state, "active", record.error_message);
+    const lines = await eventually("the workload reported", async () => {
+      const body = await (await agent.request("/v1/instances/bin-snoop/logs", {
+        token: agent.adminToken(),
+      })).json();
+      const text = body.lines.map((l: { line: string }) => l.line);
+      return text.some((l: string) => l.startsWith("env:")) ? text : undefined;
+    });
+    assert.ok(lines.includes("uid=65534"), lines.join("\n"));
+    assert.ok(lines.includes("identity: denied"), lines.join("\n"));
+    assert.ok(lines.includes("token: denied"), lines.join("\n"));
+    assert.ok(lines.includes("data dir: not listable"), lines.join("\n"));
+    const env = lines.find((l: string) => l.startsWith("env:"))!;
+    assert.doesNotMatch(env, /SECRET_OF_THE_AGENT/);
+    assert.deepEqual(
+      env.slice(5).trim().split(" ").filter((n: string) => !["PWD", "SHLVL", "_"].includes(n)),
+      [
+        "HOME",
+        "LOAM_INSTANCE_ID",
+        "PATH",
+      ],
+    );
+  } finally {
+    await agent.stop();
+  }
+});
