@@ -27,6 +27,7 @@ import { ConfigPackageAdapter } from "./runtimes/config_package.ts";
 import { NativeBinaryAdapter } from "./runtimes/native_binary.ts";
 import { OnnxModelAdapter } from "./runtimes/onnx_model.ts";
 import { GgufModelAdapter } from "./runtimes/gguf_model.ts";
+import { ContainerAdapter } from "./runtimes/container.ts";
 import { loadableProviders } from "./runtimes/onnx_providers.ts";
 import { createJobMetrics } from "./runtimes/job_metrics.ts";
 import { blobsReport } from "./deploy/references.ts";
@@ -107,6 +108,20 @@ export async function startAgent(loaded: LoadedConfig, logger: Logger): Promise<
     gpuLayers: config.inference.gpu_layers,
     hasGpu: hardware.gpus.length > 0,
   });
+  const containers = new ContainerAdapter(
+    {
+      publishAddress: config.containers.publish_address,
+      globalArgs: {
+        podman: config.containers.podman_args,
+        docker: config.containers.docker_args,
+        containerd: config.containers.nerdctl_args,
+      },
+      stopGraceSeconds: config.containers.stop_grace_seconds,
+      checkIntervalMs: 5000,
+    },
+    logger.child({ component: "runtime" }),
+    (instanceId, reason) => late.engine?.instanceFailed(instanceId, reason),
+  );
   /** Runtime adapters by artifact type; other types fail at activation with a clear reason. */
   const native = new NativeBinaryAdapter(
     paths.instances,
@@ -119,6 +134,7 @@ export async function startAgent(loaded: LoadedConfig, logger: Logger): Promise<
     ["native_binary", native],
     ["onnx_model", onnx],
     ["gguf_model", gguf],
+    ["container", containers],
   ]);
 
   let ready = false;
@@ -174,9 +190,9 @@ export async function startAgent(loaded: LoadedConfig, logger: Logger): Promise<
       submitDirective: (directive) => engineReady().submit(directive, "api"),
       deployments: () => records.list(),
       instances: () => [...adapters.values()].flatMap((adapter) => adapter.list()),
-      instanceLogs: (id, lines) => {
+      instanceLogs: async (id, lines) => {
         for (const adapter of adapters.values()) {
-          const logs = adapter.logs?.(id, lines);
+          const logs = await adapter.logs?.(id, lines);
           if (logs) return logs;
         }
         return undefined;
@@ -279,6 +295,13 @@ export async function startAgent(loaded: LoadedConfig, logger: Logger): Promise<
     );
   });
   await engine.resume();
+  const activeInstances = records.list().filter((r) => r.state === "active" && r.instance_id)
+    .map((r) => r.instance_id!);
+  for (const adapter of adapters.values()) {
+    await adapter.reconcile?.(activeInstances).catch((err) =>
+      logger.warn("reconcile failed", { adapter: adapter.kind, error: err })
+    );
+  }
   // after a (re)connection, once gossip has formed its mesh, repeat the current statuses
   let republish: ReturnType<typeof setTimeout> | undefined;
   mesh.node.addEventListener("peer:connect", () => {

@@ -40,7 +40,7 @@ export interface ApiState {
   /** Instances of every adapter. */
   instances(): InstanceView[];
   /** The last output lines of an instance; undefined when there is no such instance. */
-  instanceLogs(id: string, lines?: number): LogLine[] | undefined;
+  instanceLogs(id: string, lines?: number): Promise<LogLine[] | undefined>;
   /** Activates a deployment waiting in `ready`; undefined when there is none with that id. */
   activateDeployment(id: string): Promise<DeploymentRecord | undefined>;
   /** Deactivates an active deployment; undefined when there is none with that id. */
@@ -269,12 +269,12 @@ export function apiRoutes(state: ApiState): Route[] {
       method: "GET",
       path: "/v1/instances/:id/logs",
       scope: "status:read",
-      handler: ({ params, url }) => {
+      handler: async ({ params, url }) => {
         const lines = Number(url.searchParams.get("lines") ?? "100");
         if (!Number.isInteger(lines) || lines < 1) {
           throw new HttpError(400, "invalid_request", "lines: expected a positive integer");
         }
-        const logs = state.instanceLogs(params.id!, lines);
+        const logs = await state.instanceLogs(params.id!, lines);
         if (!logs) throw new HttpError(404, "not_found", `no instance ${params.id}`);
         return jsonResponse({ instance_id: params.id, lines: logs });
       },

@@ -111,6 +111,21 @@ export const WorkloadsSectionSchema = z.strictObject({
   ),
 });
 
+/** The `[containers]` section: how container workloads run. */
+export const ContainersSectionSchema = z.strictObject({
+  /** Host address the directive's ports are published on; 0.0.0.0 opens them to the network. */
+  publish_address: z.string().regex(/^[0-9.]+$|^\[?[0-9a-f:]+\]?$/i, "expected an IP address")
+    .default("127.0.0.1"),
+  /** Extra global flags for podman (e.g. --root, --runroot, --storage-driver). */
+  podman_args: z.array(z.string()).default([]),
+  /** Extra global flags for docker (e.g. --host unix:///run/docker.sock). */
+  docker_args: z.array(z.string()).default([]),
+  /** Extra global flags for nerdctl (containerd), e.g. --namespace. */
+  nerdctl_args: z.array(z.string()).default([]),
+  /** Seconds a container gets to stop before it is killed. */
+  stop_grace_seconds: z.number().int().min(0).max(300).default(5),
+});
+
 /** The `[log]` section. */
 export const LogSectionSchema = z.strictObject({
   level: z.enum(["debug", "info", "warn", "error"]).default("info"),
@@ -161,6 +176,7 @@ export const ConfigSchema = z.strictObject({
   jobs: JobsSectionSchema.prefault({}),
   inference: InferenceSectionSchema.prefault({}),
   workloads: WorkloadsSectionSchema.prefault({}),
+  containers: ContainersSectionSchema.prefault({}),
   log: LogSectionSchema.prefault({}),
   data: DataSectionSchema.prefault({}),
 });

@@ -50,7 +50,12 @@ export interface RuntimeAdapter {
   /** The instances this adapter runs now. */
   list(): InstanceView[];
   /** The last output lines of an instance; undefined when it has none here. */
-  logs?(instanceId: string, count?: number): LogLine[] | undefined;
+  logs?(
+    instanceId: string,
+    count?: number,
+  ): LogLine[] | undefined | Promise<LogLine[] | undefined>;
+  /** After resuming: removes what the adapter left running for deployments no longer active. */
+  reconcile?(activeInstanceIds: string[]): Promise<void>;
   /** Stops everything at agent shutdown, leaving it to be resumed at the next start. */
   stopAll?(): Promise<void>;
 }

@@ -1,0 +1,306 @@
+import { z } from "zod";
+import type { DeploymentDirective } from "../protocol/directive.ts";
+import type { Instance, InstanceFailed, InstanceView, RuntimeAdapter } from "./adapter.ts";
+import { ContainerCli, type ContainerRuntime, type ContainerState } from "./container_cli.ts";
+import type { LogLine } from "./log_ring.ts";
+import type { Logger } from "../system/logger.ts";
+
+/** The agent's container settings (`[containers]`). */
+export interface ContainerSettings {
+  /** Host address published ports bind to (127.0.0.1 unless configured). */
+  publishAddress: string;
+  /** Global CLI flags per runtime, e.g. podman's --root/--runroot. */
+  globalArgs: Record<ContainerRuntime, string[]>;
+  stopGraceSeconds: number;
+  /** How often running containers are checked. */
+  checkIntervalMs: number;
+}
+
+/** Optional health check in the directive's `config.health`. */
+const HealthSchema = z.strictObject({
+  /** GET http://127.0.0.1:<host_port><path> must answer 2xx. */
+  http: z.strictObject({ port: z.number().int().min(1).max(65535), path: z.string().default("/") })
+    .optional(),
+  /** A command run inside the container must exit 0. */
+  command: z.array(z.string()).min(1).optional(),
+  /** How long activation waits for the first healthy answer. */
+  timeout_seconds: z.number().min(1).max(600).default(30),
+});
+
+const ContainerConfigSchema = z.object({ health: HealthSchema.optional() }).passthrough();
+
+const LABEL = "loam.instance";
+const START_GRACE_MS = 1000;
+const LOG_LINES = 500;
+
+interface Running {
+  directiveId: string;
+  cli: ContainerCli;
+  name: string;
+  image: string;
+  startedAt: string;
+  ports: string[];
+  state?: ContainerState;
+  failed?: boolean;
+  /** Consecutive checks that found it not running (one can fall between two restarts). */
+  downChecks: number;
+}
+
+function containerName(instanceId: string): string {
+  return `loam-${instanceId}`;
+}
+
+/**
+ * `container`: the blob is an image archive (docker-archive or OCI), loaded with the directive's
+ * runtime CLI (podman, docker, or nerdctl for containerd) and run detached: labelled as loam's,
+ * `--init`, no new privileges, never privileged or on the host network, ports published on
+ * `publishAddress` only, and the directive's env. Health: the runtime's state plus an optional
+ * HTTP or command check. Containers keep running across agent restarts and are adopted again;
+ * ones labelled by loam without an active deployment are removed.
+ */
+export class ContainerAdapter implements RuntimeAdapter {
+  readonly kind = "container" as const;
+  readonly #settings: ContainerSettings;
+  readonly #logger: Logger;
+  readonly #onFailed: InstanceFailed;
+  readonly #running = new Map<string, Running>();
+  #timer?: ReturnType<typeof setInterval>;
+
+  constructor(settings: ContainerSettings, logger: Logger, onFailed: InstanceFailed) {
+    this.#settings = settings;
+    this.#logger = logger;
+    this.#onFailed = onFailed;
+  }
+
+  async activate(directive: DeploymentDirective, blobPath: string): Promise<Instance> {
+    const instanceId = `ctr-${directive.directive_id}`;
+    const { cli } = this.#spec(directive);
+    await this.#start(directive, instanceId, blobPath, true);
+    return { instance_id: instanceId, provider: cli.runtime };
+  }
+
+  /** Adopts the container when it still runs, starts it when stopped, recreates it when gone. */
+  async resume(directive: DeploymentDirective, instanceId: string, blobPath: string) {
+    const { cli } = this.#spec(directive);
+    const name = containerName(instanceId);
+    const state = await cli.inspect(name);
+    if (state?.running) {
+      this.#track(directive, instanceId, cli, name, "", state);
+      this.#logger.info("container adopted", { instance_id: instanceId });
+      return;
+    }
+    if (state) await cli.try(["rm", "-f", name]);
+    await this.#start(directive, instanceId, blobPath, false);
+  }
+
+  async deactivate(instanceId: string): Promise<void> {
+    const running = this.#running.get(instanceId);
+    if (!running) return;
+    this.#running.delete(instanceId);
+    const { cli, name, image } = running;
+    await cli.try(["stop", "-t", String(this.#settings.stopGraceSeconds), name]);
+    await cli.try(["rm", "-f", name]);
+    // the image goes when no other container uses it (rmi refuses while one does)
+    if (image) await cli.try(["rmi", image]);
+    this.#logger.info("container removed", { instance_id: instanceId });
+    if (this.#running.size === 0) {
+      clearInterval(this.#timer);
+      this.#timer = undefined;
+    }
+  }
+
+  retire(instanceId: string): Promise<void> {
+    return this.deactivate(instanceId);
+  }
+
+  /** Containers keep running while the agent restarts (they are adopted at the next start). */
+  stopAll(): Promise<void> {
+    clearInterval(this.#timer);
+    this.#timer = undefined;
+    this.#running.clear();
+    return Promise.resolve();
+  }
+
+  /** Removes containers labelled by loam that belong to no active deployment. */
+  async reconcile(activeInstanceIds: string[]): Promise<void> {
+    for (const runtime of Object.keys(this.#settings.globalArgs) as ContainerRuntime[]) {
+      const cli = new ContainerCli(runtime, this.#settings.globalArgs[runtime]);
+      let labelled: { name: string; labels: Record<string, string> }[];
+      try {
+        labelled = await cli.listLabelled(LABEL);
+      } catch {
+        continue; // runtime not installed or not usable here
+      }
+      for (const container of labelled) {
+        const instanceId = container.labels[LABEL];
+        if (instanceId && activeInstanceIds.includes(instanceId)) continue;
+        this.#logger.warn("removing a loam container with no active deployment", {
+          container: container.name,
+          instance_id: instanceId,
+        });
+        await cli.try(["rm", "-f", container.name]);
+      }
+    }
+  }
+
+  list(): InstanceView[] {
+    return [...this.#running.entries()].map(([id, r]) => ({
+      instance_id: id,
+      directive_id: r.directiveId,
+      adapter: "container",
+      state: r.state?.status ?? "unknown",
+      provider: r.cli.runtime,
+      started_at: r.startedAt,
+      ...(r.state && !r.state.running ? { exit_code: r.state.exitCode } : {}),
+      container: r.name,
+      image: r.image || null,
+      ports: r.ports,
+      pid: r.state?.pid || null,
+    }));
+  }
+
+  /** The container's last output lines, from the runtime. */
+  async logs(instanceId: string, count = LOG_LINES): Promise<LogLine[] | undefined> {
+    const running = this.#running.get(instanceId);
+    if (!running) return undefined;
+    return await running.cli.logs(running.name, count);
+  }
+
+  #spec(directive: DeploymentDirective) {
+    const type = directive.artifact.artifact_type;
+    if (type.type !== "container") throw new Error(`not a container: ${type.type}`);
+    const config = ContainerConfigSchema.safeParse(directive.config ?? {});
+    if (!config.success) {
+      const issue = config.error.issues[0]!;
+      throw new Error(`config.${issue.path.join(".")}: ${issue.message}`);
+    }
+    const cli = new ContainerCli(type.runtime, this.#settings.globalArgs[type.runtime]);
+    return { type, cli, health: config.data.health };
+  }
+
+  async #start(
+    directive: DeploymentDirective,
+    instanceId: string,
+    blobPath: string,
+    strict: boolean,
+  ): Promise<void> {
+    const { type, cli, health } = this.#spec(directive);
+    const name = containerName(instanceId);
+    const image = await cli.load(blobPath);
+    await cli.try(["rm", "-f", name]); // a leftover of an earlier try
+    const address = this.#settings.publishAddress;
+    const ports = type.ports.map((p) =>
+      `${address}:${p.host_port}:${p.container_port}/${p.protocol}`
+    );
+    const args = [
+      "run",
+      "-d",
+      "--name",
+      name,
+      "--label",
+      `${LABEL}=${instanceId}`,
+      "--label",
+      `loam.deployment=${directive.directive_id}`,
+      "--init",
+      "--security-opt",
+      "no-new-privileges",
+      "--restart",
+      "on-failure:3",
+      ...ports.flatMap((p) => ["-p", p]),
+      ...Object.entries(type.env).flatMap(([k, v]) => ["-e", `${k}=${v}`]),
+      image,
+    ];
+    try {
+      await cli.call(args);
+    } catch (err) {
+      await cli.try(["rm", "-f", name]); // a failed `run -d` leaves it "created"
+      throw err;
+    }
+    await new Promise((r) => setTimeout(r, START_GRACE_MS));
+    const state = await cli.inspect(name);
+    if (!state?.running) {
+      const tail = (await cli.logs(name, 5)).map((l) => l.line).join(" | ");
+      await cli.try(["rm", "-f", name]);
+      const why = state ? `exited with code ${state.exitCode}` : "vanished";
+      throw new Error(`container ${why} right after start${tail ? `: ${tail}` : ""}`);
+    }
+    if (health) {
+      try {
+        await this.#waitHealthy(cli, name, health);
+      } catch (err) {
+        if (strict) {
+          await cli.try(["rm", "-f", name]);
+          throw err;
+        }
+        this.#logger.warn("container not healthy after restart", { instance_id: instanceId });
+      }
+    }
+    this.#track(directive, instanceId, cli, name, image, state, ports);
+    this.#logger.info("container running", { instance_id: instanceId, image, ports });
+  }
+
+  async #waitHealthy(cli: ContainerCli, name: string, health: z.infer<typeof HealthSchema>) {
+    const deadline = Date.now() + health.timeout_seconds * 1000;
+    let last = "no answer yet";
+    while (Date.now() < deadline) {
+      if (health.http) {
+        const url = `http://127.0.0.1:${health.http.port}${health.http.path}`;
+        try {
+          const res = await fetch(url, { signal: AbortSignal.timeout(2000) });
+          await res.body?.cancel();
+          if (res.ok) return;
+          last = `${url} answered ${res.status}`;
+        } catch (err) {
+          last = `${url}: ${(err as Error).message}`;
+        }
+      } else if (health.command) {
+        const code = await cli.try(["exec", name, ...health.command]);
+        if (code === 0) return;
+        last = `${health.command.join(" ")} exited ${code}`;
+      } else {
+        return;
+      }
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    throw new Error(`health check failed for ${health.timeout_seconds} s: ${last}`);
+  }
+
+  #track(
+    directive: DeploymentDirective,
+    instanceId: string,
+    cli: ContainerCli,
+    name: string,
+    image: string,
+    state: ContainerState,
+    ports: string[] = [],
+  ): void {
+    this.#running.set(instanceId, {
+      directiveId: directive.directive_id,
+      cli,
+      name,
+      image,
+      startedAt: new Date().toISOString(),
+      ports,
+      state,
+      downChecks: 0,
+    });
+    this.#timer ??= setInterval(() => this.#check(), this.#settings.checkIntervalMs);
+  }
+
+  /** A container that stopped for good (its runtime's restarts used up) fails its deployment. */
+  async #check(): Promise<void> {
+    for (const [instanceId, running] of this.#running) {
+      const state = await running.cli.inspect(running.name);
+      running.state = state;
+      if (state?.running || state?.status === "restarting") running.downChecks = 0;
+      else running.downChecks++;
+      if (running.downChecks < 2 || running.failed) continue;
+      running.failed = true;
+      const why = state
+        ? `container ${state.status} with code ${state.exitCode}`
+        : "container vanished";
+      this.#logger.warn("container failed", { instance_id: instanceId, reason: why });
+      this.#onFailed(instanceId, why);
+    }
+  }
+}
