@@ -28,6 +28,7 @@ import { NativeBinaryAdapter } from "./runtimes/native_binary.ts";
 import { OnnxModelAdapter } from "./runtimes/onnx_model.ts";
 import { GgufModelAdapter } from "./runtimes/gguf_model.ts";
 import { ContainerAdapter } from "./runtimes/container.ts";
+import { WasmModuleAdapter } from "./runtimes/wasm_module.ts";
 import { loadableProviders } from "./runtimes/onnx_providers.ts";
 import { createJobMetrics } from "./runtimes/job_metrics.ts";
 import { blobsReport } from "./deploy/references.ts";
@@ -135,6 +136,19 @@ export async function startAgent(loaded: LoadedConfig, logger: Logger): Promise<
     ["onnx_model", onnx],
     ["gguf_model", gguf],
     ["container", containers],
+    [
+      "wasm_module",
+      new WasmModuleAdapter(
+        paths.instances,
+        {
+          maxSeconds: config.wasm.max_seconds,
+          memoryMb: config.wasm.memory_mb,
+          allowAbsolutePaths: config.wasm.allow_absolute_paths,
+        },
+        logger.child({ component: "runtime" }),
+        (instanceId, reason) => late.engine?.instanceFailed(instanceId, reason),
+      ),
+    ],
   ]);
 
   let ready = false;

@@ -126,6 +126,16 @@ export const ContainersSectionSchema = z.strictObject({
   stop_grace_seconds: z.number().int().min(0).max(300).default(5),
 });
 
+/** The `[wasm]` section: limits of WASM modules. */
+export const WasmSectionSchema = z.strictObject({
+  /** Wall-time cap of a run-to-completion module when the directive gives none. */
+  max_seconds: z.number().positive().max(86_400).default(300),
+  /** Linear-memory cap when the directive gives none. */
+  memory_mb: z.number().int().min(1).max(65_536).default(256),
+  /** Whether `fs:` capabilities may name absolute host directories. */
+  allow_absolute_paths: z.boolean().default(false),
+});
+
 /** The `[log]` section. */
 export const LogSectionSchema = z.strictObject({
   level: z.enum(["debug", "info", "warn", "error"]).default("info"),
@@ -177,6 +187,7 @@ export const ConfigSchema = z.strictObject({
   inference: InferenceSectionSchema.prefault({}),
   workloads: WorkloadsSectionSchema.prefault({}),
   containers: ContainersSectionSchema.prefault({}),
+  wasm: WasmSectionSchema.prefault({}),
   log: LogSectionSchema.prefault({}),
   data: DataSectionSchema.prefault({}),
 });

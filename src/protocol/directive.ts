@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { HardwareRequirementsSchema } from "./hardware_requirements.ts";
 import { ModelManifestSchema } from "./model_manifest.ts";
+import { capabilityProblem } from "./wasi_capabilities.ts";
 
 const sha256Ref = z.string().regex(/^sha256:[0-9a-f]{64}$/, 'expected "sha256:<64 lowercase hex>"');
 const httpUrl = z.url({ protocol: /^https?$/, error: "expected an http or https URL" });
@@ -49,7 +50,10 @@ export const ArtifactTypeSchema = z.discriminatedUnion("type", [
   z.strictObject({ type: z.literal("config_package"), target_path: z.string().min(1) }),
   z.strictObject({
     type: z.literal("wasm_module"),
-    wasi_capabilities: z.array(z.string()).default([]),
+    wasi_capabilities: z.array(z.string()).default([]).superRefine((capabilities, ctx) => {
+      const problem = capabilityProblem(capabilities);
+      if (problem) ctx.addIssue({ code: "custom", message: problem });
+    }),
   }),
 ]);
 

@@ -1,0 +1,355 @@
+import { basename, isAbsolute, join } from "node:path";
+import { z } from "zod";
+import type { DeploymentDirective } from "../protocol/directive.ts";
+import { type Grants, parseGrants } from "../protocol/wasi_capabilities.ts";
+import type { Instance, InstanceFailed, InstanceView, RuntimeAdapter } from "./adapter.ts";
+import { type LogLine, LogRing } from "./log_ring.ts";
+import type { WasmRunConfig } from "./wasm_runner.ts";
+import { atomicWriteFile } from "../system/atomic_write.ts";
+import type { Logger } from "../system/logger.ts";
+
+/** The agent's WASM settings (`[wasm]`). */
+export interface WasmSettings {
+  /** Wall-time cap of a run-to-completion module when the directive gives none. */
+  maxSeconds: number;
+  /** Linear-memory cap when the directive gives none. */
+  memoryMb: number;
+  /** Whether `fs:` grants may name absolute host directories (else only under the instance dir). */
+  allowAbsolutePaths: boolean;
+}
+
+/** The directive's `config` for a WASM module. */
+const WasmConfigSchema = z.object({
+  /** `run`: to completion (exit code kept); `service`: supervised and restarted. */
+  mode: z.enum(["run", "service"]).default("run"),
+  /** argv after argv[0]; needs the `args` capability. */
+  args: z.array(z.string()).default([]),
+  /** Values of the `env:<NAME>` grants. */
+  env: z.record(z.string(), z.string()).default({}),
+  /** Wall-time cap for `run` mode. */
+  timeout_seconds: z.number().positive().max(86_400).optional(),
+  memory_mb: z.number().int().min(1).max(65_536).optional(),
+}).passthrough();
+
+type WasmConfig = z.infer<typeof WasmConfigSchema>;
+
+const RUNNER = new URL("./wasm_runner.ts", import.meta.url);
+const DENO_CONFIG = new URL("../../deno.json", import.meta.url);
+const START_GRACE_MS = 1000;
+const MAX_CRASHES = 3;
+const CRASH_WINDOW_MS = 60_000;
+const STOP_GRACE_MS = 2000;
+const LOG_LINES = 500;
+
+interface Module {
+  directiveId: string;
+  mode: WasmConfig["mode"];
+  dir: string;
+  command: Deno.Command;
+  timeoutMs: number;
+  logs: LogRing;
+  child?: Deno.ChildProcess;
+  state: "running" | "exited" | "killed" | "restarting";
+  exitCode?: number;
+  startedAt?: string;
+  crashes: number[];
+  stopping: boolean;
+}
+
+/** The Deno flags that grant the runner exactly `grants` (see wasm_runner.ts). */
+export function runnerPermissions(modulePath: string, run: WasmRunConfig): string[] {
+  const dirs = Object.values(run.preopens).map((p) => p.host);
+  // new WASI() needs read+write on every preopen; the runner takes write back from read-only ones
+  const writes = [...dirs, ...(run.stdout && run.stderr ? [] : ["/dev/null"])];
+  return [
+    `--allow-read=${[modulePath, ...dirs].join(",")}`,
+    ...(writes.length > 0 ? [`--allow-write=${writes.join(",")}`] : []),
+  ];
+}
+
+/**
+ * `wasm_module`: a WASI preview1 module run under Deno's node:wasi in its own `deno run`
+ * process whose permissions are exactly the granted capabilities (Worker.terminate cannot stop
+ * a busy loop; a process can be killed). `run` modules run to completion under a wall-time
+ * cap, their exit code kept in the instance record; `service` modules are supervised and
+ * restarted (three crashes within a minute fail the deployment). Memory is capped in pages.
+ */
+export class WasmModuleAdapter implements RuntimeAdapter {
+  readonly kind = "wasm_module" as const;
+  readonly #instancesDir: string;
+  readonly #settings: WasmSettings;
+  readonly #logger: Logger;
+  readonly #onFailed: InstanceFailed;
+  readonly #modules = new Map<string, Module>();
+
+  constructor(
+    instancesDir: string,
+    settings: WasmSettings,
+    logger: Logger,
+    onFailed: InstanceFailed,
+  ) {
+    this.#instancesDir = instancesDir;
+    this.#settings = settings;
+    this.#logger = logger;
+    this.#onFailed = onFailed;
+  }
+
+  async activate(directive: DeploymentDirective, blobPath: string): Promise<Instance> {
+    const instanceId = `wasm-${directive.directive_id}`;
+    await this.#start(directive, instanceId, blobPath, true);
+    return { instance_id: instanceId, provider: "node:wasi" };
+  }
+
+  /** A `run` module that finished before the restart stays finished; others start again. */
+  async resume(directive: DeploymentDirective, instanceId: string, blobPath: string) {
+    const done = await Deno.readTextFile(this.#exitFile(instanceId)).then(
+      JSON.parse,
+      () => undefined,
+    );
+    if (done) {
+      const module = this.#prepare(directive, instanceId);
+      Object.assign(module, { state: done.state, exitCode: done.exit_code });
+      this.#modules.set(instanceId, module);
+      return;
+    }
+    await this.#start(directive, instanceId, blobPath, false);
+  }
+
+  async deactivate(instanceId: string): Promise<void> {
+    await this.#stop(instanceId);
+    this.#modules.delete(instanceId);
+    await Deno.remove(join(this.#instancesDir, instanceId), { recursive: true }).catch(() => {});
+    await Deno.remove(this.#exitFile(instanceId)).catch(() => {});
+  }
+
+  retire(instanceId: string): Promise<void> {
+    return this.deactivate(instanceId);
+  }
+
+  async stopAll(): Promise<void> {
+    await Promise.all([...this.#modules.keys()].map((id) => this.#stop(id)));
+  }
+
+  list(): InstanceView[] {
+    return [...this.#modules.entries()].map(([id, m]) => ({
+      instance_id: id,
+      directive_id: m.directiveId,
+      adapter: "wasm_module",
+      state: m.state,
+      provider: "node:wasi",
+      started_at: m.startedAt ?? null,
+      ...(m.exitCode !== undefined ? { exit_code: m.exitCode } : {}),
+      mode: m.mode,
+      pid: m.child?.pid ?? null,
+      restarts: m.crashes.length,
+    }));
+  }
+
+  logs(instanceId: string, count?: number): LogLine[] | undefined {
+    return this.#modules.get(instanceId)?.logs.tail(count);
+  }
+
+  /** Where a finished `run` module's end is kept (beside its dir: the guest may write inside). */
+  #exitFile(instanceId: string): string {
+    return join(this.#instancesDir, `${instanceId}.exit.json`);
+  }
+
+  /** Checks the directive against its grants and builds the runner process (not started). */
+  #prepare(directive: DeploymentDirective, instanceId: string): Module {
+    if (basename(Deno.execPath()) !== "deno") {
+      throw new Error(
+        "WASM modules run in a `deno run` process with exactly their capabilities as " +
+          "permissions; this compiled loam cannot narrow its own, so it does not run them yet",
+      );
+    }
+    const type = directive.artifact.artifact_type;
+    if (type.type !== "wasm_module") throw new Error(`not a WASM module: ${type.type}`);
+    const parsed = WasmConfigSchema.safeParse(directive.config ?? {});
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0]!;
+      throw new Error(`config.${issue.path.join(".")}: ${issue.message}`);
+    }
+    const config = parsed.data;
+    const grants = parseGrants(type.wasi_capabilities);
+    const dir = join(this.#instancesDir, instanceId);
+    const run = this.#runConfig(config, grants, dir, join(dir, "module.wasm"));
+    const memoryPages = (config.memory_mb ?? this.#settings.memoryMb) * 16;
+    const denoDir = Deno.env.get("DENO_DIR");
+    return {
+      directiveId: directive.directive_id,
+      mode: config.mode,
+      dir,
+      command: new Deno.Command(Deno.execPath(), {
+        args: [
+          "run",
+          "--no-prompt",
+          "--no-lock",
+          "--cached-only",
+          `--config=${DENO_CONFIG.pathname}`,
+          ...runnerPermissions(run.module, run),
+          `--v8-flags=--wasm-max-mem-pages=${memoryPages}`,
+          RUNNER.pathname,
+          JSON.stringify(run),
+        ],
+        cwd: dir,
+        clearEnv: true,
+        // only what deno itself needs to find its cache; the module's env is in the config
+        env: {
+          PATH: "/usr/bin:/bin",
+          HOME: Deno.env.get("HOME") ?? "/root",
+          ...(denoDir ? { DENO_DIR: denoDir } : {}),
+        },
+        stdin: "null",
+        stdout: "piped",
+        stderr: "piped",
+      }),
+      timeoutMs: (config.timeout_seconds ?? this.#settings.maxSeconds) * 1000,
+      logs: new LogRing(LOG_LINES),
+      state: "running",
+      crashes: [],
+      stopping: false,
+    };
+  }
+
+  #runConfig(config: WasmConfig, grants: Grants, dir: string, module: string): WasmRunConfig {
+    for (const name of Object.keys(config.env)) {
+      if (!grants.env.includes(name)) {
+        throw new Error(`config.env.${name} is not granted: add the capability env:${name}`);
+      }
+    }
+    if (config.args.length > 0 && !grants.args) {
+      throw new Error("config.args needs the capability args");
+    }
+    const preopens: WasmRunConfig["preopens"] = {};
+    for (const grant of grants.dirs) {
+      if (isAbsolute(grant.path) && !this.#settings.allowAbsolutePaths) {
+        throw new Error(
+          `fs grant ${grant.path} is absolute; set wasm.allow_absolute_paths to allow host paths`,
+        );
+      }
+      const host = isAbsolute(grant.path) ? grant.path : join(dir, grant.path);
+      preopens[grant.path] = { host, write: grant.write };
+    }
+    return {
+      module,
+      args: [basename(module), ...config.args],
+      env: config.env,
+      preopens,
+      stdout: grants.stdout,
+      stderr: grants.stderr,
+      clock: grants.clock,
+      random: grants.random,
+    };
+  }
+
+  async #start(
+    directive: DeploymentDirective,
+    instanceId: string,
+    blobPath: string,
+    strict: boolean,
+  ): Promise<void> {
+    const module = this.#prepare(directive, instanceId);
+    await Deno.mkdir(module.dir, { recursive: true, mode: 0o700 });
+    await Deno.copyFile(blobPath, join(module.dir, "module.wasm"));
+    await Deno.remove(this.#exitFile(instanceId)).catch(() => {});
+    const type = directive.artifact.artifact_type;
+    if (type.type === "wasm_module") {
+      for (const grant of parseGrants(type.wasi_capabilities).dirs) {
+        if (!isAbsolute(grant.path)) {
+          await Deno.mkdir(join(module.dir, grant.path), { recursive: true });
+        }
+      }
+    }
+    this.#modules.set(instanceId, module);
+    const exited = this.#spawn(instanceId, module);
+    const early = await Promise.race([
+      exited,
+      new Promise<undefined>((r) => setTimeout(() => r(undefined), START_GRACE_MS)),
+    ]);
+    if (early !== undefined && early !== 0 && strict) {
+      this.#modules.delete(instanceId);
+      const tail = module.logs.tail(5).map((l) => l.line).join(" | ");
+      throw new Error(`module exited with code ${early}${tail ? `: ${tail}` : ""}`);
+    }
+    void exited.then((code) => this.#onExit(instanceId, module, code));
+  }
+
+  /** Starts the runner; resolves with its exit code (137 when the wall-time cap killed it). */
+  #spawn(instanceId: string, module: Module): Promise<number> {
+    const log = this.#logger.child({ instance_id: instanceId });
+    const child = module.command.spawn();
+    module.child = child;
+    module.state = "running";
+    module.exitCode = undefined;
+    module.startedAt = new Date().toISOString();
+    log.info("wasm module started", { pid: child.pid, mode: module.mode });
+    const timer = module.mode === "run"
+      ? setTimeout(() => {
+        module.state = "killed";
+        module.logs.push("stderr", `killed after ${module.timeoutMs / 1000} s (wall-time cap)`);
+        child.kill("SIGKILL");
+      }, module.timeoutMs)
+      : undefined;
+    const pump = async (stream: ReadableStream<Uint8Array>, name: LogLine["stream"]) => {
+      let buffer = "";
+      for await (const text of stream.pipeThrough(new TextDecoderStream())) {
+        buffer += text;
+        let nl;
+        while ((nl = buffer.indexOf("\n")) >= 0) {
+          const line = buffer.slice(0, nl);
+          buffer = buffer.slice(nl + 1);
+          module.logs.push(name, line);
+          log.info("instance output", { stream: name, line });
+        }
+      }
+      if (buffer) module.logs.push(name, buffer);
+    };
+    const output = Promise.all([pump(child.stdout, "stdout"), pump(child.stderr, "stderr")]);
+    return child.status.then(async (status) => {
+      clearTimeout(timer);
+      await output.catch(() => {});
+      module.exitCode = status.code;
+      if (module.state !== "killed") module.state = "exited";
+      return status.code;
+    });
+  }
+
+  async #onExit(instanceId: string, module: Module, code: number): Promise<void> {
+    if (module.stopping) return;
+    const log = this.#logger.child({ instance_id: instanceId });
+    if (module.mode === "run") {
+      log.info("wasm module finished", { exit_code: code, state: module.state });
+      await atomicWriteFile(
+        this.#exitFile(instanceId),
+        JSON.stringify({ state: module.state, exit_code: code, at: new Date().toISOString() }),
+      ).catch(() => {});
+      return;
+    }
+    const now = Date.now();
+    module.crashes = [...module.crashes.filter((t) => now - t < CRASH_WINDOW_MS), now];
+    if (module.crashes.length >= MAX_CRASHES) {
+      const reason = `crashed ${module.crashes.length} times within a minute (last exit ${code})`;
+      log.warn("wasm module failed", { reason });
+      this.#onFailed(instanceId, reason);
+      return;
+    }
+    module.state = "restarting";
+    await new Promise((r) => setTimeout(r, 500 * module.crashes.length));
+    if (module.stopping || !this.#modules.has(instanceId)) return;
+    void this.#spawn(instanceId, module).then((c) => this.#onExit(instanceId, module, c));
+  }
+
+  async #stop(instanceId: string): Promise<void> {
+    const module = this.#modules.get(instanceId);
+    if (!module?.child) return;
+    module.stopping = true;
+    try {
+      module.child.kill("SIGTERM");
+      const killer = setTimeout(() => module.child?.kill("SIGKILL"), STOP_GRACE_MS);
+      await module.child.status;
+      clearTimeout(killer);
+    } catch {
+      // already gone
+    }
+  }
+}
