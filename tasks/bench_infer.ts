@@ -86,18 +86,24 @@ async function benchOnnx(dir: string): Promise<BenchRow[]> {
     h: { type: "float32" as const, dims: [2, 1, 64], data: state },
     c: { type: "float32" as const, dims: [2, 1, 64], data: state },
   };
+  // call by call, alternating which goes first, so drift and noise hit both alike
   const ours: number[] = [];
   const theirs: number[] = [];
-  for (let round = 0; round < ROUNDS; round++) { // alternating who goes first
-    const measureDirect = async () => theirs.push(await latencyUs(RUNS, () => direct.run(feeds())));
-    const measureOurs = async () =>
-      ours.push(await latencyUs(RUNS, () => loaded.run({ client: "bench" }, inputs)));
-    if (round % 2 === 0) {
-      await measureDirect();
-      await measureOurs();
+  const time = async (call: () => Promise<unknown>, into: number[]) => {
+    const started = performance.now();
+    await call();
+    into.push((performance.now() - started) * 1000);
+  };
+  const directCall = () => direct.run(feeds());
+  const oursCall = () => loaded.run({ client: "bench" }, inputs);
+  for (let i = 0; i < 100; i++) await Promise.all([directCall(), oursCall()]); // warm-up
+  for (let i = 0; i < RUNS * ROUNDS; i++) {
+    if (i % 2 === 0) {
+      await time(directCall, theirs);
+      await time(oursCall, ours);
     } else {
-      await measureOurs();
-      await measureDirect();
+      await time(oursCall, ours);
+      await time(directCall, theirs);
     }
   }
   await adapter.stopAll();

@@ -4,7 +4,7 @@ import type { Instance, InstanceFailed, InstanceView, RuntimeAdapter } from "./a
 import { type LogLine, LogRing } from "./log_ring.ts";
 import { normalArch } from "../deploy/targeting.ts";
 import type { Logger } from "../system/logger.ts";
-import type { WorkloadUser } from "../system/workload_user.ts";
+import { unreachableBy, type WorkloadUser } from "../system/workload_user.ts";
 
 /** A process that exits within this long after a start failed to start. */
 const START_GRACE_MS = 1000;
@@ -110,6 +110,8 @@ export class NativeBinaryAdapter implements RuntimeAdapter {
     if (this.#user) {
       // the program is the agent's (read-only to the workload); the directory is the workload's
       await Deno.chown(dir, this.#user.uid, this.#user.gid);
+      const problem = await unreachableBy(this.#user, dir);
+      if (problem) throw new Error(`cannot run as ${this.#user.name}: ${problem}`);
     }
   }
 

@@ -20,6 +20,30 @@ export function findUser(passwd: string, name: string): WorkloadUser | undefined
 }
 
 /**
+ * Why `user` cannot reach `dir` (a directory on the way is not searchable by it), or undefined.
+ * Checked before a workload starts, so the failure names the directory to fix.
+ */
+export async function unreachableBy(user: WorkloadUser, dir: string): Promise<string | undefined> {
+  const parts = dir.split("/").filter((p) => p !== "");
+  for (let i = 0; i < parts.length; i++) {
+    const path = "/" + parts.slice(0, i + 1).join("/");
+    const info = await Deno.stat(path).catch(() => undefined);
+    if (!info || info.mode === null) continue;
+    const mode = info.mode;
+    const searchable = info.uid === user.uid
+      ? (mode & 0o100) !== 0
+      : info.gid === user.gid
+      ? (mode & 0o010) !== 0
+      : (mode & 0o001) !== 0;
+    if (!searchable) {
+      return `${path} is not searchable by ${user.name} (mode ${(mode & 0o777).toString(8)}): ` +
+        `chmod o+x it, move the data dir, or set workloads.user = ""`;
+    }
+  }
+  return undefined;
+}
+
+/**
  * The account that native workloads run as: `workloads.user` when the agent runs as root (so a
  * workload cannot read the agent's identity key or tokens); undefined when the agent is not
  * root (workloads run as the agent's own user) or the setting is "" or "root".

@@ -230,5 +230,7 @@ export function spawnAgent(
 /** A fresh temporary directory, removed when the returned disposable is disposed. */
 export async function tempDir(): Promise<{ path: string } & AsyncDisposable> {
   const path = await Deno.makeTempDir({ prefix: "loam-test-" });
+  // like /var/lib: passable by others, so workloads dropped to `nobody` reach their dirs
+  await Deno.chmod(path, 0o711);
   return { path, [Symbol.asyncDispose]: () => Deno.remove(path, { recursive: true }) };
 }
