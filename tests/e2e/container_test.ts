@@ -36,6 +36,7 @@ async function deploy(
   url: string,
   archive: Uint8Array,
   port: number,
+  runtime = "podman",
 ) {
   const res = await agent.request("/v1/deployments", {
     method: "POST",
@@ -49,7 +50,7 @@ async function deploy(
         urls: [url],
         artifact_type: {
           type: "container",
-          runtime: "podman",
+          runtime,
           ports: [{ container_port: 8080, host_port: port }],
           env: { GREETING: "hi" },
         },
@@ -194,6 +195,95 @@ Deno.test({
       }
     } finally {
       await podman(pm, ["rm", "-af", "-t", "0"]);
+    }
+  },
+});
+
+/** Why a private dockerd cannot be started here, or undefined. */
+async function dockerUnavailable(): Promise<string | undefined> {
+  for (const program of ["dockerd", "docker", "ip"]) {
+    if ((await Deno.permissions.query({ name: "run", command: program })).state !== "granted") {
+      return `no --allow-run for ${program}`;
+    }
+  }
+  if (Deno.uid() !== 0) return "dockerd needs root";
+  const found = await new Deno.Command("dockerd", { args: ["--version"], stdout: "null" }).output()
+    .then((o) => o.success, () => false);
+  return found ? undefined : "dockerd not installed (apt-get install -y docker.io)";
+}
+
+const dockerSkip = skip ?? await dockerUnavailable();
+if (dockerSkip) console.warn(`SKIP docker test: ${dockerSkip}`);
+
+Deno.test({
+  name: "the same image deploys with docker (a private dockerd), and is removed on DELETE",
+  ignore: dockerSkip !== undefined,
+  async fn() {
+    await using dir = await tempDir();
+    const socket = join(dir.path, "docker.sock");
+    const dockerd = new Deno.Command("dockerd", {
+      args: [
+        "--data-root",
+        join(dir.path, "docker-data"),
+        "--exec-root",
+        join(dir.path, "docker-exec"),
+        "--pidfile",
+        join(dir.path, "docker.pid"),
+        "-H",
+        `unix://${socket}`,
+      ],
+      stdout: "null",
+      stderr: "null",
+    }).spawn();
+    const docker = (args: string[]) =>
+      new Deno.Command("docker", {
+        args: ["--host", `unix://${socket}`, ...args],
+        stdout: "piped",
+        stderr: "piped",
+      })
+        .output();
+    try {
+      await eventually(
+        "dockerd answers",
+        async () => (await docker(["version"])).success || undefined,
+      );
+      const { archive } = await buildWebImageArchive(dir.path, { page: "<h1>from docker</h1>\n" });
+      const bytes = await Deno.readFile(archive);
+      await using http = startBlobServer({ "/web.tar": { body: bytes } });
+      const port = freePort();
+      const agent = await startAgent(join(dir.path, "data"), [
+        "--set",
+        `containers.docker_args=--host,unix://${socket}`,
+      ]);
+      try {
+        const record = await deploy(agent, "web-d", http.url("/web.tar"), bytes, port, "docker");
+        assert.equal(record.state, "active", record.error_message);
+        assert.equal(
+          await (await fetch(`http://127.0.0.1:${port}/`)).text(),
+          "<h1>from docker</h1>\n",
+        );
+        const instance = await (await agent.request("/v1/instances/ctr-web-d", {
+          token: agent.adminToken(),
+        })).json();
+        assert.equal(instance.provider, "docker");
+        assert.equal(instance.state, "running");
+        const del = await agent.request("/v1/deployments/web-d", {
+          method: "DELETE",
+          token: agent.adminToken(),
+        });
+        assert.equal(del.status, 200, await del.text());
+        const left = new TextDecoder().decode((await docker(["ps", "-aq"])).stdout).trim();
+        assert.equal(left, "");
+      } finally {
+        await agent.stop();
+      }
+    } finally {
+      await docker(["rm", "-f", "loam-ctr-web-d"]);
+      dockerd.kill("SIGTERM");
+      await dockerd.status;
+      // dockerd leaves its bridge behind
+      await new Deno.Command("ip", { args: ["link", "delete", "docker0"], stderr: "null" })
+        .output();
     }
   },
 });
