@@ -101,17 +101,19 @@ export async function openSession(
 
 /**
  * The execution providers that actually load on this node (for adverts and requirement
- * checks): `cpu` when onnxruntime loads (none when it does not), and, on a node with an NVIDIA
- * GPU, each GPU provider that opens a session on a tiny graph.
+ * checks): `cpu` (onnxruntime-node ships a CPU build for every platform loam targets; the
+ * library is not loaded for this, which keeps an idle agent small), and, on a node with an
+ * NVIDIA GPU, each GPU provider that opens a session on a tiny graph (none when onnxruntime
+ * itself does not load there).
  */
 export async function loadableProviders(hasNvidiaGpu: boolean): Promise<string[]> {
+  if (!hasNvidiaGpu) return ["cpu"];
   let ort: OnnxRuntime;
   try {
     ort = await loadOnnxRuntime();
   } catch {
     return [];
   }
-  if (!hasNvidiaGpu) return ["cpu"];
   const loadable: string[] = [];
   for (const backend of ort.listSupportedBackends()) {
     if (backend.name !== "cuda" && backend.name !== "tensorrt") continue;
