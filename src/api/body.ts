@@ -1,3 +1,4 @@
+import type { z } from "zod";
 import { HttpError } from "./http_error.ts";
 
 /** Reads a request body of at most `maxBytes`: 413 when larger (by Content-Length or streaming). */
@@ -32,7 +33,11 @@ export async function readBodyBytes(
  * while streaming), 400 when it is not JSON.
  */
 export async function readJsonBody(req: Request, maxBytes: number): Promise<unknown> {
-  const bytes = await readBodyBytes(req, maxBytes);
+  return jsonOf(await readBodyBytes(req, maxBytes));
+}
+
+/** Parses body bytes as JSON: 400 `invalid_json` when they are empty or not JSON. */
+export function jsonOf(bytes: Uint8Array): unknown {
   const text = new TextDecoder().decode(bytes);
   if (text.trim() === "") throw new HttpError(400, "invalid_json", "request body is empty");
   try {
@@ -40,4 +45,18 @@ export async function readJsonBody(req: Request, maxBytes: number): Promise<unkn
   } catch (err) {
     throw new HttpError(400, "invalid_json", `request body is not JSON: ${(err as Error).message}`);
   }
+}
+
+/** Checks a parsed body against `schema`: 400 `invalid_request` naming the first bad field. */
+export function validBody<T extends z.ZodType>(schema: T, body: unknown): z.infer<T> {
+  const parsed = schema.safeParse(body);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    throw new HttpError(
+      400,
+      "invalid_request",
+      `${issue.path.join(".") || "body"}: ${issue.message}`,
+    );
+  }
+  return parsed.data;
 }

@@ -1,6 +1,6 @@
 import { z } from "zod";
-import { HttpError, jsonResponse } from "./http_error.ts";
-import { readBodyBytes } from "./body.ts";
+import { jsonResponse } from "./http_error.ts";
+import { jsonOf, readBodyBytes, validBody } from "./body.ts";
 import { JOB_PRIORITIES, JobRejected } from "../runtimes/job_queue.ts";
 import type {
   ChatMessage,
@@ -46,22 +46,7 @@ const ChatBody = z.object({
 });
 
 function parse<T extends z.ZodType>(bytes: Uint8Array, schema: T): z.infer<T> {
-  let body: unknown;
-  try {
-    body = JSON.parse(new TextDecoder().decode(bytes));
-  } catch (err) {
-    throw new HttpError(400, "invalid_json", `request body is not JSON: ${(err as Error).message}`);
-  }
-  const parsed = schema.safeParse(body);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0]!;
-    throw new HttpError(
-      400,
-      "invalid_request",
-      `${issue.path.join(".") || "body"}: ${issue.message}`,
-    );
-  }
-  return parsed.data;
+  return validBody(schema, jsonOf(bytes));
 }
 
 const stopList = (value: string | string[] | null | undefined): string[] =>

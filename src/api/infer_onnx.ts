@@ -1,5 +1,5 @@
 import { HttpError, jsonResponse } from "./http_error.ts";
-import { readBodyBytes } from "./body.ts";
+import { jsonOf, readBodyBytes, validBody } from "./body.ts";
 import type { JobPriority } from "../runtimes/job_queue.ts";
 import { JOB_PRIORITIES } from "../runtimes/job_queue.ts";
 import type { OnnxInference, TensorSpec } from "../runtimes/onnx_model.ts";
@@ -84,26 +84,12 @@ async function parseMultipart(req: Request, bytes: Uint8Array<ArrayBuffer>, mode
 }
 
 function parseJson(bytes: Uint8Array): ParsedRequest {
-  let body: unknown;
-  try {
-    body = JSON.parse(new TextDecoder().decode(bytes));
-  } catch (err) {
-    throw new HttpError(400, "invalid_json", `request body is not JSON: ${(err as Error).message}`);
-  }
-  const parsed = InferBodySchema.safeParse(body);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0]!;
-    throw new HttpError(
-      400,
-      "invalid_request",
-      `${issue.path.join(".") || "body"}: ${issue.message}`,
-    );
-  }
+  const body = validBody(InferBodySchema, jsonOf(bytes));
   const inputs: Record<string, TensorValue> = {};
-  for (const [name, json] of Object.entries(parsed.data.inputs)) {
+  for (const [name, json] of Object.entries(body.inputs)) {
     inputs[name] = tensorFromJson(name, json);
   }
-  return { inputs, outputs: parsed.data.outputs, priority: parsed.data.priority };
+  return { inputs, outputs: body.outputs, priority: body.priority };
 }
 
 /**

@@ -1,7 +1,7 @@
 import { z } from "zod";
 import type { Route } from "./router.ts";
 import { errorResponse, HttpError, jsonResponse } from "./http_error.ts";
-import { readJsonBody } from "./body.ts";
+import { readJsonBody, validBody } from "./body.ts";
 import { SCOPES } from "./scopes.ts";
 import type { TokenStore } from "./tokens.ts";
 import type { ApiMetrics } from "./metrics.ts";
@@ -70,16 +70,7 @@ async function parseBody<T extends z.ZodType>(
   maxBytes: number,
   schema: T,
 ): Promise<z.infer<T>> {
-  const parsed = schema.safeParse(await readJsonBody(req, maxBytes));
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0]!;
-    throw new HttpError(
-      400,
-      "invalid_request",
-      `${issue.path.join(".") || "body"}: ${issue.message}`,
-    );
-  }
-  return parsed.data;
+  return validBody(schema, await readJsonBody(req, maxBytes));
 }
 
 const CreateTokenBody = z.strictObject({
@@ -195,22 +186,14 @@ export function apiRoutes(state: ApiState): Route[] {
           throw new HttpError(400, "invalid_request", "body: expected a directive object");
         }
         const local = { issued_at: new Date().toISOString(), issuer_node_id: "local-api", ...body };
-        const parsed = DeploymentDirectiveSchema.safeParse(local);
-        if (!parsed.success) {
-          const issue = parsed.error.issues[0]!;
-          throw new HttpError(
-            400,
-            "invalid_request",
-            `${issue.path.join(".") || "body"}: ${issue.message}`,
-          );
-        }
-        const result = await state.submitDirective(parsed.data);
+        const directive = validBody(DeploymentDirectiveSchema, local);
+        const result = await state.submitDirective(directive);
         switch (result.outcome) {
           case "accepted":
             return jsonResponse(result.record, 202);
           case "not_targeted":
             return jsonResponse({
-              directive_id: parsed.data.directive_id,
+              directive_id: directive.directive_id,
               targeted: false,
               reason: result.reason,
             });

@@ -2,6 +2,7 @@ import { join } from "node:path";
 import type { DeploymentDirective } from "../protocol/directive.ts";
 import type { Instance, InstanceFailed, InstanceView, RuntimeAdapter } from "./adapter.ts";
 import { type LogLine, LogRing } from "./log_ring.ts";
+import { captureOutput } from "./process_output.ts";
 import { normalArch } from "../deploy/targeting.ts";
 import type { Logger } from "../system/logger.ts";
 import { unreachableBy, type WorkloadUser } from "../system/workload_user.ts";
@@ -157,21 +158,7 @@ export class NativeBinaryAdapter implements RuntimeAdapter {
     sup.startedAt = new Date().toISOString();
     Deno.writeTextFileSync(join(sup.dir, "pid"), String(child.pid));
     log.info("instance started", { pid: child.pid });
-    const pump = async (stream: ReadableStream<Uint8Array>, name: LogLine["stream"]) => {
-      let buffer = "";
-      for await (const text of stream.pipeThrough(new TextDecoderStream())) {
-        buffer += text;
-        let nl;
-        while ((nl = buffer.indexOf("\n")) >= 0) {
-          const line = buffer.slice(0, nl);
-          buffer = buffer.slice(nl + 1);
-          sup.logs.push(name, line);
-          log.info("instance output", { stream: name, line });
-        }
-      }
-      if (buffer) sup.logs.push(name, buffer);
-    };
-    const output = Promise.all([pump(child.stdout, "stdout"), pump(child.stderr, "stderr")]);
+    const output = captureOutput(child, sup.logs, log);
     return child.status.then(async (status) => {
       await output.catch(() => {});
       sup.exitCode = status.code;

@@ -4,6 +4,7 @@ import type { DeploymentDirective } from "../protocol/directive.ts";
 import { type Grants, parseGrants } from "../protocol/wasi_capabilities.ts";
 import type { Instance, InstanceFailed, InstanceView, RuntimeAdapter } from "./adapter.ts";
 import { type LogLine, LogRing } from "./log_ring.ts";
+import { captureOutput } from "./process_output.ts";
 import type { WasmRunConfig } from "./wasm_runner.ts";
 import { atomicWriteFile } from "../system/atomic_write.ts";
 import type { Logger } from "../system/logger.ts";
@@ -290,21 +291,7 @@ export class WasmModuleAdapter implements RuntimeAdapter {
         child.kill("SIGKILL");
       }, module.timeoutMs)
       : undefined;
-    const pump = async (stream: ReadableStream<Uint8Array>, name: LogLine["stream"]) => {
-      let buffer = "";
-      for await (const text of stream.pipeThrough(new TextDecoderStream())) {
-        buffer += text;
-        let nl;
-        while ((nl = buffer.indexOf("\n")) >= 0) {
-          const line = buffer.slice(0, nl);
-          buffer = buffer.slice(nl + 1);
-          module.logs.push(name, line);
-          log.info("instance output", { stream: name, line });
-        }
-      }
-      if (buffer) module.logs.push(name, buffer);
-    };
-    const output = Promise.all([pump(child.stdout, "stdout"), pump(child.stderr, "stderr")]);
+    const output = captureOutput(child, module.logs, log);
     return child.status.then(async (status) => {
       clearTimeout(timer);
       await output.catch(() => {});

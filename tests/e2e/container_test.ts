@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { type AgentProcess, startAgent, tempDir } from "./harness.ts";
 import { eventually } from "./mesh_helpers.ts";
+import { settledDeployment } from "./deploy_helpers.ts";
 import { sha256Hex, startBlobServer } from "../fixtures/blob_server.ts";
 import {
   buildWebImageArchive,
@@ -59,11 +60,7 @@ async function deploy(
     }),
   });
   assert.equal(res.status, 202, await res.text());
-  return await eventually(`${id} settled`, async () => {
-    const r = await (await agent.request(`/v1/deployments/${id}`, { token: agent.adminToken() }))
-      .json();
-    return ["active", "failed"].includes(r.state) ? r : undefined;
-  }, 60_000);
+  return await settledDeployment(agent, id, undefined, 60_000);
 }
 
 Deno.test({

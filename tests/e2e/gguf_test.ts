@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { type AgentProcess, startAgent, tempDir } from "./harness.ts";
 import { eventually, metric } from "./mesh_helpers.ts";
+import { settledDeployment } from "./deploy_helpers.ts";
 import { sha256Hex, startBlobServer } from "../fixtures/blob_server.ts";
 import { buildTinyGguf } from "../../tasks/gen_tiny_gguf.ts";
 
@@ -35,11 +36,7 @@ async function deployLlm(agent: AgentProcess, url: string, model: Uint8Array) {
     },
   });
   assert.equal(res.status, 202, await res.text());
-  const record = await eventually("llm-1 settled", async () => {
-    const r = await (await agent.request("/v1/deployments/llm-1", { token: agent.adminToken() }))
-      .json();
-    return ["active", "failed"].includes(r.state) ? r : undefined;
-  });
+  const record = await settledDeployment(agent, "llm-1");
   assert.equal(record.state, "active", record.error_message);
 }
 

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { type AgentProcess, startAgent, tempDir } from "./harness.ts";
 import { eventually } from "./mesh_helpers.ts";
+import { settledDeployment } from "./deploy_helpers.ts";
 import { sha256Hex, startBlobServer } from "../fixtures/blob_server.ts";
 
 const encode = (text: string) => new TextEncoder().encode(text);
@@ -41,14 +42,6 @@ async function deploy(
   assert.equal(res.status, 202, await res.text());
 }
 
-async function settled(agent: AgentProcess, id: string, states = ["active", "failed"]) {
-  return await eventually(`${id} settled`, async () => {
-    const r = await (await agent.request(`/v1/deployments/${id}`, { token: agent.adminToken() }))
-      .json();
-    return states.includes(r.state) ? r : undefined;
-  });
-}
-
 async function heartbeat(dataDir: string, instance: string): Promise<string> {
   return await Deno.readTextFile(`${dataDir}/instances/${instance}/heartbeat`).catch(() => "");
 }
@@ -59,7 +52,7 @@ Deno.test("a native binary runs supervised: instance record, logs, and DELETE st
   const agent = await startAgent(dir.path);
   try {
     await deploy(agent, http.url("/svc"), SERVICE, "nb-1");
-    const record = await settled(agent, "nb-1");
+    const record = await settledDeployment(agent, "nb-1");
     assert.equal(record.state, "active", record.error_message);
     assert.equal(record.instance_id, "bin-nb-1");
     const instances =
@@ -111,17 +104,17 @@ Deno.test("native binaries: wrong arch, immediate exit and crash loops fail with
   try {
     await deploy(agent, http.url("/svc"), SERVICE, "nb-arch", "riscv64");
     assert.match(
-      (await settled(agent, "nb-arch")).error_message,
+      (await settledDeployment(agent, "nb-arch")).error_message,
       /^built for riscv64, this node is /,
     );
     await deploy(agent, http.url("/fail"), FAILS_AT_ONCE, "nb-fail");
     assert.equal(
-      (await settled(agent, "nb-fail")).error_message,
+      (await settledDeployment(agent, "nb-fail")).error_message,
       "exited with code 7 right after start: missing config file",
     );
     await deploy(agent, http.url("/crash"), CRASHER, "nb-crash");
-    assert.equal((await settled(agent, "nb-crash")).state, "active");
-    const broken = await settled(agent, "nb-crash", ["failed"]);
+    assert.equal((await settledDeployment(agent, "nb-crash")).state, "active");
+    const broken = await settledDeployment(agent, "nb-crash", ["failed"]);
     assert.match(broken.error_message, /^crashed 3 times within 60 s \(last exit code 3\)$/);
   } finally {
     await agent.stop();
@@ -133,7 +126,7 @@ Deno.test("after kill -9 and restart the agent runs its active binaries again (o
   await using http = startBlobServer({ "/svc": { body: SERVICE } });
   const agent = await startAgent(dir.path);
   await deploy(agent, http.url("/svc"), SERVICE, "nb-boot");
-  assert.equal((await settled(agent, "nb-boot")).state, "active");
+  assert.equal((await settledDeployment(agent, "nb-boot")).state, "active");
   await agent.stop("SIGKILL");
   const restarted = await startAgent(dir.path);
   try {
@@ -176,24 +169,24 @@ Deno.test("replace_existing: the new version runs before the old stops; a failin
   const replacing = { ...provides, options: { replace_existing: true } };
   try {
     await deploy(agent, http.url("/svc"), SERVICE, "v1", Deno.build.arch, provides);
-    assert.equal((await settled(agent, "v1")).state, "active");
+    assert.equal((await settledDeployment(agent, "v1")).state, "active");
     // the same program under another directive id: a new instance, then v1 is retired
     await deploy(agent, http.url("/svc"), SERVICE, "v2", Deno.build.arch, replacing);
-    assert.equal((await settled(agent, "v2")).state, "active");
-    const v1 = await settled(agent, "v1", ["rolled_back"]);
+    assert.equal((await settledDeployment(agent, "v2")).state, "active");
+    const v1 = await settledDeployment(agent, "v1", ["rolled_back"]);
     assert.equal(v1.error_message, "replaced by v2");
     const ids = (await (await agent.request("/v1/instances", { token: agent.adminToken() })).json())
       .instances.map((i: { instance_id: string }) => i.instance_id);
     assert.deepEqual(ids, ["bin-v2"]);
 
     await deploy(agent, http.url("/fail"), FAILS_AT_ONCE, "v3", Deno.build.arch, replacing);
-    const v3 = await settled(agent, "v3", ["rolled_back", "failed"]);
+    const v3 = await settledDeployment(agent, "v3", ["rolled_back", "failed"]);
     assert.equal(v3.state, "rolled_back");
     assert.match(
       v3.error_message,
       /^activation failed \(exited with code 7 right after start: missing config file\); v2 keeps running$/,
     );
-    assert.equal((await settled(agent, "v2")).state, "active");
+    assert.equal((await settledDeployment(agent, "v2")).state, "active");
     const before = await heartbeat(dir.path, "bin-v2");
     await eventually(
       "v2 still beats",
@@ -238,7 +231,7 @@ Deno.test("a native workload runs unprivileged with a clean env: the agent's key
       }),
     });
     assert.equal(res.status, 202);
-    const record = await settled(agent, "snoop");
+    const record = await settledDeployment(agent, "snoop");
     assert.equal(record.state, "active", record.error_message);
     const lines = await eventually("the workload reported", async () => {
       const body = await (await agent.request("/v1/instances/bin-snoop/logs", {

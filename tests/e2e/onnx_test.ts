@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { type AgentProcess, startAgent, tempDir } from "./harness.ts";
-import { eventually } from "./mesh_helpers.ts";
+import { settledDeployment } from "./deploy_helpers.ts";
 import { sha256Hex, startBlobServer } from "../fixtures/blob_server.ts";
 import { tinyOnnxModel } from "../fixtures/tiny_onnx.ts";
 import { voicedSignal, whiteNoise } from "../fixtures/voice_signal.ts";
@@ -34,11 +34,7 @@ async function deployModel(
     }),
   });
   assert.equal(res.status, 202, await res.text());
-  return await eventually(`${id} settled`, async () => {
-    const r = await (await agent.request(`/v1/deployments/${id}`, { token: agent.adminToken() }))
-      .json();
-    return ["active", "failed"].includes(r.state) ? r : undefined;
-  });
+  return await settledDeployment(agent, id);
 }
 
 async function token(agent: AgentProcess, name: string, scopes: string[]): Promise<string> {

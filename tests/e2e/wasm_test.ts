@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { type AgentProcess, startAgent, tempDir } from "./harness.ts";
 import { eventually } from "./mesh_helpers.ts";
+import { settledDeployment } from "./deploy_helpers.ts";
 import { type BlobServer, sha256Hex, startBlobServer } from "../fixtures/blob_server.ts";
 
 const FIXTURES = new URL("../fixtures/wasm/", import.meta.url);
@@ -41,14 +42,6 @@ async function post(
   });
 }
 
-async function settled(agent: AgentProcess, id: string) {
-  return await eventually(`${id} settled`, async () => {
-    const r = await (await agent.request(`/v1/deployments/${id}`, { token: agent.adminToken() }))
-      .json();
-    return ["active", "failed"].includes(r.state) ? r : undefined;
-  });
-}
-
 /** The instance once its module has ended, and its output lines. */
 async function finished(agent: AgentProcess, instance: string) {
   const view = await eventually(`${instance} finished`, async () => {
@@ -75,7 +68,7 @@ Deno.test("WASM modules run with exactly their capabilities: args, env, stdout, 
       "env:GREETING",
     ], { args: ["world"], env: { GREETING: "hi" } });
     assert.equal(hello.status, 202, await hello.text());
-    assert.equal((await settled(agent, "hello-1")).state, "active");
+    assert.equal((await settledDeployment(agent, "hello-1")).state, "active");
     const { view, lines } = await finished(agent, "wasm-hello-1");
     assert.equal(view.exit_code, 0);
     assert.equal(view.adapter, "wasm_module");
@@ -87,7 +80,7 @@ Deno.test("WASM modules run with exactly their capabilities: args, env, stdout, 
     await post(agent, "env-1", bytes.env!, http.url("/env.wasm"), ["stdout", "env:A"], {
       env: { A: "1" },
     });
-    assert.equal((await settled(agent, "env-1")).state, "active");
+    assert.equal((await settledDeployment(agent, "env-1")).state, "active");
     const env = await finished(agent, "wasm-env-1");
     assert.deepEqual(env.lines, ["A=1"]);
 
@@ -95,13 +88,16 @@ Deno.test("WASM modules run with exactly their capabilities: args, env, stdout, 
     await post(agent, "hello-fail", bytes.hello!, http.url("/hello.wasm"), ["args", "stdout"], {
       args: ["fail"],
     });
-    const failed = await settled(agent, "hello-fail");
+    const failed = await settledDeployment(agent, "hello-fail");
     assert.equal(failed.state, "failed");
     assert.match(failed.error_message, /module exited with code 3: hello from wasm/);
 
     // undeclared env in the config, unknown capabilities, and paths going up are refused
     await post(agent, "env-2", bytes.env!, http.url("/env.wasm"), ["stdout"], { env: { B: "2" } });
-    assert.match((await settled(agent, "env-2")).error_message, /config.env.B is not granted/);
+    assert.match(
+      (await settledDeployment(agent, "env-2")).error_message,
+      /config.env.B is not granted/,
+    );
     for (const capability of ["net:connect", "fs:read:../etc"]) {
       const res = await post(agent, "bad-cap", bytes.env!, http.url("/env.wasm"), [capability]);
       assert.equal(res.status, 400);
@@ -130,7 +126,7 @@ Deno.test("a WASM module cannot leave its preopens or write a read-only grant", 
       "fs:write:out",
       "stdout",
     ]);
-    assert.equal((await settled(agent, "files-1")).state, "active");
+    assert.equal((await settledDeployment(agent, "files-1")).state, "active");
     const { view, lines } = await finished(agent, "wasm-files-1");
     assert.equal(view.exit_code, 0, lines.join("\n"));
     assert.equal(
@@ -156,7 +152,7 @@ Deno.test("a busy-looping WASM module is killed at its wall-time cap", async () 
     await post(agent, "spin-1", bytes.spin!, http.url("/spin.wasm"), ["stdout"], {
       timeout_seconds: 2,
     });
-    assert.equal((await settled(agent, "spin-1")).state, "active");
+    assert.equal((await settledDeployment(agent, "spin-1")).state, "active");
     const { view, lines } = await finished(agent, "wasm-spin-1");
     assert.equal(view.state, "killed");
     assert.equal(view.exit_code, 137);
