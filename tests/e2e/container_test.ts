@@ -2,8 +2,8 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { type AgentProcess, startAgent, tempDir } from "./harness.ts";
 import { eventually } from "./mesh_helpers.ts";
-import { settledDeployment } from "./deploy_helpers.ts";
-import { sha256Hex, startBlobServer } from "../fixtures/blob_server.ts";
+import { postArtifact, settledDeployment } from "./deploy_helpers.ts";
+import { startBlobServer } from "../fixtures/blob_server.ts";
 import {
   buildWebImageArchive,
   podman,
@@ -39,26 +39,12 @@ async function deploy(
   port: number,
   runtime = "podman",
 ) {
-  const res = await agent.request("/v1/deployments", {
-    method: "POST",
-    token: agent.adminToken(),
-    body: JSON.stringify({
-      directive_id: id,
-      scope: { type: "broadcast" },
-      artifact: {
-        blob_hash: `sha256:${sha256Hex(archive)}`,
-        size_bytes: archive.length,
-        urls: [url],
-        artifact_type: {
-          type: "container",
-          runtime,
-          ports: [{ container_port: 8080, host_port: port }],
-          env: { GREETING: "hi" },
-        },
-      },
-      config: { health: { http: { port, path: "/" }, timeout_seconds: 20 } },
-    }),
-  });
+  const res = await postArtifact(agent, id, archive, url, {
+    type: "container",
+    runtime,
+    ports: [{ container_port: 8080, host_port: port }],
+    env: { GREETING: "hi" },
+  }, { config: { health: { http: { port, path: "/" }, timeout_seconds: 20 } } });
   assert.equal(res.status, 202, await res.text());
   return await settledDeployment(agent, id, undefined, 60_000);
 }

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { type AgentProcess, startAgent, tempDir } from "./harness.ts";
 import { eventually } from "./mesh_helpers.ts";
-import { settledDeployment } from "./deploy_helpers.ts";
+import { postArtifact, settledDeployment } from "./deploy_helpers.ts";
 import { sha256Hex, startBlobServer } from "../fixtures/blob_server.ts";
 
 const encode = (text: string) => new TextEncoder().encode(text);
@@ -24,21 +24,11 @@ async function deploy(
   arch: string = Deno.build.arch,
   extra: Record<string, unknown> = {},
 ) {
-  const res = await agent.request("/v1/deployments", {
-    method: "POST",
-    token: agent.adminToken(),
-    body: JSON.stringify({
-      ...extra,
-      directive_id: id,
-      scope: { type: "broadcast" },
-      artifact: {
-        blob_hash: `sha256:${sha256Hex(body)}`,
-        size_bytes: body.length,
-        urls: [url],
-        artifact_type: { type: "native_binary", arch, args: ["--port=9"] },
-      },
-    }),
-  });
+  const res = await postArtifact(agent, id, body, url, {
+    type: "native_binary",
+    arch,
+    args: ["--port=9"],
+  }, extra);
   assert.equal(res.status, 202, await res.text());
 }
 

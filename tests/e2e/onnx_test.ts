@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { type AgentProcess, startAgent, tempDir } from "./harness.ts";
-import { settledDeployment } from "./deploy_helpers.ts";
+import { postArtifact, settledDeployment } from "./deploy_helpers.ts";
 import { sha256Hex, startBlobServer } from "../fixtures/blob_server.ts";
 import { tinyOnnxModel } from "../fixtures/tiny_onnx.ts";
 import { voicedSignal, whiteNoise } from "../fixtures/voice_signal.ts";
@@ -18,21 +18,10 @@ async function deployModel(
   providers: string[],
   extra: Record<string, unknown> = {},
 ) {
-  const res = await agent.request("/v1/deployments", {
-    method: "POST",
-    token: agent.adminToken(),
-    body: JSON.stringify({
-      ...extra,
-      directive_id: id,
-      scope: { type: "broadcast" },
-      artifact: {
-        blob_hash: `sha256:${sha256Hex(body)}`,
-        size_bytes: body.length,
-        urls: [url],
-        artifact_type: { type: "onnx_model", execution_providers: providers },
-      },
-    }),
-  });
+  const res = await postArtifact(agent, id, body, url, {
+    type: "onnx_model",
+    execution_providers: providers,
+  }, extra);
   assert.equal(res.status, 202, await res.text());
   return await settledDeployment(agent, id);
 }

@@ -2,8 +2,8 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { type AgentProcess, startAgent, tempDir } from "./harness.ts";
 import { eventually } from "./mesh_helpers.ts";
-import { settledDeployment } from "./deploy_helpers.ts";
-import { type BlobServer, sha256Hex, startBlobServer } from "../fixtures/blob_server.ts";
+import { postArtifact, settledDeployment } from "./deploy_helpers.ts";
+import { type BlobServer, startBlobServer } from "../fixtures/blob_server.ts";
 
 const FIXTURES = new URL("../fixtures/wasm/", import.meta.url);
 const MODULES = ["hello", "files", "env", "spin"] as const;
@@ -25,21 +25,10 @@ async function post(
   capabilities: string[],
   config: Record<string, unknown> = {},
 ) {
-  return await agent.request("/v1/deployments", {
-    method: "POST",
-    token: agent.adminToken(),
-    body: JSON.stringify({
-      directive_id: id,
-      scope: { type: "broadcast" },
-      artifact: {
-        blob_hash: `sha256:${sha256Hex(module)}`,
-        size_bytes: module.length,
-        urls: [url],
-        artifact_type: { type: "wasm_module", wasi_capabilities: capabilities },
-      },
-      config,
-    }),
-  });
+  return await postArtifact(agent, id, module, url, {
+    type: "wasm_module",
+    wasi_capabilities: capabilities,
+  }, { config });
 }
 
 /** The instance once its module has ended, and its output lines. */
