@@ -15,6 +15,7 @@ if (!["all", "fetch", "mesh", "deploy", "infer"].includes(which)) {
   Deno.exit(2);
 }
 const dir = await Deno.makeTempDir({ prefix: "loam-bench-" });
+await Deno.chmod(dir, 0o711); // deployed programs run as workloads.user (as root) and must reach their dir
 try {
   const target = Deno.build.target;
   if (which === "all" || which === "fetch") {

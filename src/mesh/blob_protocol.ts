@@ -14,6 +14,8 @@ export const BLOB_PROTOCOL = "/loam/blob/1.0.0";
 /** Bytes per message on the stream: large enough that framing costs nothing. */
 const CHUNK = 256 * 1024;
 const MAX_HEADER_BYTES = 4096;
+/** How long a peer has to accept a blob request and answer its header. */
+const PEER_ANSWER_TIMEOUT_MS = 10_000;
 
 const BlobRequestSchema = z.strictObject({
   sha256: z.string().regex(/^[0-9a-f]{64}$/),
@@ -104,10 +106,24 @@ export async function openPeerBlob(
   offset: number,
   signal: AbortSignal,
 ): Promise<PeerBlobStream> {
-  const stream = await node.dialProtocol(peerIdFromString(peer), BLOB_PROTOCOL, { signal });
-  const lp = lpStream(stream, { maxDataLength: MAX_HEADER_BYTES });
-  await lp.write(encode({ sha256: hex, offset }), { signal });
-  const answer = BlobResponseSchema.safeParse(decode(await lp.read({ signal })));
+  // a peer that does not answer soon is passed over for the next source (not the stall limit)
+  const answerBy = AbortSignal.any([signal, AbortSignal.timeout(PEER_ANSWER_TIMEOUT_MS)]);
+  let stream: Awaited<ReturnType<MeshNode["dialProtocol"]>>;
+  let header: Uint8Array;
+  let lp: ReturnType<typeof lpStream>;
+  try {
+    stream = await node.dialProtocol(peerIdFromString(peer), BLOB_PROTOCOL, { signal: answerBy });
+    lp = lpStream(stream, { maxDataLength: MAX_HEADER_BYTES });
+    await lp.write(encode({ sha256: hex, offset }), { signal: answerBy });
+    header = (await lp.read({ signal: answerBy })).subarray();
+  } catch (err) {
+    if (signal.aborted || !answerBy.aborted) throw err;
+    throw new AttemptError(
+      "transient",
+      `peer did not answer within ${PEER_ANSWER_TIMEOUT_MS / 1000} s`,
+    );
+  }
+  const answer = BlobResponseSchema.safeParse(decode(header));
   if (!answer.success) throw new AttemptError("permanent", "peer sent an invalid answer");
   if (!answer.data.ok) {
     await stream.close().catch(() => {});

@@ -53,11 +53,22 @@ function buildNode(options: MeshNodeOptions) {
       }),
     ],
     peerDiscovery: discovery,
+    connectionManager: {
+      // fleets behind one NAT (or many agents on one host) open many connections from one
+      // address at once; libp2p's default of 5 per second per host turned most of them away
+      inboundConnectionThreshold: 100,
+      maxIncomingPendingConnections: 64,
+    },
     services: {
       identify: identify(),
       ping: ping(),
       pubsub: gossipsub({
         allowPublishToZeroTopicPeers: true,
+        // Edge fleets share addresses (a site behind one NAT, many agents on one host): the
+        // default penalty for more than 10 peers on one IP drove every peer's score to -405
+        // with 20 agents, below the graylist, and gossip stopped. Peers are authenticated by
+        // key and messages by signature; IP colocation says nothing about them here.
+        scoreParams: { IPColocationFactorWeight: 0 },
         // a little over the envelope limit so oversized messages reach our validator and count
         maxInboundDataLength: options.maxMessageBytes + 64 * 1024,
       }),

@@ -135,7 +135,8 @@ export class GgufModelAdapter implements RuntimeAdapter {
 
   async stopAll(): Promise<void> {
     await Promise.all([...this.#loaded.keys()].map((id) => this.deactivate(id)));
-    if (this.#llama) await (await this.#llama).dispose();
+    const llama = await this.#llama?.catch(() => undefined);
+    await llama?.dispose();
   }
 
   list(): InstanceView[] {
@@ -264,7 +265,12 @@ export class GgufModelAdapter implements RuntimeAdapter {
         maxThreads: this.#settings.threads,
       })
     );
-    return this.#llama;
+    const binding = this.#llama;
+    // a binding that failed to load is not kept: the next deployment tries again
+    binding.catch(() => {
+      if (this.#llama === binding) this.#llama = undefined;
+    });
+    return binding;
   }
 
   async #load(directive: DeploymentDirective, instanceId: string, blobPath: string) {

