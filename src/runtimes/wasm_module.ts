@@ -44,6 +44,8 @@ const LOG_LINES = 500;
 
 interface Module {
   directiveId: string;
+  /** Granted directories under the instance dir, created before the module starts. */
+  grantedDirs: string[];
   mode: WasmConfig["mode"];
   dir: string;
   command: Deno.Command;
@@ -178,6 +180,7 @@ export class WasmModuleAdapter implements RuntimeAdapter {
     const denoDir = Deno.env.get("DENO_DIR");
     return {
       directiveId: directive.directive_id,
+      grantedDirs: grants.dirs.filter((d) => !isAbsolute(d.path)).map((d) => join(dir, d.path)),
       mode: config.mode,
       dir,
       command: new Deno.Command(Deno.execPath(), {
@@ -253,14 +256,7 @@ export class WasmModuleAdapter implements RuntimeAdapter {
     await Deno.mkdir(module.dir, { recursive: true, mode: 0o700 });
     await Deno.copyFile(blobPath, join(module.dir, "module.wasm"));
     await Deno.remove(this.#exitFile(instanceId)).catch(() => {});
-    const type = directive.artifact.artifact_type;
-    if (type.type === "wasm_module") {
-      for (const grant of parseGrants(type.wasi_capabilities).dirs) {
-        if (!isAbsolute(grant.path)) {
-          await Deno.mkdir(join(module.dir, grant.path), { recursive: true });
-        }
-      }
-    }
+    for (const host of module.grantedDirs) await Deno.mkdir(host, { recursive: true });
     this.#modules.set(instanceId, module);
     const exited = this.#spawn(instanceId, module);
     const early = await Promise.race([
