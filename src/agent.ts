@@ -22,15 +22,8 @@ import { DeploymentRecords, SeenDirectives } from "./deploy/records.ts";
 import { nodeFacts } from "./deploy/node_facts.ts";
 import type { NodeFacts } from "./deploy/targeting.ts";
 import { modelsReport } from "./deploy/models.ts";
-import type { ArtifactKind, RuntimeAdapter } from "./runtimes/adapter.ts";
-import { ConfigPackageAdapter } from "./runtimes/config_package.ts";
-import { NativeBinaryAdapter } from "./runtimes/native_binary.ts";
-import { OnnxModelAdapter } from "./runtimes/onnx_model.ts";
-import { GgufModelAdapter } from "./runtimes/gguf_model.ts";
-import { ContainerAdapter } from "./runtimes/container.ts";
-import { WasmModuleAdapter } from "./runtimes/wasm_module.ts";
 import { loadableProviders } from "./runtimes/onnx_providers.ts";
-import { createJobMetrics } from "./runtimes/job_metrics.ts";
+import { createAdapters } from "./runtimes/adapters.ts";
 import { blobsReport } from "./deploy/references.ts";
 import { VERSION } from "./version.ts";
 import { resolveWorkloadUser } from "./system/workload_user.ts";
@@ -95,61 +88,15 @@ export async function startAgent(loaded: LoadedConfig, logger: Logger): Promise<
   await seen.load();
   const hardware = await probeStaticHardware();
   const metrics = createApiMetrics(VERSION, startedAt);
-  const inference = {
-    threads: config.inference.threads || hardware.cpu.physical_cores,
-    maxQueue: config.jobs.max_queue,
-    timeoutMs: config.jobs.timeout_seconds * 1000,
-    metrics: createJobMetrics(metrics.registry),
-    logger: logger.child({ component: "inference" }),
-  };
-  const onnx = new OnnxModelAdapter(inference);
-  const gguf = new GgufModelAdapter({
-    ...inference,
-    contextLength: config.inference.context_length,
-    gpuLayers: config.inference.gpu_layers,
-    hasGpu: hardware.gpus.length > 0,
-  });
-  const containers = new ContainerAdapter(
-    {
-      publishAddress: config.containers.publish_address,
-      globalArgs: {
-        podman: config.containers.podman_args,
-        docker: config.containers.docker_args,
-        containerd: config.containers.nerdctl_args,
-      },
-      stopGraceSeconds: config.containers.stop_grace_seconds,
-      checkIntervalMs: 5000,
-    },
-    logger.child({ component: "runtime" }),
-    (instanceId, reason) => late.engine?.instanceFailed(instanceId, reason),
-  );
-  /** Runtime adapters by artifact type; other types fail at activation with a clear reason. */
-  const native = new NativeBinaryAdapter(
-    paths.instances,
-    logger.child({ component: "runtime" }),
-    (instanceId, reason) => late.engine?.instanceFailed(instanceId, reason),
+  const { adapters, onnx, gguf } = createAdapters({
+    config,
+    instancesDir: paths.instances,
+    hardware,
+    registry: metrics.registry,
+    logger,
     workloadUser,
-  );
-  const adapters = new Map<ArtifactKind, RuntimeAdapter>([
-    ["config_package", new ConfigPackageAdapter(paths.instances)],
-    ["native_binary", native],
-    ["onnx_model", onnx],
-    ["gguf_model", gguf],
-    ["container", containers],
-    [
-      "wasm_module",
-      new WasmModuleAdapter(
-        paths.instances,
-        {
-          maxSeconds: config.wasm.max_seconds,
-          memoryMb: config.wasm.memory_mb,
-          allowAbsolutePaths: config.wasm.allow_absolute_paths,
-        },
-        logger.child({ component: "runtime" }),
-        (instanceId, reason) => late.engine?.instanceFailed(instanceId, reason),
-      ),
-    ],
-  ]);
+    onFailed: (instanceId, reason) => late.engine?.instanceFailed(instanceId, reason),
+  });
 
   let ready = false;
   /** Started after the API, so /livez answers (and /readyz says 503) while they come up. */
