@@ -29,6 +29,13 @@ const HealthSchema = z.strictObject({
 
 const ContainerConfigSchema = z.object({ health: HealthSchema.optional() }).passthrough();
 
+/** A directive's container settings, checked, with the CLI of its runtime. */
+interface ContainerSpec {
+  type: Extract<DeploymentDirective["artifact"]["artifact_type"], { type: "container" }>;
+  cli: ContainerCli;
+  health?: z.infer<typeof HealthSchema>;
+}
+
 const LABEL = "loam.instance";
 const START_GRACE_MS = 1000;
 const LOG_LINES = 500;
@@ -74,14 +81,15 @@ export class ContainerAdapter implements RuntimeAdapter {
 
   async activate(directive: DeploymentDirective, blobPath: string): Promise<Instance> {
     const instanceId = `ctr-${directive.directive_id}`;
-    const { cli } = this.#spec(directive);
-    await this.#start(directive, instanceId, blobPath, true);
-    return { instance_id: instanceId, provider: cli.runtime };
+    const spec = this.#spec(directive);
+    await this.#start(directive, spec, instanceId, blobPath, true);
+    return { instance_id: instanceId, provider: spec.cli.runtime };
   }
 
   /** Adopts the container when it still runs, starts it when stopped, recreates it when gone. */
   async resume(directive: DeploymentDirective, instanceId: string, blobPath: string) {
-    const { cli } = this.#spec(directive);
+    const spec = this.#spec(directive);
+    const { cli } = spec;
     const name = containerName(instanceId);
     const state = await cli.inspect(name);
     if (state?.running) {
@@ -90,7 +98,7 @@ export class ContainerAdapter implements RuntimeAdapter {
       return;
     }
     if (state) await cli.try(["rm", "-f", name]);
-    await this.#start(directive, instanceId, blobPath, false);
+    await this.#start(directive, spec, instanceId, blobPath, false);
   }
 
   async deactivate(instanceId: string): Promise<void> {
@@ -166,7 +174,7 @@ export class ContainerAdapter implements RuntimeAdapter {
     return await running.cli.logs(running.name, count);
   }
 
-  #spec(directive: DeploymentDirective) {
+  #spec(directive: DeploymentDirective): ContainerSpec {
     const type = directive.artifact.artifact_type;
     if (type.type !== "container") throw new Error(`not a container: ${type.type}`);
     const config = ContainerConfigSchema.safeParse(directive.config ?? {});
@@ -180,11 +188,11 @@ export class ContainerAdapter implements RuntimeAdapter {
 
   async #start(
     directive: DeploymentDirective,
+    { type, cli, health }: ContainerSpec,
     instanceId: string,
     blobPath: string,
     strict: boolean,
   ): Promise<void> {
-    const { type, cli, health } = this.#spec(directive);
     const name = containerName(instanceId);
     const image = await cli.load(blobPath);
     await cli.try(["rm", "-f", name]); // a leftover of an earlier try

@@ -2,17 +2,13 @@ import { join } from "node:path";
 import type { DeploymentDirective } from "../protocol/directive.ts";
 import type { Instance, InstanceFailed, InstanceView, RuntimeAdapter } from "./adapter.ts";
 import { type LogLine, LogRing } from "./log_ring.ts";
-import { captureOutput } from "./process_output.ts";
+import { captureOutput, recordCrash, terminate } from "./workload_process.ts";
 import { normalArch } from "../deploy/targeting.ts";
 import type { Logger } from "../system/logger.ts";
 import { unreachableBy, type WorkloadUser } from "../system/workload_user.ts";
 
 /** A process that exits within this long after a start failed to start. */
 const START_GRACE_MS = 1000;
-/** This many crashes within the window mark an instance failed (like Greengrass's BROKEN). */
-const MAX_CRASHES = 3;
-const CRASH_WINDOW_MS = 60_000;
-const RESTART_BACKOFF_MS = [500, 1000, 2000];
 const STOP_GRACE_MS = 3000;
 const LOG_LINES = 500;
 
@@ -168,20 +164,15 @@ export class NativeBinaryAdapter implements RuntimeAdapter {
 
   async #onExit(instanceId: string, sup: Supervised, code: number): Promise<void> {
     if (sup.stopping) return;
-    const now = Date.now();
-    sup.crashes = [...sup.crashes.filter((t) => now - t < CRASH_WINDOW_MS), now];
+    const verdict = recordCrash(sup.crashes, code);
     const log = this.#logger.child({ instance_id: instanceId });
-    if (sup.crashes.length >= MAX_CRASHES) {
+    if ("giveUp" in verdict) {
       this.#running.delete(instanceId);
-      const reason = `crashed ${sup.crashes.length} times within ${
-        CRASH_WINDOW_MS / 1000
-      } s (last exit code ${code})`;
-      log.error("instance broken", { reason });
-      this.#onFailed(instanceId, reason);
+      log.error("instance broken", { reason: verdict.giveUp });
+      this.#onFailed(instanceId, verdict.giveUp);
       return;
     }
-    const delay =
-      RESTART_BACKOFF_MS[Math.min(sup.crashes.length - 1, RESTART_BACKOFF_MS.length - 1)]!;
+    const delay = verdict.restartInMs;
     log.warn("instance exited; restarting", { exit_code: code, delay_ms: delay });
     await new Promise((r) => setTimeout(r, delay));
     if (sup.stopping) return;
@@ -193,14 +184,7 @@ export class NativeBinaryAdapter implements RuntimeAdapter {
     this.#running.delete(instanceId);
     if (sup?.child) {
       sup.stopping = true;
-      try {
-        sup.child.kill("SIGTERM");
-        const killer = setTimeout(() => sup.child?.kill("SIGKILL"), STOP_GRACE_MS);
-        await sup.child.status;
-        clearTimeout(killer);
-      } catch {
-        // already gone
-      }
+      await terminate(sup.child, STOP_GRACE_MS);
     }
     await Deno.remove(join(this.#instancesDir, instanceId), { recursive: true }).catch(() => {});
   }

@@ -72,6 +72,7 @@ export async function openSession(
     interOpNumThreads: 1,
     logSeverityLevel: 3,
   });
+  // InferenceSession.create has one overload for a path and one for bytes, not for the union
   const create = (provider: string) =>
     typeof model === "string"
       ? ort.InferenceSession.create(model, options(provider))

@@ -4,7 +4,7 @@ import type { DeploymentDirective } from "../protocol/directive.ts";
 import { type Grants, parseGrants } from "../protocol/wasi_capabilities.ts";
 import type { Instance, InstanceFailed, InstanceView, RuntimeAdapter } from "./adapter.ts";
 import { type LogLine, LogRing } from "./log_ring.ts";
-import { captureOutput } from "./process_output.ts";
+import { captureOutput, recordCrash, terminate } from "./workload_process.ts";
 import type { WasmRunConfig } from "./wasm_runner.ts";
 import { atomicWriteFile } from "../system/atomic_write.ts";
 import type { Logger } from "../system/logger.ts";
@@ -37,8 +37,6 @@ type WasmConfig = z.infer<typeof WasmConfigSchema>;
 const RUNNER = new URL("./wasm_runner.ts", import.meta.url);
 const DENO_CONFIG = new URL("../../deno.json", import.meta.url);
 const START_GRACE_MS = 1000;
-const MAX_CRASHES = 3;
-const CRASH_WINDOW_MS = 60_000;
 const STOP_GRACE_MS = 2000;
 const LOG_LINES = 500;
 
@@ -308,16 +306,14 @@ export class WasmModuleAdapter implements RuntimeAdapter {
       ).catch(() => {});
       return;
     }
-    const now = Date.now();
-    module.crashes = [...module.crashes.filter((t) => now - t < CRASH_WINDOW_MS), now];
-    if (module.crashes.length >= MAX_CRASHES) {
-      const reason = `crashed ${module.crashes.length} times within a minute (last exit ${code})`;
-      log.warn("wasm module failed", { reason });
-      this.#onFailed(instanceId, reason);
+    const verdict = recordCrash(module.crashes, code);
+    if ("giveUp" in verdict) {
+      log.warn("wasm module failed", { reason: verdict.giveUp });
+      this.#onFailed(instanceId, verdict.giveUp);
       return;
     }
     module.state = "restarting";
-    await new Promise((r) => setTimeout(r, 500 * module.crashes.length));
+    await new Promise((r) => setTimeout(r, verdict.restartInMs));
     if (module.stopping || !this.#modules.has(instanceId)) return;
     void this.#spawn(instanceId, module).then((c) => this.#onExit(instanceId, module, c));
   }
@@ -326,13 +322,6 @@ export class WasmModuleAdapter implements RuntimeAdapter {
     const module = this.#modules.get(instanceId);
     if (!module?.child) return;
     module.stopping = true;
-    try {
-      module.child.kill("SIGTERM");
-      const killer = setTimeout(() => module.child?.kill("SIGKILL"), STOP_GRACE_MS);
-      await module.child.status;
-      clearTimeout(killer);
-    } catch {
-      // already gone
-    }
+    await terminate(module.child, STOP_GRACE_MS);
   }
 }
