@@ -16,21 +16,13 @@ import {
   type Target,
   TARGETS,
 } from "./compile_plan.ts";
+import { pathExists } from "./path_exists.ts";
 
 const EXIT_NO_DENORT = 3;
 
 async function sha256(path: string): Promise<string> {
   const digest = await crypto.subtle.digest("SHA-256", await Deno.readFile(path));
   return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0")).join("");
-}
-
-function exists(path: string): boolean {
-  try {
-    Deno.statSync(path);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 function mib(bytes: number): string {
@@ -130,7 +122,7 @@ const sumsPath = join(outDir, "SHA256SUMS");
 const kept = (await Deno.readTextFile(sumsPath).catch(() => "")).split("\n").filter((line) => {
   const name = line.split(/\s+/)[1];
   return name !== undefined && !sums.some((s) => s.endsWith(`  ${name}`)) &&
-    exists(join(outDir, name));
+    pathExists(join(outDir, name));
 });
 sums.push(...kept);
 await Deno.writeTextFile(`${sumsPath}.tmp`, sums.join("\n") + "\n");

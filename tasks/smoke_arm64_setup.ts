@@ -7,6 +7,7 @@
  * @module
  */
 import { join } from "node:path";
+import { pathExists } from "./path_exists.ts";
 
 /** Everything needed to run the agent as arm64 code. */
 export interface Arm64Kit {
@@ -35,15 +36,6 @@ export function cacheRoot(): string {
   if (own) return own;
   const xdg = Deno.env.get("XDG_CACHE_HOME") ?? join(Deno.env.get("HOME") ?? "/root", ".cache");
   return join(xdg, "loam-arm64");
-}
-
-function exists(path: string): boolean {
-  try {
-    Deno.statSync(path);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 /** Runs a command; throws with its output when it fails; returns stdout. */
@@ -96,7 +88,7 @@ async function aptDownload(dir: string, suite: string, arch: string, packages: s
 
 async function ensureQemu(root: string): Promise<string> {
   const dir = join(root, "qemu");
-  if (!exists(join(dir, "qemu-aarch64"))) {
+  if (!pathExists(join(dir, "qemu-aarch64"))) {
     await buildInto(dir, async (work) => {
       const [deb] = await aptDownload(join(work, "dl"), "trixie", "amd64", ["qemu-user"]);
       const unpack = new Deno.Command("dpkg-deb", {
@@ -120,7 +112,7 @@ async function ensureQemu(root: string): Promise<string> {
 
 async function ensureSysroot(root: string): Promise<string> {
   const dir = join(root, "sysroot");
-  if (!exists(join(dir, "lib", "ld-linux-aarch64.so.1"))) {
+  if (!pathExists(join(dir, "lib", "ld-linux-aarch64.so.1"))) {
     await buildInto(dir, async (work) => {
       const dl = `${work}.dl`;
       await Deno.remove(dl, { recursive: true }).catch(() => {});
@@ -149,7 +141,7 @@ async function pickDenoVersion(): Promise<string> {
 
 async function ensureDeno(root: string): Promise<{ deno: string; version: string }> {
   const dir = join(root, `deno-for-${Deno.version.deno}`);
-  if (!exists(join(dir, "deno"))) {
+  if (!pathExists(join(dir, "deno"))) {
     await buildInto(dir, async (work) => {
       const version = await pickDenoVersion();
       const tgz = (await run("npm", ["pack", "--silent", `${DENO_NPM}@${version}`], { cwd: work }))
@@ -173,7 +165,7 @@ async function ensureNpm(root: string, project: string): Promise<string> {
   );
   const stamp = Array.from(new Uint8Array(lock), (b) => b.toString(16).padStart(2, "0")).join("");
   const stampFile = join(dir, "loam-deno-lock.sha256");
-  if (!exists(stampFile) || Deno.readTextFileSync(stampFile).trim() !== stamp) {
+  if (!pathExists(stampFile) || Deno.readTextFileSync(stampFile).trim() !== stamp) {
     await Deno.mkdir(dir, { recursive: true });
     await run(
       Deno.execPath(),
@@ -190,16 +182,16 @@ export function kitBlocker(root: string): string | undefined {
   if (Deno.build.os !== "linux" || Deno.build.arch !== "x86_64") {
     return `this smoke emulates aarch64 on x86_64 Linux; this host is ${Deno.build.target}`;
   }
-  const complete = exists(join(root, "qemu", "qemu-aarch64")) &&
-    exists(join(root, "sysroot", "lib", "ld-linux-aarch64.so.1")) &&
-    exists(join(root, `deno-for-${Deno.version.deno}`, "deno"));
+  const complete = pathExists(join(root, "qemu", "qemu-aarch64")) &&
+    pathExists(join(root, "sysroot", "lib", "ld-linux-aarch64.so.1")) &&
+    pathExists(join(root, `deno-for-${Deno.version.deno}`, "deno"));
   if (complete) return undefined;
   const path = (Deno.env.get("PATH") ?? "/usr/bin:/bin").split(":");
   const missing = ["apt-get", "dpkg-deb", "tar", "npm"].filter((tool) =>
-    !path.some((dir) => exists(join(dir, tool)))
+    !path.some((dir) => pathExists(join(dir, tool)))
   );
   if (missing.length > 0) return `the arm64 kit is not cached and ${missing.join(", ")} missing`;
-  if (!exists(KEYRING)) return `the arm64 kit is not cached and ${KEYRING} is missing`;
+  if (!pathExists(KEYRING)) return `the arm64 kit is not cached and ${KEYRING} is missing`;
   return undefined;
 }
 
