@@ -7,6 +7,7 @@ import type { BlobStore } from "../blobs/store.ts";
 import { AttemptError } from "../blobs/attempt.ts";
 import type { PeerBlobStream } from "../blobs/peer_attempt.ts";
 import type { Logger } from "../system/logger.ts";
+import { pacedChunks, sendPaced } from "./stream_pacing.ts";
 
 /** The peer-to-peer blob transfer protocol. */
 export const BLOB_PROTOCOL = "/loam/blob/1.0.0";
@@ -14,6 +15,8 @@ export const BLOB_PROTOCOL = "/loam/blob/1.0.0";
 /** Bytes per message on the stream: large enough that framing costs nothing. */
 const CHUNK = 256 * 1024;
 const MAX_HEADER_BYTES = 4096;
+/** Received bytes held for a slower consumer (hashing, disk) before the sender is paused. */
+const READ_AHEAD = 8 * 1024 * 1024;
 /** How long a peer has to accept a blob request and answer its header. */
 const PEER_ANSWER_TIMEOUT_MS = 10_000;
 
@@ -76,7 +79,7 @@ export async function serveBlobs(
         const n = await file.read(chunk);
         if (n === null) break;
         served.inc(n);
-        if (!raw.send(chunk.subarray(0, n))) await raw.onDrain();
+        await sendPaced(raw, chunk.subarray(0, n));
       }
       await raw.close();
     } catch (err) {
@@ -86,16 +89,6 @@ export async function serveBlobs(
       file?.close();
     }
   });
-}
-
-/** Flattens the stream's Uint8ArrayLists into their buffers without copying them together. */
-async function* streamChunks(
-  source: AsyncIterable<Uint8Array | Iterable<Uint8Array>>,
-): AsyncGenerator<Uint8Array> {
-  for await (const chunk of source) {
-    if (chunk instanceof Uint8Array) yield chunk;
-    else yield* chunk;
-  }
 }
 
 /** Opens blob `hex` on `peer` from `offset` ({@link PeerSource.open}). */
@@ -131,5 +124,5 @@ export async function openPeerBlob(
   }
   const raw = lp.unwrap();
   signal.addEventListener("abort", () => raw.abort(new Error("aborted")), { once: true });
-  return { size: answer.data.size, chunks: streamChunks(raw) };
+  return { size: answer.data.size, chunks: pacedChunks(raw, READ_AHEAD) };
 }

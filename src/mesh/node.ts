@@ -16,6 +16,11 @@ import type { PrivateKey } from "@libp2p/interface";
  * between two processes from ~230 to ~320 MB/s. The window is a credit, not an allocation.
  */
 const YAMUX_WINDOW = 16 * 1024 * 1024;
+/**
+ * A paused reader stops granting window, but the sender may still use the credit it holds: the
+ * stream must be able to buffer a whole window (yamux's default limit, 4 MiB, would abort it).
+ */
+const STREAM_READ_BUFFER = 2 * YAMUX_WINDOW;
 
 /**
  * The TCP transport waits for the socket's 'drain' whenever `write()` reports its buffer past
@@ -49,7 +54,11 @@ function buildNode(options: MeshNodeOptions) {
     connectionEncrypters: [noise()],
     streamMuxers: [
       yamux({
-        streamOptions: { initialStreamWindowSize: YAMUX_WINDOW, maxStreamWindowSize: YAMUX_WINDOW },
+        streamOptions: {
+          initialStreamWindowSize: YAMUX_WINDOW,
+          maxStreamWindowSize: YAMUX_WINDOW,
+          maxReadBufferLength: STREAM_READ_BUFFER,
+        },
       }),
     ],
     peerDiscovery: discovery,
