@@ -6,7 +6,7 @@
  */
 import { hashFile } from "../src/blobs/digest.ts";
 import { spawnLoam } from "../tests/e2e/harness.ts";
-import { agentPermissions } from "./permissions.ts";
+import { agentFlags } from "./permissions.ts";
 import { startBlobServer, writeRandomFile } from "../tests/fixtures/blob_server.ts";
 import { type BenchRow, median, shell, timed } from "./bench_util.ts";
 
@@ -32,7 +32,7 @@ async function loamPeakRssMb(args: string[]): Promise<number> {
       "peak-rss",
       "deno",
       "run",
-      ...agentPermissions(),
+      ...agentFlags(),
       MAIN,
       ...args,
     ],

@@ -13,7 +13,7 @@ import { openPeerBlob, serveBlobs } from "../src/mesh/blob_protocol.ts";
 import { BlobStore } from "../src/blobs/store.ts";
 import { createLogger } from "../src/system/logger.ts";
 import { startAgent } from "../tests/e2e/harness.ts";
-import { agentPermissions } from "./permissions.ts";
+import { agentFlags } from "./permissions.ts";
 import { eventually, peerIdOf, peersOf, requestBlob } from "../tests/e2e/mesh_helpers.ts";
 import { writeRandomFile } from "../tests/fixtures/blob_server.ts";
 import { type BenchRow, median, percentile, shell, timed } from "./bench_util.ts";
@@ -220,7 +220,7 @@ export async function benchMesh(dir: string): Promise<BenchRow[]> {
   const diskSeconds = await newFileWriteSeconds(`${dir}/disk-baseline.bin`);
   // `run --help` loads the same module graph as `run` and exits: the floor for start-up
   const [, loadSeconds] = await timed(() =>
-    shell(`deno run ${agentPermissions().join(" ")} ${MAIN} run --help`)
+    shell(`deno run ${agentFlags().join(" ")} ${MAIN} run --help`)
   );
   const bareRss = Number(
     (await shell(

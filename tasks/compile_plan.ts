@@ -5,7 +5,7 @@
  * @module
  */
 import { join } from "node:path";
-import { agentPermissions } from "./permissions.ts";
+import { agentFlags } from "./permissions.ts";
 
 /** The targets loam ships for. */
 export const TARGETS = ["x86_64-unknown-linux-gnu", "aarch64-unknown-linux-gnu"] as const;
@@ -108,7 +108,7 @@ export function compileArgs(target: Target, output: string, excludes: string[]):
     "--no-check",
     "--output",
     output,
-    ...agentPermissions(),
+    ...agentFlags(),
     ...excludes.flatMap((path) => ["--exclude", path]),
     "main.ts",
   ];

@@ -7,7 +7,7 @@
  * `$XDG_CACHE_HOME/loam-arm64`). Exit 0: passed, or SKIP with the reason printed; 1: failed.
  * @module
  */
-import { agentPermissions } from "./permissions.ts";
+import { agentFlags } from "./permissions.ts";
 import { buildTinyGguf } from "./gen_tiny_gguf.ts";
 import { type Binfmt, cacheRoot, ensureKit, kitBlocker, setUpBinfmt } from "./smoke_arm64_setup.ts";
 import { type SmokeModels, smokePass, type SmokeResult } from "./smoke_arm64_agent.ts";
@@ -97,7 +97,7 @@ async function main(): Promise<number> {
 
   await using models = await serveModels();
   const config = `--config=${PROJECT}deno.json`;
-  const permissions = [config, ...agentPermissions(), "--no-check"];
+  const permissions = [config, ...agentFlags(), "--no-check"];
   let arm: SmokeResult;
   try {
     arm = await smokePass({

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import denoConfig from "../deno.json" with { type: "json" };
 import { compileArgs, denortCachePath, excludedPaths } from "../tasks/compile_plan.ts";
-import { agentPermissions } from "../tasks/permissions.ts";
+import { agentFlags } from "../tasks/permissions.ts";
 
 const BUILD = new URL("../tasks/build.ts", import.meta.url).pathname;
 
@@ -55,13 +55,15 @@ Deno.test("each target compiles with the agent's permissions and only its own np
       "--self-extracting",
     ]);
     assert.ok(args.includes("--exclude-unused-npm"));
-    const perms = agentPermissions();
-    assert.deepEqual(args.filter((a) => a.startsWith("--allow-")), perms);
+    const flags = agentFlags();
+    const compiled = args.filter((a) => a.startsWith("--allow-") || a.startsWith("--v8-flags="));
+    assert.deepEqual(compiled, flags);
+    assert.ok(compiled.includes("--v8-flags=--max-semi-space-size=1")); // the idle-memory setting
     assert.ok(!args.includes("-A") && !args.includes("--allow-all"));
     assert.equal(args.at(-1), "main.ts");
     assert.equal(args.filter((a) => a === "--exclude").length, arm.length);
     // `deno task start` runs with the same list
-    assert.ok(denoConfig.tasks.loam.includes(perms.join(" ")));
+    assert.ok(denoConfig.tasks.loam.includes(flags.join(" ")));
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

@@ -3,7 +3,7 @@
  * permissions of the `loam` task in deno.json, on 127.0.0.1 and temporary data dirs.
  * @module
  */
-import { agentPermissions } from "../../tasks/permissions.ts";
+import { agentFlags } from "../../tasks/permissions.ts";
 
 const MAIN = new URL("../../main.ts", import.meta.url).pathname;
 const START_TIMEOUT_MS = 30_000;
@@ -32,7 +32,7 @@ function childEnv(extra: Record<string, string> = {}): Record<string, string> {
 
 function loamCommand(args: string[], options: LoamOptions, stdio: "piped" | "null" = "piped") {
   return new Deno.Command("deno", {
-    args: ["run", ...agentPermissions(), MAIN, ...args],
+    args: ["run", ...agentFlags(), MAIN, ...args],
     env: childEnv(options.env),
     clearEnv: true,
     stdin: "null",
