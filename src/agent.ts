@@ -175,6 +175,17 @@ export async function startAgent(loaded: LoadedConfig, logger: Logger): Promise<
   await atomicWriteFile(paths.apiAddress, apiAddress + "\n");
   logger.info("api listening", { addr: apiAddress });
 
+  // What adapters left running for deployments no longer active is removed while the mesh
+  // starts (it spawns the container CLIs), and before any deployment is resumed or started.
+  const activeInstances = records.list().filter((r) => r.state === "active" && r.instance_id)
+    .map((r) => r.instance_id!);
+  const reconciled = Promise.all(
+    [...adapters.values()].map((adapter) =>
+      adapter.reconcile?.(activeInstances).catch((err) =>
+        logger.warn("reconcile failed", { adapter: adapter.kind, error: err })
+      )
+    ),
+  );
   const containerRuntimes = await detectContainerRuntimes();
   const executionProviders = await loadableProviders(
     hardware.gpus.some((g) => g.kind === "nvidia"),
@@ -255,14 +266,8 @@ export async function startAgent(loaded: LoadedConfig, logger: Logger): Promise<
       logger.error("rollback not applied", { directive_id: order.directive_id, error: err })
     );
   });
+  await reconciled;
   await engine.resume();
-  const activeInstances = records.list().filter((r) => r.state === "active" && r.instance_id)
-    .map((r) => r.instance_id!);
-  for (const adapter of adapters.values()) {
-    await adapter.reconcile?.(activeInstances).catch((err) =>
-      logger.warn("reconcile failed", { adapter: adapter.kind, error: err })
-    );
-  }
   // after a (re)connection, once gossip has formed its mesh, repeat the current statuses
   let republish: ReturnType<typeof setTimeout> | undefined;
   mesh.node.addEventListener("peer:connect", () => {

@@ -54,7 +54,7 @@ export interface RuntimeAdapter {
     instanceId: string,
     count?: number,
   ): LogLine[] | undefined | Promise<LogLine[] | undefined>;
-  /** After resuming: removes what the adapter left running for deployments no longer active. */
+  /** At start, before resuming: removes what the adapter left running for deployments no longer active. */
   reconcile?(activeInstanceIds: string[]): Promise<void>;
   /** Stops everything at agent shutdown, leaving it to be resumed at the next start. */
   stopAll?(): Promise<void>;

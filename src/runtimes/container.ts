@@ -131,13 +131,14 @@ export class ContainerAdapter implements RuntimeAdapter {
 
   /** Removes containers labelled by loam that belong to no active deployment. */
   async reconcile(activeInstanceIds: string[]): Promise<void> {
-    for (const runtime of Object.keys(this.#settings.globalArgs) as ContainerRuntime[]) {
+    const runtimes = Object.keys(this.#settings.globalArgs) as ContainerRuntime[];
+    await Promise.all(runtimes.map(async (runtime) => {
       const cli = new ContainerCli(runtime, this.#settings.globalArgs[runtime]);
       let labelled: { name: string; labels: Record<string, string> }[];
       try {
         labelled = await cli.listLabelled(LABEL);
       } catch {
-        continue; // runtime not installed or not usable here
+        return; // runtime not installed or not usable here
       }
       for (const container of labelled) {
         const instanceId = container.labels[LABEL];
@@ -148,7 +149,7 @@ export class ContainerAdapter implements RuntimeAdapter {
         });
         await cli.try(["rm", "-f", container.name]);
       }
-    }
+    }));
   }
 
   list(): InstanceView[] {
