@@ -1,17 +1,19 @@
 /**
  * Deployment benchmark: one directive for a small native binary to N agents on this machine;
  * per node, the seconds from `issued_at` to `active` (both stamped by the same clock), as p50
- * and p99. Baseline: the same for N = 1.
+ * and p99, split into the phases of the node's history, and the CPU the agents spent on the
+ * deployment beyond their idle load. Baseline: the same for N = 1.
  * @module
  */
 import { type AgentProcess, runLoam, startAgent } from "../tests/e2e/harness.ts";
 import { eventually, peersOf } from "../tests/e2e/mesh_helpers.ts";
 import { sha256Hex, startBlobServer } from "../tests/fixtures/blob_server.ts";
-import { type BenchRow, percentile } from "./bench_util.ts";
+import { type BenchRow, percentile, shell, timed } from "./bench_util.ts";
 
-const PROGRAM = new TextEncoder().encode(
-  "#!/bin/sh\ni=0\nwhile [ $i -lt 300 ]; do sleep 0.1; i=$((i + 1)); done\n",
-);
+/** Stays up past the start check without load (a `sleep 0.1` loop in 20 copies forked 200/s). */
+const PROGRAM = new TextEncoder().encode("#!/bin/sh\nexec sleep 120\n");
+/** Linux's USER_HZ: the unit of utime and stime in /proc/<pid>/stat. */
+const CLOCK_TICKS = 100;
 
 interface Record {
   state: string;
@@ -19,13 +21,57 @@ interface Record {
   history: { state: string; at: string }[];
 }
 
-/** Starts `count` agents (the first is everyone's bootstrap), deploys, returns seconds per node. */
+/** One node's seconds: in all, and per phase of its history. */
+interface NodeTimes {
+  total: number;
+  /** issued → pending: the directive reaching the node and being accepted. */
+  reach: number;
+  /** downloading → activating: fetch, verify, store. */
+  fetch: number;
+  /** activating → active: install and start (with the native start check). */
+  activate: number;
+}
+
+/** What a fleet's deployment took. */
+interface FleetResult {
+  nodes: NodeTimes[];
+  /** CPU seconds the agents used from publishing until every node was active. */
+  cpu: number;
+  /** CPU seconds the same agents used idle over the same length of time. */
+  idleCpu: number;
+}
+
+async function cpuSeconds(agents: AgentProcess[]): Promise<number> {
+  // Deno refuses to read /proc/<pid> without --allow-all; cat may
+  const stats = await shell(`cat ${agents.map((a) => `/proc/${a.pid}/stat`).join(" ")}`);
+  let ticks = 0;
+  for (const line of stats.trim().split("\n")) {
+    // the fields after "(comm) ": utime and stime are the 12th and 13th
+    const fields = line.split(") ")[1]!.split(" ");
+    ticks += Number(fields[11]) + Number(fields[12]);
+  }
+  return ticks / CLOCK_TICKS;
+}
+
+function nodeTimes(record: Record): NodeTimes {
+  const at = (state: string) =>
+    Date.parse(record.history.find((h) => h.state === state)?.at ?? record.directive.issued_at);
+  const issued = Date.parse(record.directive.issued_at);
+  return {
+    total: (at("active") - issued) / 1000,
+    reach: (at("pending") - issued) / 1000,
+    fetch: (at("activating") - at("downloading")) / 1000,
+    activate: (at("active") - at("activating")) / 1000,
+  };
+}
+
+/** Starts `count` agents (the first is everyone's bootstrap), deploys, returns what it took. */
 async function deployToFleet(
   dir: string,
   count: number,
   url: string,
   round: string,
-): Promise<number[]> {
+): Promise<FleetResult> {
   const key = `${dir}/c2-${round}.key`;
   const c2 =
     JSON.parse((await runLoam(["keys", "generate", "--out", key, "--json"])).stdout).peer_id;
@@ -51,7 +97,12 @@ async function deployToFleet(
         60_000,
       );
     }
+    const idleFrom = await cpuSeconds(agents);
+    const [, idleSeconds] = await timed(() => new Promise((r) => setTimeout(r, 5000)));
+    const idleRate = (await cpuSeconds(agents) - idleFrom) / idleSeconds;
     const id = `bench-${round}`;
+    const cpuFrom = await cpuSeconds(agents);
+    const started = performance.now();
     const res = await runLoam([
       "deploy",
       "--key",
@@ -72,17 +123,17 @@ async function deployToFleet(
       id,
     ]);
     if (res.code !== 0) throw new Error(`loam deploy failed: ${res.stderr}`);
-    const seconds: number[] = [];
+    const nodes: NodeTimes[] = [];
     for (const agent of agents) {
       const record = await eventually(`${id} active`, async () => {
         const r = await agent.request(`/v1/deployments/${id}`, { token: agent.adminToken() });
         const body = r.status === 200 ? await r.json() as Record : undefined;
         return body?.state === "active" ? body : undefined;
       }, 120_000);
-      const activeAt = record.history.find((h) => h.state === "active")!.at;
-      seconds.push((Date.parse(activeAt) - Date.parse(record.directive.issued_at)) / 1000);
+      nodes.push(nodeTimes(record));
     }
-    return seconds;
+    const window = (performance.now() - started) / 1000;
+    return { nodes, cpu: await cpuSeconds(agents) - cpuFrom, idleCpu: idleRate * window };
   } finally {
     await Promise.all(agents.map((a) => a.stop()));
   }
@@ -99,18 +150,46 @@ export async function benchDeploy(
   const single = await deployToFleet(dir, 1, http.url("/program"), "one");
   console.error(`deploy: ${count} agents`);
   const fleet = await deployToFleet(dir, count, http.url("/program"), "fleet");
+  const p50 = (phase: keyof NodeTimes, result: FleetResult) =>
+    percentile(result.nodes.map((n) => n[phase]), 50);
+  const fleetName = `${count} agents`;
   return [
     [
-      `directive → active, ${count} agents, p50 (s) vs 1 agent`,
-      percentile(fleet, 50),
-      single[0]!,
+      `directive → active, ${fleetName}, p50 (s) vs 1 agent`,
+      p50("total", fleet),
+      p50("total", single),
       "<= 1.5 s",
     ],
     [
-      `directive → active, ${count} agents, p99 (s) vs 1 agent`,
-      percentile(fleet, 99),
-      single[0]!,
+      `directive → active, ${fleetName}, p99 (s) vs 1 agent`,
+      percentile(fleet.nodes.map((n) => n.total), 99),
+      p50("total", single),
       "<= 3 s",
+    ],
+    [
+      `… issued → accepted on the node, p50 (s) vs 1 agent`,
+      p50("reach", fleet),
+      p50("reach", single),
+      "reference",
+    ],
+    [
+      `… download, verify, store, p50 (s) vs 1 agent`,
+      p50("fetch", fleet),
+      p50("fetch", single),
+      "reference",
+    ],
+    [
+      `… install and start (1 s start check), p50 (s) vs 1 agent`,
+      p50("activate", fleet),
+      p50("activate", single),
+      "reference",
+    ],
+    [
+      `CPU of the ${fleetName} until all active (CPU-s) vs the same agents idle as long`,
+      fleet.cpu,
+      fleet.idleCpu,
+      "reference",
+      "diff",
     ],
   ];
 }

@@ -44,7 +44,7 @@ export function printTable(title: string, rows: BenchRow[]): void {
     const versus = compare === "diff"
       ? `${loam - baseline >= 0 ? "+" : ""}${(loam - baseline).toFixed(0)}`
       : (loam / baseline).toFixed(2);
-    const fmt = (n: number) => (n >= 100 ? n.toFixed(0) : n.toFixed(1));
+    const fmt = (n: number) => n.toFixed(n >= 100 ? 0 : n >= 10 ? 1 : 2);
     console.log(`| ${measure} | ${fmt(loam)} | ${fmt(baseline)} | ${versus} | ${goal} |`);
   }
 }

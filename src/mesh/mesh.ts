@@ -161,7 +161,6 @@ export class Mesh {
     this.#stopped = true;
     clearTimeout(this.#debounce);
     for (const timer of this.#timers) clearInterval(timer);
-    this.peers.stop();
     await this.node.stop();
   }
 }
