@@ -13,15 +13,11 @@ import { pushable } from "it-pushable";
 
 /**
  * Sends `chunk`, then, when the stream reports its buffers full, waits for its 'drain' event
- * (rejecting when the stream closes or `signal` aborts).
+ * (rejecting when the stream closes first).
  */
-export async function sendPaced(
-  stream: MessageStream,
-  chunk: Uint8Array,
-  signal?: AbortSignal,
-): Promise<void> {
+export async function sendPaced(stream: MessageStream, chunk: Uint8Array): Promise<void> {
   if (stream.send(chunk)) return;
-  await pEvent(stream, "drain", { rejectionEvents: ["close"], signal });
+  await pEvent(stream, "drain", { rejectionEvents: ["close"] });
 }
 
 /** Whether more bytes can still arrive: pause() and resume() throw once they cannot. */
