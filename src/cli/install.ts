@@ -5,7 +5,7 @@ import { parseFlags, println } from "./command.ts";
 import { DEFAULT_UNIT, renderUnit, type UnitOptions } from "../system/systemd_unit.ts";
 import { atomicWriteFile } from "../system/atomic_write.ts";
 import { UserError } from "../system/errors.ts";
-import { type InstallStep, runSteps, systemdRefusal } from "../system/service_steps.ts";
+import { applySteps, type InstallStep, printPlan } from "../system/service_steps.ts";
 
 /** Where the unit goes. */
 export const UNIT_PATH = "/etc/systemd/system/loam.service";
@@ -157,15 +157,10 @@ export const installCommand: Command = {
 
     if (v["dry-run"]) {
       Deno.stdout.writeSync(new TextEncoder().encode(unit));
-      for (const [i, step] of steps.entries()) console.error(`would ${i + 1}. ${step.describe}`);
+      printPlan(steps);
       return 0;
     }
-    const refusal = await systemdRefusal("install");
-    if (refusal) {
-      for (const [i, step] of steps.entries()) console.error(`would ${i + 1}. ${step.describe}`);
-      throw new UserError(refusal, 1);
-    }
-    await runSteps(steps);
+    await applySteps("install", steps);
     println(`loam installed: systemctl status loam; journalctl -u loam -f`);
     return 0;
   },

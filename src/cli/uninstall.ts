@@ -2,8 +2,7 @@ import type { Command } from "./command.ts";
 import { parseFlags, println } from "./command.ts";
 import { UNIT_PATH } from "./install.ts";
 import { DEFAULT_UNIT } from "../system/systemd_unit.ts";
-import { UserError } from "../system/errors.ts";
-import { type InstallStep, runSteps, systemdRefusal } from "../system/service_steps.ts";
+import { applySteps, type InstallStep, printPlan } from "../system/service_steps.ts";
 
 const DATA_DIRS = ["/var/lib/loam", "/etc/loam"];
 
@@ -52,15 +51,10 @@ export const uninstallCommand: Command = {
         : []),
     ];
     if (parsed.values["dry-run"]) {
-      for (const [i, step] of steps.entries()) console.error(`would ${i + 1}. ${step.describe}`);
+      printPlan(steps);
       return 0;
     }
-    const refusal = await systemdRefusal("uninstall");
-    if (refusal) {
-      for (const [i, step] of steps.entries()) console.error(`would ${i + 1}. ${step.describe}`);
-      throw new UserError(refusal, 1);
-    }
-    await runSteps(steps);
+    await applySteps("uninstall", steps);
     println(
       parsed.values.purge
         ? "loam removed, data purged"
