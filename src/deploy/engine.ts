@@ -322,9 +322,9 @@ export class DeploymentEngine {
       return;
     }
     for (const old of replaced) {
-      await this.#deps.adapters.get(old.directive.artifact.artifact_type.type)?.retire(
-        old.instance_id!,
-      );
+      const adapter = this.#deps.adapters.get(old.directive.artifact.artifact_type.type);
+      if (adapter?.retire) await adapter.retire(old.instance_id!);
+      else await adapter?.deactivate(old.instance_id!);
       await this.#move(old.directive_id, "rolled_back", { error_message: `replaced by ${id}` });
       this.#deps.logger.info("deployment replaced", { directive_id: old.directive_id, by: id });
     }

@@ -44,9 +44,10 @@ export interface RuntimeAdapter {
   deactivate(instanceId: string): Promise<void>;
   /**
    * Retires an instance that a newer deployment replaced: stops it, but leaves what the newer
-   * one now owns (a config package's target) alone.
+   * one now owns (a config package's target) alone. Without it, a replaced instance is
+   * deactivated.
    */
-  retire(instanceId: string): Promise<void>;
+  retire?(instanceId: string): Promise<void>;
   /** The instances this adapter runs now. */
   list(): InstanceView[];
   /** The last output lines of an instance; undefined when it has none here. */
@@ -54,7 +55,7 @@ export interface RuntimeAdapter {
     instanceId: string,
     count?: number,
   ): LogLine[] | undefined | Promise<LogLine[] | undefined>;
-  /** At start, before resuming: removes what the adapter left running for deployments no longer active. */
+  /** At start, before resuming: removes what it left running for deployments no longer active. */
   reconcile?(activeInstanceIds: string[]): Promise<void>;
   /** Stops everything at agent shutdown, leaving it to be resumed at the next start. */
   stopAll?(): Promise<void>;

@@ -117,10 +117,6 @@ export class ContainerAdapter implements RuntimeAdapter {
     }
   }
 
-  retire(instanceId: string): Promise<void> {
-    return this.deactivate(instanceId);
-  }
-
   /** Containers keep running while the agent restarts (they are adopted at the next start). */
   stopAll(): Promise<void> {
     clearInterval(this.#timer);

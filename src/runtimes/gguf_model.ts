@@ -129,10 +129,6 @@ export class GgufModelAdapter implements RuntimeAdapter {
     this.#settings.metrics.forget(instanceId);
   }
 
-  retire(instanceId: string): Promise<void> {
-    return this.deactivate(instanceId);
-  }
-
   async stopAll(): Promise<void> {
     await Promise.all([...this.#loaded.keys()].map((id) => this.deactivate(id)));
     const llama = await this.#llama?.catch(() => undefined);

@@ -189,11 +189,6 @@ export class NativeBinaryAdapter implements RuntimeAdapter {
     await Deno.remove(join(this.#instancesDir, instanceId), { recursive: true }).catch(() => {});
   }
 
-  /** A replaced program is stopped and removed like a deactivated one. */
-  retire(instanceId: string): Promise<void> {
-    return this.deactivate(instanceId);
-  }
-
   /** Stops every instance (agent shutdown); they start again on the next boot. */
   async stopAll(): Promise<void> {
     await Promise.all([...this.#running.keys()].map(async (id) => {

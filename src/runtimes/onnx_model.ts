@@ -123,10 +123,6 @@ export class OnnxModelAdapter implements RuntimeAdapter {
     this.#settings.metrics.forget(instanceId);
   }
 
-  retire(instanceId: string): Promise<void> {
-    return this.deactivate(instanceId);
-  }
-
   async stopAll(): Promise<void> {
     await Promise.all([...this.#loaded.keys()].map((id) => this.deactivate(id)));
   }

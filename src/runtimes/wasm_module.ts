@@ -123,10 +123,6 @@ export class WasmModuleAdapter implements RuntimeAdapter {
     await Deno.remove(this.#exitFile(instanceId)).catch(() => {});
   }
 
-  retire(instanceId: string): Promise<void> {
-    return this.deactivate(instanceId);
-  }
-
   async stopAll(): Promise<void> {
     await Promise.all([...this.#modules.keys()].map((id) => this.#stop(id)));
   }
