@@ -9,8 +9,8 @@ import type {
 } from "node-llama-cpp";
 import type { DeploymentDirective } from "../protocol/directive.ts";
 import type { Instance, InstanceView, RuntimeAdapter } from "./adapter.ts";
-import { JobQueue, type JobRequest } from "./job_queue.ts";
-import type { InferenceSettings } from "./onnx_model.ts";
+import type { JobRequest } from "./job_queue.ts";
+import { type InferenceSettings, type ModelInstance, ModelInstances } from "./model_instances.ts";
 
 /** GGUF adapter settings on top of the shared inference ones. */
 export interface GgufSettings extends InferenceSettings {
@@ -67,12 +67,8 @@ export interface LlmInference {
   ): Promise<Generation>;
 }
 
-interface Loaded {
-  directiveId: string;
+interface Loaded extends ModelInstance {
   names: string[];
-  state: "loading" | "loaded";
-  startedAt: string;
-  queue: JobQueue;
   gpuLayers: number;
   contextLength: number;
   model?: LlamaModel;
@@ -102,52 +98,41 @@ function historyOf(messages: ChatMessage[]): ChatHistoryItem[] {
 export class GgufModelAdapter implements RuntimeAdapter {
   readonly kind = "gguf_model" as const;
   readonly #settings: GgufSettings;
-  readonly #loaded = new Map<string, Loaded>();
+  readonly #loaded: ModelInstances<Loaded>;
   #module?: Promise<LlamaModule>;
   #llama?: Promise<Llama>;
 
   constructor(settings: GgufSettings) {
     this.#settings = settings;
+    this.#loaded = new ModelInstances<Loaded>(settings, (m) => this.#unload(m));
   }
 
   async activate(directive: DeploymentDirective, blobPath: string): Promise<Instance> {
     const instanceId = `llm-${directive.directive_id}`;
-    await this.#load(directive, instanceId, blobPath);
-    return { instance_id: instanceId, provider: this.#provider(this.#loaded.get(instanceId)!) };
+    const loaded = await this.#load(directive, instanceId, blobPath);
+    return { instance_id: instanceId, provider: this.#provider(loaded) };
   }
 
   async resume(directive: DeploymentDirective, instanceId: string, blobPath: string) {
     await this.#load(directive, instanceId, blobPath);
   }
 
-  async deactivate(instanceId: string): Promise<void> {
-    const loaded = this.#loaded.get(instanceId);
-    if (!loaded) return;
-    this.#loaded.delete(instanceId);
-    loaded.queue.close(`instance ${instanceId} was deactivated`);
-    await this.#unload(loaded);
-    this.#settings.metrics.forget(instanceId);
+  deactivate(instanceId: string): Promise<void> {
+    return this.#loaded.remove(instanceId);
   }
 
   async stopAll(): Promise<void> {
-    await Promise.all([...this.#loaded.keys()].map((id) => this.deactivate(id)));
+    await this.#loaded.removeAll();
     const llama = await this.#llama?.catch(() => undefined);
     await llama?.dispose();
   }
 
   list(): InstanceView[] {
-    return [...this.#loaded.entries()].map(([id, m]) => ({
-      instance_id: id,
-      directive_id: m.directiveId,
-      adapter: "gguf_model",
-      state: m.state,
+    return this.#loaded.views("gguf_model", (m) => ({
       provider: this.#provider(m),
-      started_at: m.startedAt,
       names: m.names,
       context_length: m.contextLength,
       gpu_layers: m.gpuLayers,
-      threads: this.#settings.threads,
-      jobs: { queued: m.queue.depth, running: m.queue.running },
     }));
   }
 
@@ -156,7 +141,7 @@ export class GgufModelAdapter implements RuntimeAdapter {
    * there is none.
    */
   model(nameOrId: string): LlmInference | "loading" | undefined {
-    const entry = [...this.#loaded.entries()].find(([id, m]) =>
+    const entry = this.#loaded.entries().find(([id, m]) =>
       id === nameOrId || m.names.includes(nameOrId)
     );
     if (!entry) return undefined;
@@ -269,28 +254,27 @@ export class GgufModelAdapter implements RuntimeAdapter {
     return binding;
   }
 
-  async #load(directive: DeploymentDirective, instanceId: string, blobPath: string) {
+  async #load(
+    directive: DeploymentDirective,
+    instanceId: string,
+    blobPath: string,
+  ): Promise<Loaded> {
     const type = directive.artifact.artifact_type;
     if (type.type !== "gguf_model") throw new Error(`not a GGUF model: ${type.type}`);
-    const { maxQueue, timeoutMs, metrics, threads } = this.#settings;
+    const { threads } = this.#settings;
     const configured = type.gpu_layers ?? this.#settings.gpuLayers;
     const names = [
       ...new Set(
         [directive.artifact.name, directive.manifest?.model_id].filter((n): n is string => !!n),
       ),
     ];
-    const loaded: Loaded = {
-      directiveId: directive.directive_id,
+    const fields = {
       names,
-      state: "loading",
-      startedAt: new Date().toISOString(),
-      queue: new JobQueue({ instanceId, maxQueue, timeoutMs, concurrency: 1, metrics }),
       gpuLayers: 0,
       contextLength: type.context_length ?? directive.manifest?.context_length ??
         this.#settings.contextLength,
     };
-    this.#loaded.set(instanceId, loaded);
-    try {
+    return await this.#loaded.load(instanceId, directive.directive_id, fields, async (loaded) => {
       const m = await this.#llamaModule();
       const llama = await this.#binding();
       const useGpu = llama.gpu !== false;
@@ -306,13 +290,9 @@ export class GgufModelAdapter implements RuntimeAdapter {
       loaded.sequence = loaded.context.getSequence();
       loaded.completion = new m.LlamaCompletion({ contextSequence: loaded.sequence });
       loaded.chat = new m.LlamaChat({ contextSequence: loaded.sequence });
-      loaded.state = "loaded";
-    } catch (err) {
-      this.#loaded.delete(instanceId);
-      loaded.queue.close("the model failed to load");
-      await this.#unload(loaded);
+    }).catch((err) => {
       throw new Error(`GGUF model did not load: ${(err as Error).message.split("\n")[0]}`);
-    }
+    });
   }
 
   async #unload(loaded: Loaded): Promise<void> {

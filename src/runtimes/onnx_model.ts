@@ -1,8 +1,8 @@
 import type { InferenceSession, Tensor } from "onnxruntime-node";
 import type { DeploymentDirective } from "../protocol/directive.ts";
 import type { Instance, InstanceView, RuntimeAdapter } from "./adapter.ts";
-import { JobQueue, type JobRequest } from "./job_queue.ts";
-import type { JobMetrics } from "./job_metrics.ts";
+import type { JobRequest } from "./job_queue.ts";
+import { type InferenceSettings, type ModelInstance, ModelInstances } from "./model_instances.ts";
 import {
   loadOnnxRuntime,
   type OnnxRuntime,
@@ -10,7 +10,6 @@ import {
   type SkippedProvider,
 } from "./onnx_providers.ts";
 import { TensorError, type TensorType, type TensorValue } from "./tensors.ts";
-import type { Logger } from "../system/logger.ts";
 
 /** How a model's input or output looks: name, element type and shape (strings = symbolic). */
 export interface TensorSpec {
@@ -32,21 +31,7 @@ export interface OnnxInference {
   ): Promise<Record<string, TensorValue>>;
 }
 
-/** What every inference adapter needs: threads, queue limits, metrics, a logger. */
-export interface InferenceSettings {
-  /** CPU threads per model. */
-  threads: number;
-  maxQueue: number;
-  timeoutMs: number;
-  metrics: JobMetrics;
-  logger: Logger;
-}
-
-interface Loaded {
-  directiveId: string;
-  state: "loading" | "loaded";
-  startedAt: string;
-  queue: JobQueue;
+interface Loaded extends ModelInstance {
   session?: InferenceSession;
   ort?: OnnxRuntime;
   provider?: string;
@@ -98,10 +83,11 @@ function checkInputs(expected: TensorSpec[], inputs: Record<string, TensorValue>
 export class OnnxModelAdapter implements RuntimeAdapter {
   readonly kind = "onnx_model" as const;
   readonly #settings: InferenceSettings;
-  readonly #loaded = new Map<string, Loaded>();
+  readonly #loaded: ModelInstances<Loaded>;
 
   constructor(settings: InferenceSettings) {
     this.#settings = settings;
+    this.#loaded = new ModelInstances<Loaded>(settings, async (m) => await m.session?.release());
   }
 
   async activate(directive: DeploymentDirective, blobPath: string): Promise<Instance> {
@@ -114,32 +100,20 @@ export class OnnxModelAdapter implements RuntimeAdapter {
     await this.#load(directive, instanceId, blobPath);
   }
 
-  async deactivate(instanceId: string): Promise<void> {
-    const loaded = this.#loaded.get(instanceId);
-    if (!loaded) return;
-    this.#loaded.delete(instanceId);
-    loaded.queue.close(`instance ${instanceId} was deactivated`);
-    await loaded.session?.release();
-    this.#settings.metrics.forget(instanceId);
+  deactivate(instanceId: string): Promise<void> {
+    return this.#loaded.remove(instanceId);
   }
 
-  async stopAll(): Promise<void> {
-    await Promise.all([...this.#loaded.keys()].map((id) => this.deactivate(id)));
+  stopAll(): Promise<void> {
+    return this.#loaded.removeAll();
   }
 
   list(): InstanceView[] {
-    return [...this.#loaded.entries()].map(([id, m]) => ({
-      instance_id: id,
-      directive_id: m.directiveId,
-      adapter: "onnx_model",
-      state: m.state,
+    return this.#loaded.views("onnx_model", (m) => ({
       provider: m.provider ?? null,
-      started_at: m.startedAt,
       skipped_providers: m.skipped,
       inputs: m.inputs,
       outputs: m.outputs,
-      threads: this.#settings.threads,
-      jobs: { queued: m.queue.depth, running: m.queue.running },
     }));
   }
 
@@ -198,40 +172,33 @@ export class OnnxModelAdapter implements RuntimeAdapter {
   async #load(directive: DeploymentDirective, instanceId: string, blobPath: string) {
     const type = directive.artifact.artifact_type;
     if (type.type !== "onnx_model") throw new Error(`not an ONNX model: ${type.type}`);
-    const { maxQueue, timeoutMs, metrics, threads, logger } = this.#settings;
-    const loaded: Loaded = {
-      directiveId: directive.directive_id,
-      state: "loading",
-      startedAt: new Date().toISOString(),
-      queue: new JobQueue({ instanceId, maxQueue, timeoutMs, concurrency: 1, metrics }),
-      skipped: [],
-      inputs: [],
-      outputs: [],
-    };
-    this.#loaded.set(instanceId, loaded);
-    try {
-      const opened = await openSession(blobPath, type.execution_providers, threads);
-      Object.assign(loaded, {
-        ort: await loadOnnxRuntime(),
-        session: opened.session,
-        provider: opened.provider,
-        skipped: opened.skipped,
-        inputs: specs(opened.session.inputMetadata),
-        outputs: specs(opened.session.outputMetadata),
-        state: "loaded",
-      });
-      if (opened.skipped.length > 0) {
-        logger.warn("execution providers skipped", {
-          instance_id: instanceId,
+    const { threads, logger } = this.#settings;
+    const fields = { skipped: [], inputs: [], outputs: [] };
+    const loaded = await this.#loaded.load(
+      instanceId,
+      directive.directive_id,
+      fields,
+      async (m) => {
+        const opened = await openSession(blobPath, type.execution_providers, threads);
+        Object.assign(m, {
+          ort: await loadOnnxRuntime(),
+          session: opened.session,
           provider: opened.provider,
           skipped: opened.skipped,
+          inputs: specs(opened.session.inputMetadata),
+          outputs: specs(opened.session.outputMetadata),
         });
-      }
-      return opened.provider;
-    } catch (err) {
-      this.#loaded.delete(instanceId);
-      loaded.queue.close("the model failed to load");
+      },
+    ).catch((err) => {
       throw new Error(`ONNX model did not load: ${(err as Error).message.split("\n")[0]}`);
+    });
+    if (loaded.skipped.length > 0) {
+      logger.warn("execution providers skipped", {
+        instance_id: instanceId,
+        provider: loaded.provider,
+        skipped: loaded.skipped,
+      });
     }
+    return loaded.provider;
   }
 }

@@ -1,0 +1,110 @@
+import type { ArtifactKind, InstanceView } from "./adapter.ts";
+import { JobQueue } from "./job_queue.ts";
+import type { JobMetrics } from "./job_metrics.ts";
+import type { Logger } from "../system/logger.ts";
+
+/** What every inference adapter needs: threads, queue limits, metrics, a logger. */
+export interface InferenceSettings {
+  /** CPU threads per model. */
+  threads: number;
+  maxQueue: number;
+  timeoutMs: number;
+  metrics: JobMetrics;
+  logger: Logger;
+}
+
+/** What every model instance has: its deployment, whether it is loaded, since when, its jobs. */
+export interface ModelInstance {
+  directiveId: string;
+  state: "loading" | "loaded";
+  startedAt: string;
+  queue: JobQueue;
+}
+
+/**
+ * The model instances of one inference adapter, by instance id. Each is registered with its
+ * job queue (one job at a time) while it loads; on removal its queue is closed, its model
+ * released and its job metrics dropped.
+ */
+export class ModelInstances<T extends ModelInstance> {
+  readonly #settings: InferenceSettings;
+  readonly #release: (instance: T) => Promise<void>;
+  readonly #instances = new Map<string, T>();
+
+  constructor(settings: InferenceSettings, release: (instance: T) => Promise<void>) {
+    this.#settings = settings;
+    this.#release = release;
+  }
+
+  /**
+   * Registers `instanceId` as loading with `fields`, then runs `load` on it and marks it loaded.
+   * When `load` fails, the instance is removed again (releasing what it got) and the error
+   * rethrown.
+   */
+  async load(
+    instanceId: string,
+    directiveId: string,
+    fields: Omit<T, keyof ModelInstance>,
+    load: (instance: T) => Promise<void>,
+  ): Promise<T> {
+    const { maxQueue, timeoutMs, metrics } = this.#settings;
+    const instance = {
+      directiveId,
+      state: "loading",
+      startedAt: new Date().toISOString(),
+      queue: new JobQueue({ instanceId, maxQueue, timeoutMs, concurrency: 1, metrics }),
+      ...fields,
+    } as T;
+    this.#instances.set(instanceId, instance);
+    try {
+      await load(instance);
+      instance.state = "loaded";
+      return instance;
+    } catch (err) {
+      this.#instances.delete(instanceId);
+      instance.queue.close("the model failed to load");
+      await this.#release(instance);
+      throw err;
+    }
+  }
+
+  /** The instance, if there is one. */
+  get(instanceId: string): T | undefined {
+    return this.#instances.get(instanceId);
+  }
+
+  /** Every instance with its id. */
+  entries(): [string, T][] {
+    return [...this.#instances.entries()];
+  }
+
+  /** Removes an instance: its queued jobs are refused, its model released. */
+  async remove(instanceId: string): Promise<void> {
+    const instance = this.#instances.get(instanceId);
+    if (!instance) return;
+    this.#instances.delete(instanceId);
+    instance.queue.close(`instance ${instanceId} was deactivated`);
+    await this.#release(instance);
+    this.#settings.metrics.forget(instanceId);
+  }
+
+  /** Removes every instance. */
+  async removeAll(): Promise<void> {
+    await Promise.all([...this.#instances.keys()].map((id) => this.remove(id)));
+  }
+
+  /** The instances as `/v1/instances` shows them: the common fields, then `details`. */
+  views(adapter: ArtifactKind, details: (instance: T) => Record<string, unknown>): InstanceView[] {
+    return this.entries().map(([id, instance]) => ({
+      instance_id: id,
+      directive_id: instance.directiveId,
+      adapter,
+      state: instance.state,
+      provider: null,
+      started_at: instance.startedAt,
+      ...details(instance),
+      threads: this.#settings.threads,
+      jobs: { queued: instance.queue.depth, running: instance.queue.running },
+    }));
+  }
+}
