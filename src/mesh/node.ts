@@ -9,6 +9,7 @@ import { bootstrap } from "@libp2p/bootstrap";
 import { mdns } from "@libp2p/mdns";
 import { kadDHT, passthroughMapper } from "@libp2p/kad-dht";
 import type { PrivateKey } from "@libp2p/interface";
+import { originSeqnoKey } from "./message_id.ts";
 
 /**
  * yamux's default stream window (256 KiB, growing to 16 MiB) keeps a fast transfer waiting on
@@ -73,6 +74,7 @@ function buildNode(options: MeshNodeOptions) {
       ping: ping(),
       pubsub: gossipsub({
         allowPublishToZeroTopicPeers: true,
+        fastMsgIdFn: originSeqnoKey,
         // Edge fleets share addresses (a site behind one NAT, many agents on one host): the
         // default penalty for more than 10 peers on one IP drove every peer's score to -405
         // with 20 agents, below the graylist, and gossip stopped. Peers are authenticated by
