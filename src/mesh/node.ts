@@ -10,12 +10,13 @@ import { mdns } from "@libp2p/mdns";
 import { kadDHT, passthroughMapper } from "@libp2p/kad-dht";
 import type { PrivateKey } from "@libp2p/interface";
 import { originSeqnoKey } from "./message_id.ts";
-import { batchYamuxWindowUpdates } from "./yamux_window_updates.ts";
+import { installYamuxWindowGrants } from "./yamux_window_grants.ts";
 
 /**
  * yamux's default stream window (256 KiB, growing to 16 MiB) keeps a fast transfer waiting on
- * window updates: both ends measured mostly idle. Starting at 16 MiB took a 512 MiB transfer
- * between two processes from ~230 to ~320 MB/s. The window is a credit, not an allocation.
+ * window updates: both ends measured mostly idle. Granting 16 MiB at once (see
+ * yamux_window_grants.ts) took a 512 MiB transfer between two processes from ~230 to ~320 MB/s.
+ * The window is a credit, not an allocation.
  */
 const YAMUX_WINDOW = 16 * 1024 * 1024;
 /**
@@ -45,7 +46,7 @@ export interface MeshNodeOptions {
 
 /** Builds the libp2p node type once so callers see the services' types. */
 function buildNode(options: MeshNodeOptions) {
-  batchYamuxWindowUpdates();
+  installYamuxWindowGrants();
   const discovery = [
     ...(options.bootstrap.length > 0 ? [bootstrap({ list: options.bootstrap })] : []),
     ...(options.mdns ? [mdns({ serviceTag: `loam-${options.network}.local` })] : []),
@@ -58,7 +59,6 @@ function buildNode(options: MeshNodeOptions) {
     streamMuxers: [
       yamux({
         streamOptions: {
-          initialStreamWindowSize: YAMUX_WINDOW,
           maxStreamWindowSize: YAMUX_WINDOW,
           maxReadBufferLength: STREAM_READ_BUFFER,
         },
