@@ -12,6 +12,7 @@ import { createRouter } from "./api/router.ts";
 import { apiRoutes } from "./api/routes.ts";
 import { startApiServer } from "./api/server.ts";
 import type { StatusReport } from "./api/status.ts";
+import type { DeploymentState } from "./protocol/status.ts";
 import { BlobStore } from "./blobs/store.ts";
 import { BlobFetcher, fetchSettings } from "./blobs/fetcher.ts";
 import { Mesh } from "./mesh/mesh.ts";
@@ -31,6 +32,17 @@ import { createServiceNotifier } from "./system/sd_notify.ts";
 
 /** Wait after a peer connects before re-publishing statuses (gossip needs a heartbeat). */
 const REPUBLISH_DELAY_MS = 2000;
+/**
+ * Deployment states after which the blobs held or the instances running may have changed, so an
+ * advert goes out (debounced) rather than waiting for the next `mesh.advert_interval`.
+ */
+const HOLDINGS_CHANGED: readonly DeploymentState[] = [
+  "activating",
+  "ready",
+  "active",
+  "failed",
+  "rolled_back",
+];
 
 /** A started agent. */
 export interface Agent {
@@ -206,6 +218,8 @@ export async function startAgent(loaded: LoadedConfig, logger: Logger): Promise<
           store,
           containerRuntimes,
           executionProviders,
+          instances: () =>
+            [...adapters.values()].flatMap((adapter) => adapter.list()).map((i) => i.instance_id),
         }),
     });
   } catch (err) {
@@ -248,6 +262,7 @@ export async function startAgent(loaded: LoadedConfig, logger: Logger): Promise<
     facts,
     publishStatus: (status) => {
       notifier.status(summary()).catch(() => {});
+      if (HOLDINGS_CHANGED.includes(status.state)) mesh.advertiseSoon();
       mesh.messaging.publish("status", status).catch((err) =>
         logger.debug("status not published", { error: err })
       );

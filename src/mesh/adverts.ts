@@ -14,6 +14,8 @@ export interface AdvertSources {
   containerRuntimes: string[];
   /** ONNX execution providers that load on this node (probed once). */
   executionProviders: string[];
+  /** Ids of the runtime instances this node runs now. */
+  instances: () => string[];
 }
 
 /**
@@ -24,8 +26,7 @@ export const MAX_ADVERTISED_BLOBS = 10_000;
 
 /**
  * This node's capability advert, read fresh: live RAM and disk, the verified blobs held (the
- * most recently committed first, up to {@link MAX_ADVERTISED_BLOBS}).
- * Execution providers: "cpu" only until the ONNX adapter probes what really loads.
+ * most recently committed first, up to {@link MAX_ADVERTISED_BLOBS}), the instances running.
  */
 export async function buildAdvert(s: AdvertSources): Promise<Advert> {
   const live = probeLiveHardware(s.hardware, s.dataDir);
@@ -47,6 +48,6 @@ export async function buildAdvert(s: AdvertSources): Promise<Advert> {
       .sort((a, b) => b.committed_at.localeCompare(a.committed_at))
       .slice(0, MAX_ADVERTISED_BLOBS)
       .map((b) => b.sha256),
-    instances: [],
+    instances: s.instances(),
   };
 }

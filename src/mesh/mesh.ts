@@ -17,7 +17,12 @@ const REDIAL_INTERVAL_MS = 15_000;
 /** New DHT provider records announced per advert cycle (the rest follow in later cycles). */
 const PROVIDES_PER_CYCLE = 64;
 /** Changes within this window produce one advert. */
-const ADVERT_DEBOUNCE_MS = 500;
+const ADVERT_DEBOUNCE_MS = 1000;
+/**
+ * After a peer connects, the advert waits this long: gossip must learn the peer's subscriptions
+ * first (a node's first advert, sent at start before any peer, reaches nobody).
+ */
+const ADVERT_AFTER_CONNECT_MS = 2000;
 
 /** What the mesh needs from the agent. */
 export interface MeshOptions {
@@ -32,7 +37,8 @@ export interface MeshOptions {
 
 /**
  * The running mesh: libp2p node, signed gossip, peer table, blob serving and fetching, the
- * advert loop (every `advert_interval` and on change, announcing new blobs in the DHT too),
+ * advert loop (every `advert_interval`, on change and after a peer connects, announcing new
+ * blobs in the DHT too),
  * and re-dialling of bootstrap peers after they drop.
  */
 export class Mesh {
@@ -65,10 +71,10 @@ export class Mesh {
       this.peers.recordAdvert(advert);
       logger.debug("advert received", { peer: advert.peer_id, node_id: advert.node_id });
     });
-    node.addEventListener(
-      "peer:connect",
-      (evt) => logger.info("peer connected", { peer: evt.detail.toString() }),
-    );
+    node.addEventListener("peer:connect", (evt) => {
+      logger.info("peer connected", { peer: evt.detail.toString() });
+      this.#advertiseIn(ADVERT_AFTER_CONNECT_MS);
+    });
     node.addEventListener(
       "peer:disconnect",
       (evt) => logger.info("peer disconnected", { peer: evt.detail.toString() }),
@@ -119,8 +125,14 @@ export class Mesh {
 
   /** Something advertised changed (a blob, an instance): send an advert soon. */
   advertiseSoon(): void {
+    this.#advertiseIn(ADVERT_DEBOUNCE_MS);
+  }
+
+  /** Sends one advert `ms` from now; a later call within that time moves it. */
+  #advertiseIn(ms: number): void {
+    if (this.#stopped) return;
     clearTimeout(this.#debounce);
-    this.#debounce = setTimeout(() => void this.#advertise(), ADVERT_DEBOUNCE_MS);
+    this.#debounce = setTimeout(() => void this.#advertise(), ms);
   }
 
   async #advertise(): Promise<void> {

@@ -25,6 +25,7 @@ export interface AdvertSummary {
   capabilities: string[];
   container_runtimes: string[];
   blobs: number;
+  instances: number;
   received_at: string;
 }
 
@@ -123,6 +124,7 @@ export class PeerTable {
       capabilities: a.capabilities,
       container_runtimes: a.container_runtimes,
       blobs: a.blobs.length,
+      instances: a.instances.length,
       received_at: entry.receivedAt,
     };
   }

@@ -34,7 +34,7 @@ export interface PeerEntry {
   peer_id: string;
   connected: boolean;
   latency_ms: number | null;
-  advert: { node_id: string; blobs: number; version: string } | null;
+  advert: { node_id: string; blobs: number; instances: number; version: string } | null;
 }
 
 /** GET /v1/peers. */

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { type AgentProcess, startAgent, tempDir } from "./harness.ts";
-import { eventually } from "./mesh_helpers.ts";
+import { eventually, peerIdOf, peersOf } from "./mesh_helpers.ts";
 import { postArtifact, settledDeployment } from "./deploy_helpers.ts";
 import { sha256Hex, startBlobServer } from "../fixtures/blob_server.ts";
 
@@ -80,6 +80,44 @@ Deno.test("a native binary runs supervised: instance record, logs, and DELETE st
     await assert.rejects(Deno.stat(`${dir.path}/instances/bin-nb-1`), Deno.errors.NotFound);
   } finally {
     await agent.stop();
+  }
+});
+
+Deno.test("a deployment's blob and instance reach peers' view by advert within seconds, and leave", async () => {
+  await using dir = await tempDir();
+  await using http = startBlobServer({ "/svc": { body: SERVICE } });
+  // the periodic advert is an hour away: only the change-triggered ones can tell
+  const slow = ["--set", "mesh.advert_interval=3600"];
+  const watcher = await startAgent(`${dir.path}/watcher`, slow);
+  const worker = await startAgent(`${dir.path}/worker`, [
+    "--bootstrap",
+    watcher.meshAddrs[0]!,
+    ...slow,
+  ]);
+  try {
+    const seen = async () =>
+      (await peersOf(watcher)).find((p) => p.peer_id === peerIdOf(worker))?.advert;
+    await eventually("the worker's first advert", async () => (await seen()) ?? undefined, 20_000);
+    await deploy(worker, http.url("/svc"), SERVICE, "nb-advert");
+    assert.equal((await settledDeployment(worker, "nb-advert")).state, "active");
+    await eventually(
+      "an advert with the blob and the instance",
+      async () => {
+        const advert = await seen();
+        return advert?.blobs === 1 && advert.instances === 1;
+      },
+      10_000,
+    );
+    const res = await worker.request("/v1/deployments/nb-advert", {
+      method: "DELETE",
+      token: worker.adminToken(),
+    });
+    assert.equal((await res.json()).state, "rolled_back");
+    await eventually("an advert without the instance", async () => {
+      return (await seen())?.instances === 0;
+    }, 10_000);
+  } finally {
+    await Promise.all([worker.stop(), watcher.stop()]);
   }
 });
 
