@@ -79,8 +79,8 @@ export class MeshMessaging {
     (this.#handlers[kind] as MessageHandler<K>[]).push(handler);
   }
 
-  /** Signs and publishes a message on its kind's topic. */
-  async publish<K extends MessageKind>(kind: K, payload: PayloadOf[K]): Promise<void> {
+  /** Signs and publishes a message on its kind's topic; returns how many peers it was sent to. */
+  async publish<K extends MessageKind>(kind: K, payload: PayloadOf[K]): Promise<number> {
     const { node, privateKey } = this.#options;
     const data = await sealEnvelope(kind, payload, privateKey, node.peerId.toString());
     const topic = kind === "directive" || kind === "rollback"
@@ -88,7 +88,7 @@ export class MeshMessaging {
       : kind === "status"
       ? this.topics.status
       : this.topics.adverts;
-    await node.services.pubsub.publish(topic, data);
+    return (await node.services.pubsub.publish(topic, data)).recipients.length;
   }
 
   #reject(reason: DropReason | PolicyDropReason, detail: string): TopicValidatorResult {
