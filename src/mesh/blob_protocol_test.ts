@@ -1,7 +1,6 @@
 import assert from "node:assert/strict";
-import { generateKeyPair } from "@libp2p/crypto/keys";
 import { type Counter, Registry } from "prom-client";
-import { createMeshNode, type MeshNode } from "./node.ts";
+import { startTestNode } from "../../tests/fixtures/mesh_node.ts";
 import { openPeerBlob, serveBlobs } from "./blob_protocol.ts";
 import { BlobStore } from "../blobs/store.ts";
 import { createSha256 } from "../blobs/digest.ts";
@@ -10,17 +9,6 @@ import { writeRandomFile } from "../../tests/fixtures/blob_server.ts";
 
 const SIZE = 96 * 1024 * 1024;
 const quiet = createLogger({ level: "error", format: "json", write: () => {} });
-
-async function node(): Promise<MeshNode> {
-  return await createMeshNode({
-    privateKey: await generateKeyPair("Ed25519"),
-    listen: "/ip4/127.0.0.1/tcp/0",
-    bootstrap: [],
-    network: "pacing-test",
-    mdns: false,
-    maxMessageBytes: 1024 * 1024,
-  });
-}
 
 async function servedBytes(registry: Registry): Promise<number> {
   const counter = registry.getSingleMetric("loam_blob_bytes_served_total") as Counter;
@@ -34,7 +22,10 @@ Deno.test({
   sanitizeResources: false,
   async fn() {
     const dir = await Deno.makeTempDir({ prefix: "loam-pacing-" });
-    const [holder, reader] = [await node(), await node()];
+    const [holder, reader] = [
+      await startTestNode("pacing-test"),
+      await startTestNode("pacing-test"),
+    ];
     try {
       await Deno.mkdir(`${dir}/sha256`);
       const hex = await writeRandomFile(`${dir}/blob`, SIZE);

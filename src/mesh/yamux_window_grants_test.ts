@@ -1,27 +1,16 @@
 import assert from "node:assert/strict";
-import { generateKeyPair } from "@libp2p/crypto/keys";
 import { yamux } from "@libp2p/yamux";
 import { YamuxStream } from "@libp2p/yamux/stream";
 import { createLibp2p } from "libp2p";
 import { tcp } from "@libp2p/tcp";
 import { noise } from "@chainsafe/libp2p-noise";
-import { createMeshNode, type MeshNode } from "./node.ts";
+import type { MeshNode } from "./node.ts";
+import { startTestNode } from "../../tests/fixtures/mesh_node.ts";
 import { pacedChunks, sendPaced } from "./stream_pacing.ts";
 
 const PROTOCOL = "/loam-test/sink/1.0.0";
 const MESSAGES = 300;
 const MESSAGE_BYTES = 1024;
-
-async function node(): Promise<MeshNode> {
-  return await createMeshNode({
-    privateKey: await generateKeyPair("Ed25519"),
-    listen: "/ip4/127.0.0.1/tcp/0",
-    bootstrap: [],
-    network: "window-test",
-    mdns: false,
-    maxMessageBytes: 1024 * 1024,
-  });
-}
 
 Deno.test({
   name: "yamux: a stream of small messages gets its window granted in batches, not per frame",
@@ -38,7 +27,10 @@ Deno.test({
       if (this === counted) updates++;
       handle.call(this, frame);
     };
-    const [sender, receiver] = [await node(), await node()];
+    const [sender, receiver] = [
+      await startTestNode("window-test"),
+      await startTestNode("window-test"),
+    ];
     try {
       let received = 0;
       let arrived = Promise.withResolvers<void>();
@@ -116,7 +108,7 @@ Deno.test({
   sanitizeOps: false,
   sanitizeResources: false,
   async fn() {
-    const [loam, other] = [await node(), await defaultPeer()];
+    const [loam, other] = [await startTestNode("window-test"), await defaultPeer()];
     try {
       // the default peer believes it may send 256 KiB: grants must come before that is used
       assert.equal(await streamTwoMiB(other, loam), 2 * 1024 * 1024);
