@@ -37,9 +37,9 @@ export interface MeshOptions {
 
 /**
  * The running mesh: libp2p node, signed gossip, peer table, blob serving and fetching, the
- * advert loop (every `advert_interval`, on change, and again once a peer connects when the
- * last one reached nobody; announcing new blobs in the DHT too),
- * and re-dialling of bootstrap peers after they drop.
+ * adverts (every `advert_interval`, soon after a change, and again once a peer connects when
+ * the last one reached nobody), DHT announcements of new blobs (every `advert_interval`), and
+ * re-dialling of bootstrap peers after they drop.
  */
 export class Mesh {
   readonly node: MeshNode;
