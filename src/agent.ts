@@ -109,6 +109,8 @@ export async function startAgent(loaded: LoadedConfig, logger: Logger): Promise<
     workloadUser,
     onFailed: (instanceId, reason) => late.engine?.instanceFailed(instanceId, reason),
   });
+  /** Every runtime instance this node runs now, for the API and the adverts. */
+  const instances = () => [...adapters.values()].flatMap((adapter) => adapter.list());
 
   let ready = false;
   /** Started after the API, so /livez answers (and /readyz says 503) while they come up. */
@@ -162,7 +164,7 @@ export async function startAgent(loaded: LoadedConfig, logger: Logger): Promise<
       },
       submitDirective: (directive) => engineReady().submit(directive, "api"),
       deployments: () => records.list(),
-      instances: () => [...adapters.values()].flatMap((adapter) => adapter.list()),
+      instances,
       instanceLogs: async (id, lines) => {
         for (const adapter of adapters.values()) {
           const logs = await adapter.logs?.(id, lines);
@@ -218,8 +220,7 @@ export async function startAgent(loaded: LoadedConfig, logger: Logger): Promise<
           store,
           containerRuntimes,
           executionProviders,
-          instances: () =>
-            [...adapters.values()].flatMap((adapter) => adapter.list()).map((i) => i.instance_id),
+          instances: () => instances().map((i) => i.instance_id),
         }),
     });
   } catch (err) {

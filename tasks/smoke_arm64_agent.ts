@@ -6,6 +6,8 @@
  */
 import { join } from "node:path";
 import { voicedSignal } from "../tests/fixtures/voice_signal.ts";
+import { sha256Hex } from "../tests/fixtures/blob_server.ts";
+import { childEnv, loopbackRunArgs } from "../tests/e2e/harness.ts";
 
 /** The models served to the agent, by URL, with their bytes (for hash and size). */
 export interface SmokeModels {
@@ -44,11 +46,6 @@ export interface SmokeResult {
 
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
 const FRAME = 1536;
-
-async function sha256Hex(bytes: Uint8Array<ArrayBuffer>): Promise<string> {
-  const digest = await crypto.subtle.digest("SHA-256", bytes);
-  return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0")).join("");
-}
 
 /** A running agent: its stderr lines, API base URL and admin token. */
 class Agent {
@@ -132,7 +129,7 @@ async function deploy(
     directive_id: id,
     scope: { type: "broadcast" },
     artifact: {
-      blob_hash: `sha256:${await sha256Hex(model.body)}`,
+      blob_hash: `sha256:${sha256Hex(model.body)}`,
       size_bytes: model.body.length,
       urls: [model.url],
       artifact_type: artifactType,
@@ -156,29 +153,10 @@ export async function smokePass(spec: SmokeSpec): Promise<SmokeResult> {
   const deadline = () => Date.now() + spec.timeoutS * 1000;
   const agent = new Agent(
     new Deno.Command(spec.command, {
-      args: [
-        ...spec.args,
-        MAIN,
-        "run",
-        "--config",
-        config,
-        "--data-dir",
-        join(dataDir, "data"),
-        "--api-listen",
-        "127.0.0.1:0",
-        "--mesh-listen",
-        "/ip4/127.0.0.1/tcp/0",
-        "--log-format",
-        "json",
-      ],
+      args: [...spec.args, MAIN, ...loopbackRunArgs(join(dataDir, "data")), "--config", config],
       cwd: dataDir, // a failed exec's stray files land here, not in the repository
       clearEnv: true,
-      env: {
-        PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin",
-        HOME: Deno.env.get("HOME") ?? "/root",
-        LOAM_INFERENCE_THREADS: "1",
-        ...spec.env,
-      },
+      env: childEnv({ LOAM_INFERENCE_THREADS: "1", ...spec.env }),
       stdin: "null",
       stdout: "null",
       stderr: "piped",

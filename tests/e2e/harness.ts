@@ -22,7 +22,8 @@ export interface LoamOptions {
   env?: Record<string, string>;
 }
 
-function childEnv(extra: Record<string, string> = {}): Record<string, string> {
+/** A child's whole environment: PATH and HOME from this process, and `extra`. */
+export function childEnv(extra: Record<string, string> = {}): Record<string, string> {
   return {
     PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin",
     HOME: Deno.env.get("HOME") ?? "/root",
@@ -202,28 +203,28 @@ export async function startAgent(
   return agent;
 }
 
+/** `loam run` on `dataDir` with ephemeral 127.0.0.1 API and mesh ports and JSON logs. */
+export function loopbackRunArgs(dataDir: string): string[] {
+  return [
+    "run",
+    "--data-dir",
+    dataDir,
+    "--api-listen",
+    "127.0.0.1:0",
+    "--mesh-listen",
+    "/ip4/127.0.0.1/tcp/0",
+    "--log-format",
+    "json",
+  ];
+}
+
 /** Spawns `loam run` without waiting (for start-up failure tests). */
 export function spawnAgent(
   dataDir: string,
   args: string[] = [],
   options: LoamOptions = {},
 ): AgentProcess {
-  const child = loamCommand(
-    [
-      "run",
-      "--data-dir",
-      dataDir,
-      "--api-listen",
-      "127.0.0.1:0",
-      "--mesh-listen",
-      "/ip4/127.0.0.1/tcp/0",
-      "--log-format",
-      "json",
-      ...args,
-    ],
-    options,
-    "null",
-  ).spawn();
+  const child = loamCommand([...loopbackRunArgs(dataDir), ...args], options, "null").spawn();
   return new AgentProcess(dataDir, child);
 }
 
