@@ -12,9 +12,10 @@ import { createRouter } from "./api/router.ts";
 import { apiRoutes } from "./api/routes.ts";
 import { startApiServer } from "./api/server.ts";
 import type { StatusReport } from "./api/status.ts";
-import type { DeploymentState } from "./protocol/status.ts";
+import { type DeploymentState, TERMINAL_STATES } from "./protocol/status.ts";
 import { BlobStore } from "./blobs/store.ts";
 import { BlobFetcher, fetchSettings } from "./blobs/fetcher.ts";
+import { freeDiskForStart } from "./blobs/gc.ts";
 import { Mesh } from "./mesh/mesh.ts";
 import { buildAdvert } from "./mesh/adverts.ts";
 import { detectContainerRuntimes } from "./system/container_runtimes.ts";
@@ -96,12 +97,24 @@ export async function startAgent(loaded: LoadedConfig, logger: Logger): Promise<
   for (const problem of await records.load()) {
     logger.error("deployment record skipped", { problem });
   }
+  const resumable = records.list().filter((r) => !TERMINAL_STATES.includes(r.state));
+  for (
+    const freed of await freeDiskForStart(
+      store,
+      new Set(resumable.map((r) => r.directive.artifact.blob_hash.slice("sha256:".length))),
+      settings.diskReserveBytes,
+    )
+  ) {
+    logger.warn("disk is full: removed a partial download no deployment resumes", freed);
+  }
   const seen = new SeenDirectives(paths.seenDirectives);
-  await seen.load();
+  const seenProblem = await seen.load();
+  if (seenProblem) logger.error("replay-protection file skipped", { problem: seenProblem });
   const hardware = await probeStaticHardware();
   const metrics = createApiMetrics(VERSION, startedAt);
   const { adapters, onnx, gguf } = createAdapters({
     config,
+    peerId: identity.peerId,
     instancesDir: paths.instances,
     hardware,
     registry: metrics.registry,
@@ -140,6 +153,7 @@ export async function startAgent(loaded: LoadedConfig, logger: Logger): Promise<
     network: config.mesh.network,
     peer_count: late.mesh?.node.getPeers().length ?? 0,
     listen_addrs: late.mesh?.listenAddrs() ?? [],
+    identity_problems: late.mesh?.identityProblems() ?? [],
     hardware: probeLiveHardware(hardware, paths.root),
   });
   registerStateMetrics(metrics.registry, {
@@ -173,7 +187,7 @@ export async function startAgent(loaded: LoadedConfig, logger: Logger): Promise<
         return undefined;
       },
       activateDeployment: (id) => engineReady().activateReady(id),
-      deactivateDeployment: (id) => engineReady().deactivate(id),
+      cancelDeployment: (id) => engineReady().cancel(id),
       models: () => late.facts ? modelsReport(records.list(), late.facts()) : [],
       onnxModel: (id) => onnx.model(id),
       llm: (nameOrId) => gguf.model(nameOrId),
@@ -186,7 +200,12 @@ export async function startAgent(loaded: LoadedConfig, logger: Logger): Promise<
   );
   const server = startApiServer(parseListenAddress(config.api.listen)!, handler);
   const apiAddress = formatListenAddress(server.address);
-  await atomicWriteFile(paths.apiAddress, apiAddress + "\n");
+  await atomicWriteFile(paths.apiAddress, apiAddress + "\n").catch((err) =>
+    logger.warn("api address file not written (loam status needs api.listen)", {
+      path: paths.apiAddress,
+      error: err.message,
+    })
+  );
   logger.info("api listening", { addr: apiAddress });
 
   // What adapters left running for deployments no longer active is removed while the mesh
@@ -314,6 +333,7 @@ export async function startAgent(loaded: LoadedConfig, logger: Logger): Promise<
       if (config.api.drain_seconds > 0) {
         await new Promise((r) => setTimeout(r, config.api.drain_seconds * 1000));
       }
+      await late.engine?.stop(); // work in progress stops without a change of state: it resumes
       late.fetcher?.close(); // in-flight downloads end now (kept for resume), so requests finish
       clearTimeout(republish);
       await server.shutdown();

@@ -1,5 +1,6 @@
 import type { z } from "zod";
 import { HttpError } from "./http_error.ts";
+import { parseBoundedJson } from "../protocol/bounded_json.ts";
 
 /** Reads a request body of at most `maxBytes`: 413 when larger (by Content-Length or streaming). */
 export async function readBodyBytes(
@@ -36,14 +37,18 @@ export async function readJsonBody(req: Request, maxBytes: number): Promise<unkn
   return jsonOf(await readBodyBytes(req, maxBytes));
 }
 
-/** Parses body bytes as JSON: 400 `invalid_json` when they are empty or not JSON. */
+/**
+ * Parses body bytes as JSON: 400 `invalid_json` when they are empty, not JSON, or nested deeper
+ * than the agent accepts (checked before parsing, so no handler walks a hostile depth).
+ */
 export function jsonOf(bytes: Uint8Array): unknown {
   const text = new TextDecoder().decode(bytes);
   if (text.trim() === "") throw new HttpError(400, "invalid_json", "request body is empty");
   try {
-    return JSON.parse(text);
+    return parseBoundedJson(text, { maxBytes: bytes.length });
   } catch (err) {
-    throw new HttpError(400, "invalid_json", `request body is not JSON: ${(err as Error).message}`);
+    const why = err instanceof SyntaxError ? "is not JSON" : "is refused";
+    throw new HttpError(400, "invalid_json", `request body ${why}: ${(err as Error).message}`);
   }
 }
 

@@ -52,6 +52,27 @@ async function authenticate(req: Request, scope: Scope, deps: RouterDeps): Promi
 }
 
 /**
+ * Percent-decodes path parameters (URLPattern gives them as sent), so `/v1/deployments/a%3Ab`
+ * names `a:b`; a malformed escape is the client's mistake (400), not the agent's.
+ */
+function decodeParams(groups: Record<string, string | undefined>): Record<string, string> {
+  const params: Record<string, string> = {};
+  for (const [name, raw] of Object.entries(groups)) {
+    if (raw === undefined) continue;
+    try {
+      params[name] = decodeURIComponent(raw);
+    } catch {
+      throw new HttpError(
+        400,
+        "invalid_request",
+        `path parameter ${name} "${raw}" is not valid percent-encoding`,
+      );
+    }
+  }
+  return params;
+}
+
+/**
  * Builds the request handler: matches the route table, enforces each route's scope in this one
  * place (401 no/unknown token, 403 missing scope), maps errors to JSON bodies, records metrics.
  */
@@ -84,10 +105,7 @@ export function createRouter(
     const { route, pattern } = hit;
     const needed = route.scope === "metrics:read" && deps.publicMetrics ? null : route.scope;
     const token = needed ? await authenticate(req, needed, deps) : undefined;
-    const params = (pattern.exec({ pathname: url.pathname })?.pathname.groups ?? {}) as Record<
-      string,
-      string
-    >;
+    const params = decodeParams(pattern.exec({ pathname: url.pathname })?.pathname.groups ?? {});
     return [await route.handler({ req, url, params, token }), route.path];
   };
 

@@ -10,7 +10,7 @@ import type { BlobsReport } from "../deploy/references.ts";
 import type { BlobRequest, FetchProgress } from "../blobs/fetcher.ts";
 import type { PeerView } from "../mesh/peers.ts";
 import { type DeploymentDirective, DeploymentDirectiveSchema } from "../protocol/directive.ts";
-import type { SubmitResult } from "../deploy/engine.ts";
+import type { CancelResult, SubmitResult } from "../deploy/engine.ts";
 import type { DeploymentRecord } from "../deploy/records.ts";
 import type { InstanceView } from "../runtimes/adapter.ts";
 import type { LogLine } from "../runtimes/log_ring.ts";
@@ -43,8 +43,11 @@ export interface ApiState {
   instanceLogs(id: string, lines?: number): Promise<LogLine[] | undefined>;
   /** Activates a deployment waiting in `ready`; undefined when there is none with that id. */
   activateDeployment(id: string): Promise<DeploymentRecord | undefined>;
-  /** Deactivates an active deployment; undefined when there is none with that id. */
-  deactivateDeployment(id: string): Promise<DeploymentRecord | undefined>;
+  /**
+   * DELETE of a deployment in any state: stops it (rolled_back) or, when it is final, removes
+   * its record; undefined when there is none with that id.
+   */
+  cancelDeployment(id: string): Promise<CancelResult | undefined>;
   /** ONNX and GGUF models among the deployments, with their Peat model status. */
   models(): ModelView[];
   /** The model behind an ONNX instance: "loading" while it loads, undefined if there is none. */
@@ -230,7 +233,12 @@ export function apiRoutes(state: ApiState): Route[] {
       method: "DELETE",
       path: "/v1/deployments/:id",
       scope: "deploy:write",
-      handler: changeDeployment(state.deactivateDeployment, "not_active"),
+      handler: async ({ params }) => {
+        const result = await state.cancelDeployment(params.id!);
+        if (!result) throw new HttpError(404, "not_found", `no deployment ${params.id}`);
+        if (result.outcome === "removed") return jsonResponse(result);
+        return jsonResponse({ outcome: result.outcome, ...result.record });
+      },
     },
     {
       method: "GET",

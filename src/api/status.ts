@@ -1,4 +1,5 @@
 import type { Hardware } from "../system/hardware.ts";
+import type { IdentityProblem } from "../mesh/identity_problems.ts";
 
 /** The `/v1/status` document. */
 export interface StatusReport {
@@ -19,5 +20,10 @@ export interface StatusReport {
   network: string;
   peer_count: number;
   listen_addrs: string[];
+  /**
+   * Identity problems noticed since start (a copied identity key, a node id used twice), each
+   * with a one-line remedy: such a node is cut off from part of the mesh or counted as another.
+   */
+  identity_problems: IdentityProblem[];
   hardware: Hardware;
 }

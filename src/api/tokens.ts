@@ -2,12 +2,15 @@ import { z } from "zod";
 import { toString as bytesToString } from "uint8arrays/to-string";
 import { isScope, type Scope } from "./scopes.ts";
 import { atomicWriteFile } from "../system/atomic_write.ts";
+import { readBoundedJsonFile } from "../protocol/bounded_json.ts";
 import { UserError } from "../system/errors.ts";
 
 /** Name of the token created on first start, whose secret is written to admin.token. */
 export const ADMIN_TOKEN_NAME = "admin";
 
 const TOKEN_PREFIX = "loam_";
+/** tokens.json holds names and hashes; anything this large was not written by loam. */
+const MAX_TOKEN_FILE_BYTES = 4 * 1024 * 1024;
 
 const TokenRecordSchema = z.strictObject({
   name: z.string(),
@@ -89,10 +92,9 @@ export class TokenStore {
     if (stamp === this.#stamp) return;
     let records: TokenRecord[] = [];
     if (info) {
-      const text = await Deno.readTextFile(this.#path);
       let json: unknown;
       try {
-        json = JSON.parse(text);
+        json = await readBoundedJsonFile(this.#path, MAX_TOKEN_FILE_BYTES);
       } catch (err) {
         throw new UserError(
           `token file ${this.#path} is not valid JSON: ${(err as Error).message}`,

@@ -1,5 +1,6 @@
 import { type PartialDownload, PartialWriteError } from "./partial.ts";
 import type { BandwidthLimiter } from "./bandwidth.ts";
+import { isDiskFull } from "../system/disk.ts";
 
 /** How bad a failed attempt is: retry later, give up on this source, or stop the whole fetch. */
 export type FailureKind = "transient" | "permanent" | "fatal";
@@ -32,10 +33,6 @@ export interface AttemptContext {
   onBytes(bytes: number): void;
   /** Notes a restart from zero and why. */
   onRestart(reason: string): void;
-}
-
-function isDiskFull(err: unknown): boolean {
-  return /No space left on device|os error 28|ENOSPC|Disk quota exceeded/i.test(String(err));
 }
 
 /** Why the whole fetch was aborted: its overall timeout, or the fetcher being closed. */

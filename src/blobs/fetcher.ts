@@ -6,6 +6,7 @@ import { atomicWriteFile } from "../system/atomic_write.ts";
 import { diskSpace } from "../system/disk.ts";
 import { sleep } from "../system/sleep.ts";
 import { parseSha256 } from "./digest.ts";
+import { readBoundedJsonFile } from "../protocol/bounded_json.ts";
 import type { BlobStore } from "./store.ts";
 import { PartialDownload } from "./partial.ts";
 import { BandwidthLimiter } from "./bandwidth.ts";
@@ -83,7 +84,19 @@ export interface FetchProgress {
 /** Receives progress events. */
 export type ProgressListener = (progress: FetchProgress) => void;
 
+/** A download in progress, shared by every caller that wants the same blob. */
+interface InFlight {
+  promise: Promise<string>;
+  listeners: Set<ProgressListener>;
+  /** Callers still waiting for it. */
+  waiters: number;
+  /** Aborted when the last caller gave up. */
+  controller: AbortController;
+}
+
 const PROGRESS_INTERVAL_MS = 250;
+/** A partial's metadata (validators of the URL it came from) is small; more is damage. */
+const MAX_META_BYTES = 64 * 1024;
 /** Peers tried per pass: enough to route around liars and dead holders. */
 const MAX_PEERS_PER_PASS = 8;
 
@@ -131,10 +144,12 @@ export class BlobFetcher {
   readonly #closing = new AbortController();
   /** Latest progress of each running download. */
   readonly #latest = new Map<string, FetchProgress>();
-  readonly #inFlight = new Map<
-    string,
-    { promise: Promise<string>; listeners: Set<ProgressListener> }
-  >();
+  readonly #inFlight = new Map<string, InFlight>();
+  /**
+   * Running downloads of a known size, with their partials: the bytes each still needs are
+   * held back from the free space every other download sees.
+   */
+  readonly #reservations = new Map<string, { size: number; partial: PartialDownload }>();
 
   readonly #received = { http: 0, peer: 0 };
 
@@ -153,24 +168,35 @@ export class BlobFetcher {
    * The path of verified blob `request.sha256`, downloading it first when absent. Concurrent
    * calls for one hash share a download. Failure is a {@link UserError} (exit 1) naming each
    * URL's last error; nothing lands under blobs/sha256 unless it verified.
+   *
+   * When `signal` aborts, this call rejects with its reason: at once while other callers still
+   * wait for the blob, else once the download has stopped (its partial stays for a later
+   * fetch of the same hash).
    */
-  ensure(request: BlobRequest, onProgress?: ProgressListener): Promise<string> {
+  ensure(
+    request: BlobRequest,
+    onProgress?: ProgressListener,
+    signal?: AbortSignal,
+  ): Promise<string> {
     let hex: string;
     try {
       hex = parseSha256(request.sha256);
     } catch (err) {
       return Promise.reject(err);
     }
-    const running = this.#inFlight.get(hex);
-    if (running) {
-      if (onProgress) running.listeners.add(onProgress);
-      return running.promise;
-    }
-    const listeners = new Set<ProgressListener>([
-      (p) => this.#latest.set(hex, p),
-      ...(onProgress ? [onProgress] : []),
-    ]);
-    const promise = (async () => {
+    const running = this.#inFlight.get(hex) ?? this.#begin(hex, request);
+    return this.#join(hex, running, onProgress, signal);
+  }
+
+  #begin(hex: string, request: BlobRequest): InFlight {
+    const controller = new AbortController();
+    const flight: InFlight = {
+      promise: Promise.resolve(""),
+      listeners: new Set<ProgressListener>([(p) => this.#latest.set(hex, p)]),
+      waiters: 0,
+      controller,
+    };
+    flight.promise = (async () => {
       if (await this.#store.has(hex)) return this.#store.pathOf(hex);
       if (request.urls.length === 0 && !this.#peers) {
         throw new UserError(
@@ -181,13 +207,56 @@ export class BlobFetcher {
       if (request.size !== undefined && (!Number.isSafeInteger(request.size) || request.size < 0)) {
         throw new UserError(`size ${request.size} is not a byte count`);
       }
-      return await this.#limit(() => this.#locked(hex, request, listeners));
-    })().finally(() => {
-      this.#inFlight.delete(hex);
-      this.#latest.delete(hex);
+      return await this.#limit(() => {
+        controller.signal.throwIfAborted(); // every caller gave up while it was queued
+        return this.#locked(hex, request, flight.listeners, controller.signal);
+      });
+    })().finally(() => this.#forget(hex, flight));
+    this.#inFlight.set(hex, flight);
+    return flight;
+  }
+
+  /** Drops a download from the shared list, unless a newer one for the same hash took its place. */
+  #forget(hex: string, flight: InFlight): void {
+    if (this.#inFlight.get(hex) !== flight) return;
+    this.#inFlight.delete(hex);
+    this.#latest.delete(hex);
+  }
+
+  /** One caller's wait on a shared download; the download stops when its last caller aborts. */
+  #join(
+    hex: string,
+    flight: InFlight,
+    onProgress?: ProgressListener,
+    signal?: AbortSignal,
+  ): Promise<string> {
+    flight.waiters++;
+    if (onProgress) flight.listeners.add(onProgress);
+    if (!signal) return flight.promise;
+    return new Promise<string>((resolve, reject) => {
+      let left = false;
+      const leave = () => {
+        left = true;
+        flight.waiters--;
+        if (onProgress) flight.listeners.delete(onProgress);
+        if (flight.waiters > 0) return reject(signal.reason);
+        // a caller that comes now starts anew (and waits for this one's lock to be released)
+        this.#forget(hex, flight);
+        flight.controller.abort(signal.reason);
+        flight.promise.then(() => reject(signal.reason), () => reject(signal.reason));
+      };
+      if (signal.aborted) return leave();
+      signal.addEventListener("abort", leave, { once: true });
+      flight.promise.then((path) => {
+        if (left) return;
+        signal.removeEventListener("abort", leave);
+        resolve(path);
+      }, (err) => {
+        if (left) return;
+        signal.removeEventListener("abort", leave);
+        reject(err);
+      });
     });
-    this.#inFlight.set(hex, { promise, listeners });
-    return promise;
   }
 
   /** Bytes received since start, by source kind (HTTP URLs or mesh peers). */
@@ -211,12 +280,13 @@ export class BlobFetcher {
     hex: string,
     request: BlobRequest,
     listeners: Set<ProgressListener>,
+    cancelled: AbortSignal,
   ): Promise<string> {
     await this.#store.init();
     const lock = await this.#acquireLock(this.#store.partialPaths(hex).lock);
     try {
       if (await this.#store.has(hex)) return this.#store.pathOf(hex);
-      return await this.#download(hex, request, listeners);
+      return await this.#download(hex, request, listeners, cancelled);
     } finally {
       lock.close();
     }
@@ -236,14 +306,24 @@ export class BlobFetcher {
     }
   }
 
-  #checkSpace(bytes: number): void {
+  /**
+   * Refuses `bytes` more for download `hex` when they would not fit in the free space, less the
+   * reserve and less what the other running downloads still need: two downloads that each fit
+   * alone but not together do not both start.
+   */
+  #checkSpace(hex: string, bytes: number): void {
     const free = diskSpace(this.#store.root).free;
-    if (free - this.#settings.diskReserveBytes < bytes) {
+    let others = 0;
+    for (const [other, { size, partial }] of this.#reservations) {
+      if (other !== hex) others += Math.max(0, size - partial.size);
+    }
+    if (free - this.#settings.diskReserveBytes - others < bytes) {
+      const held = others > 0 ? `, ${mib(others)} of it held for other downloads` : "";
       throw new AttemptError(
         "fatal",
         `not enough disk space in ${this.#store.root}: need ${mib(bytes)} plus the ${
           mib(this.#settings.diskReserveBytes)
-        } reserve, ${mib(free)} free`,
+        } reserve, ${mib(free)} free${held}`,
       );
     }
   }
@@ -272,11 +352,12 @@ export class BlobFetcher {
     hex: string,
     request: BlobRequest,
     listeners: Set<ProgressListener>,
+    cancelled: AbortSignal,
   ): Promise<string> {
     const paths = this.#store.partialPaths(hex);
     const log = this.#logger.child({ sha256: hex });
-    let meta = await Deno.readTextFile(paths.meta).then(
-      (t) => JSON.parse(t) as PartialMeta,
+    let meta = await readBoundedJsonFile(paths.meta, MAX_META_BYTES).then(
+      (json) => json as PartialMeta,
       () => undefined,
     );
     const partial = await PartialDownload.open(paths.data);
@@ -284,7 +365,10 @@ export class BlobFetcher {
     try {
       if (request.size !== undefined && partial.size > request.size) await partial.reset();
       if (partial.size > 0) log.info("resuming download", { bytes: partial.size });
-      if (request.size !== undefined) this.#checkSpace(request.size - partial.size);
+      if (request.size !== undefined) {
+        this.#checkSpace(hex, request.size - partial.size);
+        this.#reservations.set(hex, { size: request.size, partial });
+      }
 
       const started = performance.now();
       const startBytes = partial.size;
@@ -308,6 +392,7 @@ export class BlobFetcher {
       const overall = AbortSignal.any([
         AbortSignal.timeout(this.#settings.timeoutMs),
         this.#closing.signal,
+        cancelled,
       ]);
       const lastError = new Map<string, string>();
       /** Sources given up on: permanent errors, and peers that served bad bytes. */
@@ -325,7 +410,7 @@ export class BlobFetcher {
             signal: overall,
             stallMs: this.#settings.stallMs,
             limiter: this.#limiter,
-            checkSpace: (bytes: number) => this.#checkSpace(bytes),
+            checkSpace: (bytes: number) => this.#checkSpace(hex, bytes),
             onBytes: (bytes: number) => {
               this.#received[source!.peer ? "peer" : "http"] += bytes;
               emit(false);
@@ -424,6 +509,7 @@ export class BlobFetcher {
       if (!(err instanceof AttemptError)) throw err;
       throw new UserError(`cannot fetch sha256:${hex}: ${err.message}`, EXIT_FETCH_FAILED);
     } finally {
+      this.#reservations.delete(hex);
       if (keepPartial) {
         const size = partial.size;
         await partial.close();

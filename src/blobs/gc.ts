@@ -1,3 +1,4 @@
+import { diskSpace } from "../system/disk.ts";
 import type { BlobStore } from "./store.ts";
 
 /** What a garbage collection removed (or would remove, in a dry run). */
@@ -46,4 +47,27 @@ export async function collectGarbage(store: BlobStore, options: GcOptions): Prom
     report.freed_bytes += partial.bytes;
   }
   return report;
+}
+
+/** Below this much free space a disk counts as full at start, even with no reserve set. */
+const MIN_FREE_AT_START = 1024 * 1024;
+
+/**
+ * Start-up on a disk with less free space than the reserve (a download filled it before a
+ * crash or a power cut): removes the partial downloads that no deployment will resume, so the
+ * agent starts and has room to work. A partial in `wanted` stays, to be resumed.
+ */
+export async function freeDiskForStart(
+  store: BlobStore,
+  wanted: Set<string>,
+  reserveBytes: number,
+): Promise<{ sha256: string; bytes: number }[]> {
+  if (diskSpace(store.root).free >= Math.max(reserveBytes, MIN_FREE_AT_START)) return [];
+  const removed = [];
+  for (const partial of await store.listPartials()) {
+    if (wanted.has(partial.sha256)) continue;
+    await store.removePartial(partial.sha256);
+    removed.push({ sha256: partial.sha256, bytes: partial.bytes });
+  }
+  return removed;
 }

@@ -4,7 +4,7 @@ import {
   formatListenAddress,
   parseListenAddress,
 } from "../config/listen_address.ts";
-import { dataPathsFor } from "../system/paths.ts";
+import { checkDataDir, dataPathsFor } from "../system/paths.ts";
 import { UserError } from "../system/errors.ts";
 
 /** Exit code when the agent cannot be reached or answers with an error. */
@@ -24,6 +24,7 @@ export interface AgentEndpoint {
 export async function findAgent(loaded: LoadedConfig, token?: string): Promise<AgentEndpoint> {
   const paths = dataPathsFor(loaded.config.data.dir);
   let listen = parseListenAddress(loaded.config.api.listen)!;
+  if (listen.port === 0 || token === undefined) await checkDataDir(paths);
   if (listen.port === 0) {
     const written = await Deno.readTextFile(paths.apiAddress).catch(() => "");
     const actual = parseListenAddress(written.trim());

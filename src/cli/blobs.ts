@@ -5,7 +5,7 @@ import { BlobStore } from "../blobs/store.ts";
 import { collectGarbage } from "../blobs/gc.ts";
 import { verifyAll } from "../blobs/verify_all.ts";
 import { blobReferences, blobsReport } from "../deploy/references.ts";
-import { dataPathsFor, ensureDataDir } from "../system/paths.ts";
+import { dataPathsFor, openDataDir } from "../system/paths.ts";
 
 const HELP = `Usage:
   loam blobs ls [--json]               verified blobs (size, commit time, referencing deployments)
@@ -35,7 +35,7 @@ export const blobsCommand: Command = {
     const { action } = parsed;
     const loaded = await loadConfigFromFlags(parsed.values);
     const paths = dataPathsFor(loaded.config.data.dir);
-    await ensureDataDir(paths);
+    await openDataDir(paths);
     const store = new BlobStore(paths.blobs);
     await store.init();
     const json = parsed.values.json ?? false;

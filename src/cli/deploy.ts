@@ -6,7 +6,8 @@ import { readIdentity } from "../mesh/identity.ts";
 import { createMeshNode } from "../mesh/node.ts";
 import { MeshMessaging } from "../mesh/messaging.ts";
 import { type DeploymentDirective, DeploymentDirectiveSchema } from "../protocol/directive.ts";
-import { type DeploymentStatus, TERMINAL_STATES } from "../protocol/status.ts";
+import { TERMINAL_STATES } from "../protocol/status.ts";
+import { DeploymentWatch } from "./deploy_watch.ts";
 import { createLogger } from "../system/logger.ts";
 import { UserError } from "../system/errors.ts";
 
@@ -20,8 +21,10 @@ accept it when the key's peer id is in their mesh.trusted_issuers.
   --key <file>           the command post's identity (loam keys generate --out c2.key)
   --bootstrap <maddr>    an agent to join the mesh through (repeatable; also mesh.bootstrap)
   --listen <maddr>       where this command listens (default /ip4/0.0.0.0/tcp/0)
-  --watch                show each node's state until every reporting node is final; exit 0
-                         when all are active, 1 otherwise
+  --watch                show each node's state (node id, short peer id, state, progress) until
+                         every reporting node is final; exit 0 when all are active, 1 otherwise.
+                         Nodes are counted by peer id; a node id reported by two peer ids is
+                         warned about
   --timeout <s>          give up watching after this long (default 300)
   --quiet-seconds <s>    with --watch: final once no new node reported for this long (default 5)
   --rollback-threshold <percent>
@@ -84,16 +87,6 @@ async function readDirective(path: string): Promise<Record<string, unknown>> {
   } catch (err) {
     throw new UserError(`${path} is not JSON: ${(err as Error).message}`);
   }
-}
-
-/** Prints one line per node whose state changed. */
-function report(status: DeploymentStatus): void {
-  const error = status.error_message ? `  ${status.error_message}` : "";
-  println(
-    `${status.node_id.padEnd(20)} ${status.state.padEnd(12)} ${
-      String(status.progress_percent).padStart(3)
-    }%${error}`,
-  );
 }
 
 /** `loam deploy`: sign and publish a directive, optionally watching the fleet's answers. */
@@ -175,17 +168,15 @@ export const deployCommand: Command = {
         registry: new Registry(),
         logger,
       });
-      const states = new Map<string, DeploymentStatus>();
+      const fleet = new DeploymentWatch();
       let lastNew = Date.now();
-      messaging.on("status", (status) => {
+      messaging.on("status", (status, signer) => {
         if (status.directive_id !== directive.directive_id) return;
-        const previous = states.get(status.node_id);
-        if (!previous) lastNew = Date.now();
-        if (
-          previous?.state === status.state && previous.progress_percent === status.progress_percent
-        ) return;
-        states.set(status.node_id, status);
-        if (watch) report(status);
+        const update = fleet.record(status, signer);
+        if (update.newNode) lastNew = Date.now();
+        if (!watch) return;
+        if (update.warning) console.error(update.warning);
+        if (update.line) println(update.line);
       });
       const deadline = Date.now() + timeoutMs;
       const joinDeadline = Date.now() + 15_000;
@@ -206,7 +197,7 @@ export const deployCommand: Command = {
       const settled = async (): Promise<boolean> => {
         for (;;) {
           await new Promise((r) => setTimeout(r, 200));
-          const all = [...states.values()];
+          const all = fleet.statuses();
           const final = all.length > 0 && all.every((s) => TERMINAL_STATES.includes(s.state));
           if (final && Date.now() - lastNew >= quietMs) return true;
           if (Date.now() > deadline) {
@@ -216,12 +207,13 @@ export const deployCommand: Command = {
         }
       };
       if (!await settled()) return 1;
-      const active = [...states.values()].filter((s) => s.state === "active").length;
-      console.error(`${active} of ${states.size} nodes active`);
-      if (threshold === undefined || active * 100 >= threshold * states.size) {
-        return active === states.size ? 0 : 1;
+      const reporting = fleet.statuses().length;
+      const active = fleet.statuses().filter((s) => s.state === "active").length;
+      console.error(`${active} of ${reporting} nodes active`);
+      if (threshold === undefined || active * 100 >= threshold * reporting) {
+        return active === reporting ? 0 : 1;
       }
-      const reason = `${active} of ${states.size} nodes active, below the ${threshold}% threshold`;
+      const reason = `${active} of ${reporting} nodes active, below the ${threshold}% threshold`;
       await messaging.publish("rollback", {
         rollback_id: `rollback-${directive.directive_id}`,
         directive_id: directive.directive_id,
@@ -233,12 +225,12 @@ export const deployCommand: Command = {
       lastNew = Date.now();
       const rollbackDeadline = Date.now() + Math.min(timeoutMs, 60_000);
       while (
-        [...states.values()].some((s) => s.state === "active") && Date.now() < rollbackDeadline
+        fleet.statuses().some((s) => s.state === "active") && Date.now() < rollbackDeadline
       ) {
         await new Promise((r) => setTimeout(r, 200));
       }
-      const undone = [...states.values()].filter((s) => s.state === "rolled_back").length;
-      const still = [...states.values()].filter((s) => s.state === "active").length;
+      const undone = fleet.statuses().filter((s) => s.state === "rolled_back").length;
+      const still = fleet.statuses().filter((s) => s.state === "active").length;
       console.error(`${undone} nodes rolled back` + (still ? `, ${still} still active` : ""));
       return 1;
     } finally {

@@ -4,7 +4,7 @@ import { CONFIG_OPTIONS, CONFIG_OPTIONS_HELP, loadConfigFromFlags } from "./conf
 import { createProgressReporter } from "./progress.ts";
 import { BlobFetcher, fetchSettings } from "../blobs/fetcher.ts";
 import { BlobStore } from "../blobs/store.ts";
-import { dataPathsFor, ensureDataDir } from "../system/paths.ts";
+import { dataPathsFor, openDataDir } from "../system/paths.ts";
 import { createLogger } from "../system/logger.ts";
 import { UserError } from "../system/errors.ts";
 
@@ -55,7 +55,7 @@ export const fetchCommand: Command = {
       format: loaded.config.log.format,
     });
     const paths = dataPathsFor(loaded.config.data.dir);
-    await ensureDataDir(paths);
+    await openDataDir(paths);
     const fetcher = new BlobFetcher(
       new BlobStore(paths.blobs),
       await fetchSettings(loaded.config),

@@ -2,7 +2,7 @@ import type { Command } from "./command.ts";
 import { parseAction, println } from "./command.ts";
 import { CONFIG_OPTIONS, CONFIG_OPTIONS_HELP, loadConfigFromFlags } from "./config_flags.ts";
 import { createIdentity, type Identity, readIdentity } from "../mesh/identity.ts";
-import { dataPathsFor } from "../system/paths.ts";
+import { checkDataDir, dataPathsFor } from "../system/paths.ts";
 import { UserError } from "../system/errors.ts";
 
 const HELP = `Usage:
@@ -42,7 +42,9 @@ export const keysCommand: Command = {
         let file = parsed.positionals[0];
         if (file === undefined) {
           const loaded = await loadConfigFromFlags(parsed.values);
-          file = dataPathsFor(loaded.config.data.dir).identityKey;
+          const paths = dataPathsFor(loaded.config.data.dir);
+          await checkDataDir(paths);
+          file = paths.identityKey;
         }
         printIdentity(await readIdentity(file), parsed.values.json);
         return 0;

@@ -2,6 +2,7 @@ import type { Command } from "./command.ts";
 import { parseFlags, println } from "./command.ts";
 import { CONFIG_OPTIONS, CONFIG_OPTIONS_HELP, loadConfigFromFlags } from "./config_flags.ts";
 import { createLogger } from "../system/logger.ts";
+import { installCrashGuard } from "../system/crash_guard.ts";
 import { startAgent } from "../agent.ts";
 
 /** Longest a graceful stop may take before the process exits anyway. */
@@ -32,6 +33,7 @@ ${CONFIG_OPTIONS_HELP}`,
     }
     const loaded = await loadConfigFromFlags(parsed.values);
     const logger = createLogger(loaded.config.log);
+    installCrashGuard(logger);
     const stopSignal = waitForStopSignal();
     const agent = await startAgent(loaded, logger);
     const signal = await stopSignal;

@@ -40,6 +40,7 @@ export function formatStatus(s: StatusReport): string {
     ["gpus", gpus],
     ["capabilities", s.capabilities.length ? s.capabilities.join(", ") : "none configured"],
   ];
+  for (const problem of s.identity_problems ?? []) rows.push(["IDENTITY", problem.message]);
   const width = Math.max(...rows.map(([label]) => label.length));
   return rows.map(([label, value]) => `${label.padEnd(width)}  ${value}`).join("\n");
 }

@@ -2,7 +2,7 @@ import type { Command } from "./command.ts";
 import { parseAction, println } from "./command.ts";
 import { CONFIG_OPTIONS, CONFIG_OPTIONS_HELP, loadConfigFromFlags } from "./config_flags.ts";
 import { parseScopes, TokenStore } from "../api/tokens.ts";
-import { dataPathsFor, ensureDataDir } from "../system/paths.ts";
+import { checkDataDir, dataPathsFor, openDataDir } from "../system/paths.ts";
 import { UserError } from "../system/errors.ts";
 
 const HELP = `Usage:
@@ -38,13 +38,14 @@ export const tokenCommand: Command = {
         }
         const scopes = parseScopes(parsed.values.scopes);
         const name = parsed.values.name ?? `token-${crypto.randomUUID().slice(0, 8)}`;
-        await ensureDataDir(paths);
+        await openDataDir(paths);
         const secret = await store.create(name, scopes);
         console.error(`created token "${name}" (${scopes.join(",")}); it is shown only once:`);
         println(secret);
         return 0;
       }
       case "list": {
+        await checkDataDir(paths);
         const tokens = await store.list();
         if (parsed.values.json) {
           println(JSON.stringify(tokens, null, 2));
@@ -62,6 +63,7 @@ export const tokenCommand: Command = {
       case "revoke": {
         const name = parsed.positionals[0];
         if (name === undefined) throw new UserError("token revoke: name the token to revoke");
+        await checkDataDir(paths);
         await store.revoke(name);
         console.error(`revoked token "${name}"`);
         return 0;

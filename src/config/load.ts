@@ -80,10 +80,16 @@ async function fileExists(path: string): Promise<boolean> {
   }
 }
 
+/**
+ * The value as the user gave it. JSON would print a number TOML reads as infinite or NaN
+ * (`1e400`, `inf`, `nan`) as `null`, so those print as `Infinity`, `-Infinity` and `NaN`.
+ */
 function describeValue(tree: Tree, path: PropertyKey[]): string {
   let value: unknown = tree;
   for (const part of path) value = (value as Record<PropertyKey, unknown> | undefined)?.[part];
-  return value === undefined ? "(missing)" : JSON.stringify(value);
+  if (value === undefined) return "(missing)";
+  if (typeof value === "number" && !Number.isFinite(value)) return String(value);
+  return JSON.stringify(value);
 }
 
 /**

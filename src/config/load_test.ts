@@ -161,3 +161,24 @@ Deno.test("config errors name the key, the value, the source and the reason", as
     /node\.capabilities\.0 = "Camera" \(from env LOAM_NODE_CAPABILITIES\)/,
   );
 });
+
+Deno.test("a number too large for a double is reported as given, not as null", async () => {
+  for (const [literal, shown] of [["1e400", "Infinity"], ["-inf", "-Infinity"], ["nan", "NaN"]]) {
+    await withFile(`[fetch]\ntimeout_seconds = ${literal}\n`, (path) =>
+      rejectsWith(
+        loadConfig({ configPath: path, env: {}, flags: [] }),
+        new RegExp(`fetch\\.timeout_seconds = ${shown} \\(from file ${path}\\): `),
+      ));
+  }
+  await rejectsWith(
+    loadConfig({ env: { LOAM_FETCH_TIMEOUT_SECONDS: "1e400" }, flags: [] }),
+    /fetch\.timeout_seconds = "1e400" \(from env LOAM_FETCH_TIMEOUT_SECONDS\)/,
+  );
+  await rejectsWith(
+    loadConfig({
+      env: {},
+      flags: [{ key: "fetch.timeout_seconds", value: "1e400", flag: "--set" }],
+    }),
+    /fetch\.timeout_seconds = "1e400" \(from flag --set\)/,
+  );
+});

@@ -9,7 +9,13 @@ import type { BlobFetcher } from "../blobs/fetcher.ts";
 import type { ArtifactKind, RuntimeAdapter } from "../runtimes/adapter.ts";
 import type { Logger } from "../system/logger.ts";
 import { matchScope, type NodeFacts, unmetRequirement } from "./targeting.ts";
-import type { DeploymentRecord, DeploymentRecords, SeenDirectives } from "./records.ts";
+import {
+  type DeploymentRecord,
+  type DeploymentRecords,
+  RecordWriteError,
+  type SeenDirectives,
+} from "./records.ts";
+import { TransitionRefused } from "./transitions.ts";
 
 /** What the engine works with. */
 export interface EngineDeps {
@@ -33,6 +39,11 @@ export type SubmitResult =
   | { outcome: "not_targeted"; reason: string }
   | { outcome: "replay" | "expired"; reason: string };
 
+/** What DELETE did: a deployment in progress or active ended rolled_back, a final one is gone. */
+export type CancelResult =
+  | { outcome: "rolled_back"; record: DeploymentRecord }
+  | { outcome: "removed"; directive_id: string; state: DeploymentState };
+
 const PRIORITY_RANK = { critical: 0, high: 1, normal: 2, low: 3 } as const;
 /** Deployments whose status is sent again after a peer connects (newest first). */
 const REPUBLISH_LIMIT = 100;
@@ -40,17 +51,42 @@ const REPUBLISH_LIMIT = 100;
 const PROGRESS_INTERVAL_MS = 1000;
 
 /**
+ * Why a deployment's work was stopped before it finished, as the abort reason of its signal:
+ * the state it ends in (`failed` after a timeout or a full disk, `rolled_back` when cancelled or
+ * rolled back) and why; no state when the agent is stopping and the work resumes at next start.
+ */
+class Stop extends Error {
+  readonly state: "failed" | "rolled_back" | undefined;
+
+  constructor(message: string, state: "failed" | "rolled_back" | undefined) {
+    super(message);
+    this.name = "Stop";
+    this.state = state;
+  }
+}
+
+/** The work of one deployment that is downloading or activating now. */
+interface Work {
+  controller: AbortController;
+  /** Settles once the work has really stopped (fetch and adapter included). */
+  done: Promise<void>;
+}
+
+/**
  * The deployment lifecycle on this node: intake (replay and expiry checks, real targeting,
  * hardware requirements), a priority queue with bounded concurrency, and the states pending →
- * downloading → activating → active | failed, each persisted before it is published.
+ * downloading → activating → active | failed, each checked against the table of allowed
+ * transitions and persisted before it is published. Work in progress carries an AbortSignal
+ * into the fetch and the adapter, so a timeout or a cancel really stops it, and its slot is
+ * given back only once it has.
  */
 export class DeploymentEngine {
   readonly #deps: EngineDeps;
   readonly #queue: { id: string; rank: number; seq: number }[] = [];
-  /** Rollbacks ordered while a deployment was downloading or activating, by id: the reason. */
-  readonly #rollbacks = new Map<string, string>();
+  readonly #work = new Map<string, Work>();
   #seq = 0;
   #running = 0;
+  #stopping = false;
   #writes: Promise<unknown> = Promise.resolve();
 
   constructor(deps: EngineDeps) {
@@ -66,7 +102,9 @@ export class DeploymentEngine {
       log.info("directive ignored", { reason: "replay" });
       return { outcome: "replay", reason: `directive ${id} was already seen` };
     }
-    await seen.add(id);
+    await seen.add(id).catch((err) =>
+      log.error("directive id not persisted for replay protection", { error: err.message })
+    );
     if (directive.expires_at && Date.parse(directive.expires_at) < Date.now()) {
       log.info("directive ignored", { reason: "expired", expires_at: directive.expires_at });
       return { outcome: "expired", reason: `directive ${id} expired at ${directive.expires_at}` };
@@ -78,6 +116,7 @@ export class DeploymentEngine {
       return { outcome: "not_targeted", reason: target.reason };
     }
     const now = new Date().toISOString();
+    let unwritten: RecordWriteError | undefined;
     await records.save({
       directive_id: id,
       state: "pending",
@@ -85,12 +124,15 @@ export class DeploymentEngine {
       source,
       directive,
       history: [{ state: "pending", at: now }],
+    }).catch((err) => {
+      if (!(err instanceof RecordWriteError)) throw err;
+      unwritten = err;
     });
     log.info("deployment accepted", {
       artifact: directive.artifact.name ?? directive.artifact.blob_hash,
     });
     this.#publish(records.get(id)!);
-    const unmet = unmetRequirement(directive, facts);
+    const unmet = unwritten?.message ?? unmetRequirement(directive, facts);
     if (unmet) {
       const failed = await this.#move(id, "failed", { error_message: unmet });
       log.warn("deployment failed", { error: unmet });
@@ -124,67 +166,118 @@ export class DeploymentEngine {
   }
 
   /**
+   * DELETE of a deployment, in any state: a queued or ready one is dropped, a download or an
+   * activation is aborted (the partial download stays for a later deployment of the same hash;
+   * what the activation had started is stopped), an active one is deactivated; each ends
+   * rolled_back with the reason. A record in a final state is removed. Undefined when there is
+   * no such deployment.
+   */
+  async cancel(id: string): Promise<CancelResult | undefined> {
+    const record = this.#deps.records.get(id);
+    if (!record) return undefined;
+    if (record.state === "failed" || record.state === "rolled_back") {
+      await this.#deps.records.remove(id);
+      this.#deps.logger.info("deployment record removed", { directive_id: id });
+      this.#deps.publishStatus(this.#status({
+        ...record,
+        error_message: `removed from this node on request` +
+          (record.error_message ? ` (was: ${record.error_message})` : ""),
+      }));
+      return { outcome: "removed", directive_id: id, state: record.state };
+    }
+    const reason = record.state === "active"
+      ? "deactivated on request"
+      : `cancelled while ${record.state}`;
+    return { outcome: "rolled_back", record: await this.#halt(id, reason) };
+  }
+
+  /**
    * A command post's rollback order: an active deployment is deactivated, a queued or ready
-   * one dropped, one downloading or activating is undone as soon as that step ends. Replayed
-   * orders are ignored; undefined when the deployment is not on this node.
+   * one dropped, one downloading or activating aborted; all end rolled_back. Replayed orders
+   * are ignored; undefined when the deployment is not on this node.
    */
   async rollback(order: RollbackOrder): Promise<DeploymentRecord | undefined> {
     const { records, seen, logger } = this.#deps;
     if (seen.has(order.rollback_id)) return undefined;
-    await seen.add(order.rollback_id);
+    await seen.add(order.rollback_id).catch((err) =>
+      logger.error("rollback id not persisted for replay protection", { error: err.message })
+    );
     const record = records.get(order.directive_id);
     if (!record) return undefined;
     const reason = `rolled back by ${order.issuer_node_id}` +
       (order.reason ? `: ${order.reason}` : "");
     logger.info("rollback ordered", { directive_id: order.directive_id, state: record.state });
-    switch (record.state) {
-      case "active":
-        return await this.deactivate(order.directive_id, reason);
-      case "pending":
-      case "ready": {
-        const queued = this.#queue.findIndex((q) => q.id === order.directive_id);
-        if (queued >= 0) this.#queue.splice(queued, 1);
-        return await this.#move(order.directive_id, "rolled_back", { error_message: reason });
-      }
-      case "downloading":
-      case "activating":
-        this.#rollbacks.set(order.directive_id, reason);
-        return record;
-      default:
-        return record;
+    if (record.state === "failed" || record.state === "rolled_back") return record;
+    return await this.#halt(order.directive_id, reason);
+  }
+
+  /**
+   * Brings a deployment that is not final to rolled_back with `reason`: running work is aborted
+   * and waited for, a queued one leaves the queue, an active one is deactivated.
+   */
+  async #halt(id: string, reason: string): Promise<DeploymentRecord> {
+    const work = this.#work.get(id);
+    if (work) {
+      work.controller.abort(new Stop(reason, "rolled_back"));
+      await work.done;
     }
+    const queued = this.#queue.findIndex((q) => q.id === id);
+    if (queued >= 0) this.#queue.splice(queued, 1);
+    const record = this.#deps.records.get(id)!;
+    // the work may have reached active just before the abort
+    if (record.state === "active") return (await this.deactivate(id, reason))!;
+    if (record.state === "failed" || record.state === "rolled_back") return record;
+    this.#deps.logger.info("deployment stopped", { directive_id: id, reason });
+    return await this.#move(id, "rolled_back", { error_message: reason });
   }
 
   /**
    * After a restart: queues again every deployment that had not reached a final state, and
-   * brings active ones back (an edge box that lost power runs again what it ran).
+   * brings active ones back, all at once (an edge box that lost power runs again what it ran;
+   * twenty programs take one start check, not twenty). A record that cannot be resumed is
+   * quarantined with the reason logged; start-up goes on.
    */
   async resume(): Promise<void> {
+    const reactivations: Promise<void>[] = [];
     for (const record of this.#deps.records.list()) {
       const id = record.directive_id;
-      if (record.state === "active" && record.instance_id) {
-        const { artifact } = record.directive;
-        try {
-          const path = await this.#deps.fetcher.ensure({
-            sha256: artifact.blob_hash,
-            urls: artifact.urls,
-          });
-          const adapter = this.#deps.adapters.get(artifact.artifact_type.type);
-          await adapter?.resume(record.directive, record.instance_id, path);
-          this.#deps.logger.info("deployment re-activated", {
-            directive_id: id,
-            instance_id: record.instance_id,
-          });
-        } catch (err) {
-          await this.#move(id, "failed", {
-            error_message: `re-activation failed: ${(err as Error).message}`,
-          });
+      try {
+        if (record.state === "active" && record.instance_id) {
+          reactivations.push(this.#reactivate(record));
+        } else if (!TERMINAL_STATES.includes(record.state) && record.state !== "ready") {
+          this.#deps.logger.info("resuming deployment", { directive_id: id, state: record.state });
+          this.#enqueue(record.directive);
         }
-        continue;
+      } catch (err) {
+        const where = await this.#deps.records.quarantine(id);
+        this.#deps.logger.error("deployment record quarantined", {
+          directive_id: id,
+          error: (err as Error).message,
+          file: where,
+        });
       }
-      if (TERMINAL_STATES.includes(record.state) || record.state === "ready") continue;
-      this.#deps.logger.info("resuming deployment", { directive_id: id, state: record.state });
-      this.#enqueue(record.directive);
+    }
+    await Promise.all(reactivations);
+  }
+
+  async #reactivate(record: DeploymentRecord): Promise<void> {
+    const id = record.directive_id;
+    const { artifact } = record.directive;
+    try {
+      const path = await this.#deps.fetcher.ensure({
+        sha256: artifact.blob_hash,
+        urls: artifact.urls,
+      });
+      const adapter = this.#deps.adapters.get(artifact.artifact_type.type);
+      await adapter?.resume(record.directive, record.instance_id!, path);
+      this.#deps.logger.info("deployment re-activated", {
+        directive_id: id,
+        instance_id: record.instance_id,
+      });
+    } catch (err) {
+      const message = `re-activation failed: ${(err as Error).message}`;
+      this.#deps.logger.error("deployment failed", { directive_id: id, error: message });
+      await this.#move(id, "failed", { error_message: message });
     }
   }
 
@@ -201,6 +294,18 @@ export class DeploymentEngine {
     void this.#move(record.directive_id, "failed", { error_message: reason });
   }
 
+  /**
+   * Agent shutdown: nothing more starts, and work in progress is aborted without a change of
+   * state (it resumes at the next start); resolves once it has stopped.
+   */
+  async stop(): Promise<void> {
+    this.#stopping = true;
+    const work = [...this.#work.values()];
+    for (const w of work) w.controller.abort(new Stop("loam is stopping", undefined));
+    await Promise.all(work.map((w) => w.done));
+    await this.#writes;
+  }
+
   #enqueue(directive: DeploymentDirective): void {
     const rank = PRIORITY_RANK[directive.options.priority];
     this.#queue.push({ id: directive.directive_id, rank, seq: this.#seq++ });
@@ -209,7 +314,9 @@ export class DeploymentEngine {
   }
 
   #pump(): void {
-    while (this.#running < this.#deps.maxConcurrent && this.#queue.length > 0) {
+    while (
+      !this.#stopping && this.#running < this.#deps.maxConcurrent && this.#queue.length > 0
+    ) {
       const { id } = this.#queue.shift()!;
       this.#running++;
       void this.#run(id).finally(() => {
@@ -219,108 +326,157 @@ export class DeploymentEngine {
     }
   }
 
-  /** Transitions are written one after another, so a late progress write never undoes a state. */
+  /**
+   * Moves a deployment to `state`, one write after another, so a late progress write never
+   * undoes a state. Never rejects: a change the table refuses is logged and skipped; a write
+   * that fails leaves the new state in memory (and published), and a full disk stops the
+   * deployment's work, which then fails with "disk full".
+   */
   #move(
     id: string,
     state: DeploymentState,
     changes: Parameters<DeploymentRecords["transition"]>[2] = {},
   ): Promise<DeploymentRecord> {
+    const { records, logger } = this.#deps;
     const done = this.#writes.then(async () => {
-      const record = await this.#deps.records.transition(id, state, changes);
-      this.#publish(record);
-      return record;
+      try {
+        const record = await records.transition(id, state, changes);
+        this.#publish(record);
+      } catch (err) {
+        if (err instanceof TransitionRefused) {
+          logger.debug("transition refused", { directive_id: id, error: err.message });
+        } else if (err instanceof RecordWriteError) {
+          logger.error("deployment record not written", { directive_id: id, error: err.message });
+          const record = records.get(id);
+          if (record) this.#publish(record);
+          if (err.diskFull && !TERMINAL_STATES.includes(state)) {
+            this.#work.get(id)?.controller.abort(new Stop(err.message, "failed"));
+          }
+        } else {
+          logger.error("deployment transition failed", { directive_id: id, error: err });
+        }
+      }
+      return records.get(id)!;
     });
-    this.#writes = done.catch(() => undefined);
+    this.#writes = done;
     return done;
+  }
+
+  /**
+   * Runs one step of a deployment's work under its signal: aborted at `timeout_seconds`, or by
+   * {@link cancel}, {@link rollback} or {@link stop}. When aborted, the deployment ends in the
+   * state the abort reason names, whatever error the interrupted work threw.
+   */
+  async #perform(id: string, work: (signal: AbortSignal) => Promise<void>): Promise<void> {
+    const record = this.#deps.records.get(id)!;
+    const log = this.#deps.logger.child({ directive_id: id });
+    const seconds = record.directive.options.timeout_seconds;
+    const controller = new AbortController();
+    const timer = setTimeout(
+      () => controller.abort(new Stop(`timed out after ${seconds} s`, "failed")),
+      seconds * 1000,
+    );
+    let finished!: () => void;
+    this.#work.set(id, { controller, done: new Promise((resolve) => finished = resolve) });
+    try {
+      await work(controller.signal);
+    } catch (err) {
+      const stop = controller.signal.aborted ? controller.signal.reason : undefined;
+      if (stop instanceof Stop) {
+        if (stop.state) {
+          await this.#move(id, stop.state, { error_message: stop.message });
+          log.warn(stop.state === "failed" ? "deployment failed" : "deployment stopped", {
+            error: stop.message,
+          });
+        }
+      } else {
+        const message = (err as Error).message;
+        await this.#move(id, "failed", { error_message: message });
+        log.warn("deployment failed", { error: message });
+      }
+    } finally {
+      clearTimeout(timer);
+      this.#work.delete(id);
+      finished();
+    }
   }
 
   async #run(id: string): Promise<void> {
     const { records, fetcher, logger } = this.#deps;
-    const directive = records.get(id)!.directive;
-    const log = logger.child({ directive_id: id });
-    const seconds = directive.options.timeout_seconds;
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`timed out after ${seconds} s`)), seconds * 1000);
+    const record = records.get(id);
+    if (!record || TERMINAL_STATES.includes(record.state)) return;
+    const { directive } = record;
+    await this.#perform(id, async (signal) => {
+      const resumedActivation = record.state === "activating";
+      if (!resumedActivation) {
+        await this.#move(id, "downloading", { progress_percent: record.progress_percent });
+      }
+      const { artifact } = directive;
+      let lastAt = 0;
+      let lastPercent = 0;
+      const path = await fetcher.ensure(
+        { sha256: artifact.blob_hash, urls: artifact.urls, size: artifact.size_bytes },
+        (p) => {
+          const percent = Math.floor((p.bytes / Math.max(1, artifact.size_bytes)) * 100);
+          const now = performance.now();
+          if (
+            percent >= lastPercent + 10 ||
+            (now - lastAt >= PROGRESS_INTERVAL_MS && percent > lastPercent)
+          ) {
+            lastAt = now;
+            lastPercent = percent;
+            void this.#move(id, "downloading", { progress_percent: Math.min(99, percent) });
+          }
+        },
+        signal,
+      );
+      signal.throwIfAborted();
+      if (!directive.options.auto_activate && !resumedActivation) {
+        await this.#move(id, "ready", { progress_percent: 100 });
+        logger.info("deployment ready; waiting for activation", { directive_id: id });
+        return;
+      }
+      await this.#activate(id, directive, path, signal);
     });
-    try {
-      await Promise.race([
-        timeout,
-        (async () => {
-          await this.#move(id, "downloading", {
-            progress_percent: records.get(id)!.progress_percent,
-          });
-          const { artifact } = directive;
-          let lastAt = 0;
-          let lastPercent = 0;
-          const path = await fetcher.ensure(
-            { sha256: artifact.blob_hash, urls: artifact.urls, size: artifact.size_bytes },
-            (p) => {
-              const percent = Math.floor((p.bytes / Math.max(1, artifact.size_bytes)) * 100);
-              const now = performance.now();
-              if (
-                percent >= lastPercent + 10 ||
-                (now - lastAt >= PROGRESS_INTERVAL_MS && percent > lastPercent)
-              ) {
-                lastAt = now;
-                lastPercent = percent;
-                void this.#move(id, "downloading", { progress_percent: Math.min(99, percent) });
-              }
-            },
-          );
-          const rollback = this.#rollbacks.get(id);
-          if (rollback !== undefined) {
-            this.#rollbacks.delete(id);
-            await this.#move(id, "rolled_back", { error_message: rollback });
-            return;
-          }
-          if (!directive.options.auto_activate) {
-            await this.#move(id, "ready", { progress_percent: 100 });
-            log.info("deployment ready; waiting for activation");
-            return;
-          }
-          await this.#activate(id, directive, path);
-        })(),
-      ]);
-    } catch (err) {
-      const message = (err as Error).message;
-      await this.#move(id, "failed", { error_message: message });
-      log.warn("deployment failed", { error: message });
-    } finally {
-      clearTimeout(timer);
-    }
   }
 
   /**
    * activating → active through the artifact type's runtime adapter (throws its reason). With
    * `replace_existing`, the deployments this one replaces are retired only after it is active;
-   * when it fails they keep running and this one ends rolled_back, saying so.
+   * when it fails they keep running and this one ends rolled_back, saying so. An instance that
+   * came up although the signal aborted is deactivated again.
    */
-  async #activate(id: string, directive: DeploymentDirective, path: string): Promise<void> {
+  async #activate(
+    id: string,
+    directive: DeploymentDirective,
+    path: string,
+    signal: AbortSignal,
+  ): Promise<void> {
     await this.#move(id, "activating", { progress_percent: 100 });
+    signal.throwIfAborted();
     const replaced = directive.options.replace_existing ? this.#replacedBy(directive) : [];
     const kind = directive.artifact.artifact_type.type;
     const adapter = this.#deps.adapters.get(kind);
     let instanceId: string;
     try {
       if (!adapter) throw new Error(`no runtime adapter for ${kind} in this version of loam`);
-      instanceId = (await adapter.activate(directive, path)).instance_id;
+      instanceId = (await adapter.activate(directive, path, signal)).instance_id;
     } catch (err) {
-      if (replaced.length === 0) throw err;
+      if (signal.aborted || replaced.length === 0) throw err;
       const keep = replaced.map((r) => r.directive_id).join(", ");
       const reason = `activation failed (${(err as Error).message}); ${keep} keeps running`;
       await this.#move(id, "rolled_back", { error_message: reason });
       this.#deps.logger.warn("deployment rolled back", { directive_id: id, error: reason });
       return;
     }
+    if (signal.aborted) {
+      await adapter.deactivate(instanceId).catch((err) =>
+        this.#deps.logger.error("instance not removed", { instance_id: instanceId, error: err })
+      );
+      throw signal.reason;
+    }
     await this.#move(id, "active", { instance_id: instanceId });
     this.#deps.logger.info("deployment active", { directive_id: id, instance_id: instanceId });
-    const rollback = this.#rollbacks.get(id);
-    if (rollback !== undefined) {
-      this.#rollbacks.delete(id);
-      await this.deactivate(id, rollback);
-      return;
-    }
     for (const old of replaced) {
       const adapter = this.#deps.adapters.get(old.directive.artifact.artifact_type.type);
       if (adapter?.retire) await adapter.retire(old.instance_id!);
@@ -347,23 +503,25 @@ export class DeploymentEngine {
   }
 
   /**
-   * Activates a deployment that waits in `ready` (auto_activate was false); resolves with the
-   * record once it is active or failed; undefined when there is no such deployment.
+   * Activates a deployment that waits in `ready` (auto_activate was false), under the same
+   * timeout and cancel as any work; resolves with the record once it is active, failed or
+   * rolled back; undefined when there is no such deployment.
    */
   async activateReady(id: string): Promise<DeploymentRecord | undefined> {
     const record = this.#deps.records.get(id);
     if (!record) return undefined;
-    if (record.state !== "ready") throw new Error(`deployment ${id} is ${record.state}, not ready`);
-    const { artifact } = record.directive;
-    try {
-      const path = await this.#deps.fetcher.ensure({
-        sha256: artifact.blob_hash,
-        urls: artifact.urls,
-      });
-      await this.#activate(id, record.directive, path);
-    } catch (err) {
-      await this.#move(id, "failed", { error_message: (err as Error).message });
+    if (record.state !== "ready" || this.#work.has(id)) {
+      throw new Error(`deployment ${id} is ${record.state}, not ready`);
     }
+    const { artifact } = record.directive;
+    await this.#perform(id, async (signal) => {
+      const path = await this.#deps.fetcher.ensure(
+        { sha256: artifact.blob_hash, urls: artifact.urls },
+        undefined,
+        signal,
+      );
+      await this.#activate(id, record.directive, path, signal);
+    });
     return this.#deps.records.get(id);
   }
 
@@ -376,7 +534,11 @@ export class DeploymentEngine {
   }
 
   #publish(record: DeploymentRecord): void {
-    this.#deps.publishStatus({
+    this.#deps.publishStatus(this.#status(record));
+  }
+
+  #status(record: DeploymentRecord): DeploymentStatus {
+    return {
       directive_id: record.directive_id,
       node_id: this.#deps.nodeId,
       reported_at: new Date().toISOString(),
@@ -384,6 +546,6 @@ export class DeploymentEngine {
       progress_percent: Math.round(record.progress_percent),
       ...(record.error_message ? { error_message: record.error_message } : {}),
       ...(record.instance_id ? { instance_id: record.instance_id } : {}),
-    });
+    };
   }
 }

@@ -2,6 +2,8 @@ import { join } from "node:path";
 import { z } from "zod";
 import { UserError } from "../system/errors.ts";
 import type { BlobStore, PartialBlob, StoredBlob } from "../blobs/store.ts";
+import { readBoundedJsonFile } from "../protocol/bounded_json.ts";
+import { MAX_RECORD_BYTES } from "./records.ts";
 
 /** The part of a deployment record (`<data>/deployments/<id>.json`) that names its blob. */
 const RecordBlobSchema = z.object({
@@ -28,7 +30,7 @@ export async function blobReferences(deploymentsDir: string): Promise<Map<string
     const path = join(deploymentsDir, entry.name);
     let record: z.infer<typeof RecordBlobSchema>;
     try {
-      record = RecordBlobSchema.parse(JSON.parse(await Deno.readTextFile(path)));
+      record = RecordBlobSchema.parse(await readBoundedJsonFile(path, MAX_RECORD_BYTES));
     } catch (err) {
       throw new UserError(`deployment record ${path} is unreadable: ${(err as Error).message}`);
     }

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { parseBoundedJson } from "../protocol/bounded_json.ts";
 import { lpStream } from "@libp2p/utils";
 import { peerIdFromString } from "@libp2p/peer-id";
 import { Counter, type Registry } from "prom-client";
@@ -32,7 +33,7 @@ const BlobResponseSchema = z.union([
 
 const encode = (value: unknown) => new TextEncoder().encode(JSON.stringify(value));
 const decode = (bytes: { subarray(): Uint8Array }) =>
-  JSON.parse(new TextDecoder().decode(bytes.subarray()));
+  parseBoundedJson(new TextDecoder().decode(bytes.subarray()), { maxBytes: MAX_HEADER_BYTES });
 
 /**
  * Serves verified blobs from the store: request `{sha256, offset}` (length-prefixed JSON),

@@ -1,10 +1,14 @@
-import { multiaddr } from "@multiformats/multiaddr";
+import { type Multiaddr, multiaddr } from "@multiformats/multiaddr";
 import { Gauge, type Registry } from "prom-client";
 import { createMeshNode, type MeshNode } from "./node.ts";
 import { MeshMessaging } from "./messaging.ts";
 import { PeerTable } from "./peers.ts";
 import { serveBlobs } from "./blob_protocol.ts";
 import { blobCid, MeshBlobSource } from "./blob_source.ts";
+import { type IdentityProblem, IdentityProblems } from "./identity_problems.ts";
+import { PeerIdClash } from "./peer_id_clash.ts";
+import { PeerIdWitness } from "./peer_id_witness.ts";
+import { AdvertIdentity } from "./advert_identity.ts";
 import type { Identity } from "./identity.ts";
 import type { Advert } from "../protocol/advert.ts";
 import type { Config } from "../config/schema.ts";
@@ -39,7 +43,9 @@ export interface MeshOptions {
  * The running mesh: libp2p node, signed gossip, peer table, blob serving and fetching, the
  * adverts (every `advert_interval`, soon after a change, and again once a peer connects when
  * the last one reached nobody), DHT announcements of new blobs (every `advert_interval`), and
- * re-dialling of bootstrap peers after they drop.
+ * re-dialling of bootstrap peers after they drop, and the identity problems noticed on the way (a
+ * second holder of this node's key, a second node with its node id: see
+ * {@link identityProblems}).
  */
 export class Mesh {
   readonly node: MeshNode;
@@ -47,6 +53,10 @@ export class Mesh {
   readonly peers: PeerTable;
   readonly blobSource: MeshBlobSource;
   readonly #options: MeshOptions;
+  readonly #problems: IdentityProblems;
+  readonly #clash: PeerIdClash;
+  readonly #witness: PeerIdWitness;
+  readonly #advertIdentity: AdvertIdentity;
   readonly #timers: ReturnType<typeof setInterval>[] = [];
   readonly #provided = new Set<string>();
   #debounce?: ReturnType<typeof setTimeout>;
@@ -54,9 +64,18 @@ export class Mesh {
   #unheard = false;
   #stopped = false;
 
-  private constructor(node: MeshNode, options: MeshOptions) {
+  private constructor(
+    node: MeshNode,
+    options: MeshOptions,
+    problems: IdentityProblems,
+    clash: PeerIdClash,
+  ) {
     this.node = node;
     this.#options = options;
+    this.#problems = problems;
+    this.#clash = clash;
+    this.#witness = new PeerIdWitness(node, problems);
+    this.#advertIdentity = new AdvertIdentity(options.identity.peerId, problems);
     const logger = options.logger;
     this.messaging = new MeshMessaging({
       node,
@@ -69,7 +88,8 @@ export class Mesh {
     });
     this.peers = new PeerTable(node, logger);
     this.blobSource = new MeshBlobSource(node, this.peers);
-    this.messaging.on("advert", (advert) => {
+    this.messaging.on("advert", (advert, signer) => {
+      if (!this.#advertIdentity.received(advert, signer)) return;
       this.peers.recordAdvert(advert);
       logger.debug("advert received", { peer: advert.peer_id, node_id: advert.node_id });
     });
@@ -93,6 +113,8 @@ export class Mesh {
 
   /** Starts the node and every loop; a listen address that cannot be used is a {@link UserError}. */
   static async start(options: MeshOptions): Promise<Mesh> {
+    const problems = new IdentityProblems(options.logger);
+    const clash = new PeerIdClash(options.identity.peerId, problems);
     let node: MeshNode;
     try {
       node = await createMeshNode({
@@ -102,27 +124,38 @@ export class Mesh {
         network: options.config.network,
         mdns: options.config.mdns,
         maxMessageBytes: options.config.max_message_bytes,
+        connectionGater: clash.gater,
       });
     } catch (err) {
+      // the node says what is wrong with the address in one line; name the setting before it
+      if (err instanceof UserError) {
+        throw new UserError(`mesh.listen = "${options.config.listen}": ${err.message}`);
+      }
       throw new UserError(
         `mesh.listen = "${options.config.listen}": cannot start the mesh: ${
           (err as Error).message
         }`,
       );
     }
-    const mesh = new Mesh(node, options);
+    const mesh = new Mesh(node, options, problems, clash);
     await serveBlobs(node, options.store, options.registry, options.logger);
     mesh.#timers.push(
       setInterval(() => void mesh.#cycle(), options.config.advert_interval * 1000),
     );
     mesh.#timers.push(setInterval(() => void mesh.#redialBootstrap(), REDIAL_INTERVAL_MS));
     void mesh.#cycle();
+    void mesh.#probeOwnBootstrap();
     return mesh;
   }
 
   /** The addresses other nodes can dial, each ending in /p2p/<peer id>. */
   listenAddrs(): string[] {
     return this.node.getMultiaddrs().map((a) => a.toString());
+  }
+
+  /** Identity problems noticed since start (`identity_problems` in `/v1/status`). */
+  identityProblems(): IdentityProblem[] {
+    return this.#problems.list();
   }
 
   /** Something advertised changed (a blob, an instance): send an advert soon. */
@@ -142,6 +175,7 @@ export class Mesh {
     if (this.#stopped) return;
     try {
       const advert = await this.#options.buildAdvert();
+      this.#advertIdentity.sent(advert);
       this.#unheard = await this.messaging.publish("advert", advert) === 0;
     } catch (err) {
       this.#options.logger.warn("advert not sent", { error: err });
@@ -173,12 +207,29 @@ export class Mesh {
     }
   }
 
+  /** Bootstrap entries naming this node's own peer id: dialling them is probing for a clone. */
+  #ownBootstrap(): Multiaddr[] {
+    const own = this.node.peerId.toString();
+    return this.#options.config.bootstrap.map((a) => multiaddr(a)).filter((ma) =>
+      ma.getComponents().find((c) => c.name === "p2p")?.value === own
+    );
+  }
+
+  async #probeOwnBootstrap(): Promise<void> {
+    for (const ma of this.#ownBootstrap()) {
+      if (this.#stopped) return;
+      await this.#clash.probe(this.node, ma);
+    }
+  }
+
   async #redialBootstrap(): Promise<void> {
+    await this.#probeOwnBootstrap();
+    const own = this.node.peerId.toString();
     const connected = new Set(this.node.getPeers().map((p) => p.toString()));
     for (const address of this.#options.config.bootstrap) {
       const ma = multiaddr(address);
       const peer = ma.getComponents().find((c) => c.name === "p2p")?.value;
-      if (peer && connected.has(peer)) continue;
+      if (peer === own || (peer && connected.has(peer))) continue;
       await this.node.dial(ma, { signal: AbortSignal.timeout(10_000) }).catch((err) => {
         this.#options.logger.debug("bootstrap peer unreachable", { address, error: err });
       });
@@ -189,6 +240,7 @@ export class Mesh {
   async stop(): Promise<void> {
     this.#stopped = true;
     clearTimeout(this.#debounce);
+    this.#witness.stop();
     for (const timer of this.#timers) clearInterval(timer);
     await this.node.stop();
   }

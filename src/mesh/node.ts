@@ -8,9 +8,10 @@ import { ping } from "@libp2p/ping";
 import { bootstrap } from "@libp2p/bootstrap";
 import { mdns } from "@libp2p/mdns";
 import { kadDHT, passthroughMapper } from "@libp2p/kad-dht";
-import type { PrivateKey } from "@libp2p/interface";
+import type { ConnectionGater, PrivateKey } from "@libp2p/interface";
 import { originSeqnoKey } from "./message_id.ts";
 import { installYamuxWindowGrants } from "./yamux_window_grants.ts";
+import { UserError } from "../system/errors.ts";
 
 /**
  * yamux's default stream window (256 KiB, growing to 16 MiB) keeps a fast transfer waiting on
@@ -42,6 +43,8 @@ export interface MeshNodeOptions {
   mdns: boolean;
   /** Largest gossip message accepted by the transport (the envelope check is stricter). */
   maxMessageBytes: number;
+  /** Watches connections for identity problems (see peer_id_clash.ts); denies nothing itself. */
+  connectionGater?: ConnectionGater;
 }
 
 /** Builds the libp2p node type once so callers see the services' types. */
@@ -52,6 +55,8 @@ function buildNode(options: MeshNodeOptions) {
     ...(options.mdns ? [mdns({ serviceTag: `loam-${options.network}.local` })] : []),
   ];
   return createLibp2p({
+    // started by createMeshNode, which turns a failure to listen into one line
+    start: false,
     privateKey: options.privateKey,
     addresses: { listen: [options.listen] },
     transports: [tcp({ dialOpts: SOCKET_OPTIONS, listenOpts: SOCKET_OPTIONS })],
@@ -65,6 +70,7 @@ function buildNode(options: MeshNodeOptions) {
       }),
     ],
     peerDiscovery: discovery,
+    connectionGater: options.connectionGater,
     connectionManager: {
       // fleets behind one NAT (or many agents on one host) open many connections from one
       // address at once; libp2p's default of 5 per second per host turned most of them away
@@ -98,10 +104,33 @@ function buildNode(options: MeshNodeOptions) {
 /** The libp2p node with loam's services. */
 export type MeshNode = Awaited<ReturnType<typeof buildNode>>;
 
+/** Why listening failed, for the failures a user can act on (Node's OS error codes, libp2p's). */
+const LISTEN_CAUSES: Record<string, string> = {
+  EADDRINUSE: "address already in use (another loam or program has it)",
+  EADDRNOTAVAIL: "no such local address on this machine",
+  EACCES: "permission denied (ports below 1024 need root or CAP_NET_BIND_SERVICE)",
+  UnsupportedListenAddressError: "not a TCP address (expected /ip4/<address>/tcp/<port>)",
+};
+
+/**
+ * The cause of a failed start in one line. libp2p reports a listen failure as text only (each
+ * address with its error's stack), so the cause is found in that text.
+ */
+function startFailure(err: unknown): string {
+  const message = err instanceof Error ? err.message : String(err);
+  const known = message.match(new RegExp(`\\b(${Object.keys(LISTEN_CAUSES).join("|")})\\b`));
+  if (known) return LISTEN_CAUSES[known[1]!]!;
+  // "<intro>:\n\n  <addr>: <error>\n      at ..." → "<error>"
+  const lines = message.split("\n").map((l) => l.trim()).filter((l) => l !== "");
+  const detail = lines.length > 1 && !lines[1]!.startsWith("at ") ? lines[1]! : lines[0] ?? "";
+  return `cannot listen: ${detail.replace(/^\/\S*: /, "")}`;
+}
+
 /**
  * Creates and starts the libp2p node: TCP + noise + yamux, identify, ping, gossipsub,
  * kad-dht, bootstrap list and optional mDNS. Discovered peers are dialled (libp2p does not
- * dial discoveries by itself).
+ * dial discoveries by itself). A node that cannot start is stopped again and its cause thrown as
+ * a one-line {@link UserError} (the caller names the setting).
  */
 export async function createMeshNode(options: MeshNodeOptions): Promise<MeshNode> {
   const node: MeshNode = await buildNode(options);
@@ -112,5 +141,15 @@ export async function createMeshNode(options: MeshNodeOptions): Promise<MeshNode
       // unreachable for now: the maintenance loop and later discoveries retry
     });
   });
+  try {
+    await node.start();
+  } catch (err) {
+    try {
+      await node.stop();
+    } catch {
+      // half-started services: the start failure is what the user needs to see
+    }
+    throw new UserError(startFailure(err));
+  }
   return node;
 }

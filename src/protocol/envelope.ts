@@ -7,6 +7,7 @@ import { type DeploymentDirective, DeploymentDirectiveSchema } from "./directive
 import { type DeploymentStatus, DeploymentStatusSchema } from "./status.ts";
 import { type Advert, AdvertSchema } from "./advert.ts";
 import { type RollbackOrder, RollbackOrderSchema } from "./rollback.ts";
+import { JsonLimitError, parseBoundedJson } from "./bounded_json.ts";
 
 /** Envelope format version this agent speaks. */
 export const ENVELOPE_VERSION = 1;
@@ -43,6 +44,7 @@ export type DropReason =
   | "unknown_kind"
   | "bad_signer"
   | "bad_signature"
+  | "too_deep"
   | "schema";
 
 /** Result of {@link openEnvelope}: the message, or why it was dropped. */
@@ -90,8 +92,9 @@ export async function openEnvelope(data: Uint8Array, maxBytes: number): Promise<
   if (data.length > maxBytes) return drop("oversized", `${data.length} bytes > ${maxBytes}`);
   let json: unknown;
   try {
-    json = JSON.parse(new TextDecoder().decode(data));
-  } catch {
+    json = parseBoundedJson(new TextDecoder().decode(data), { maxBytes });
+  } catch (err) {
+    if (err instanceof JsonLimitError) return drop("too_deep", `envelope: ${err.message}`);
     return drop("not_json", "envelope is not JSON");
   }
   const envelope = EnvelopeSchema.safeParse(json);
@@ -118,8 +121,9 @@ export async function openEnvelope(data: Uint8Array, maxBytes: number): Promise<
   if (!valid) return drop("bad_signature", `signature does not verify for ${signer}`);
   let body: unknown;
   try {
-    body = JSON.parse(payload);
-  } catch {
+    body = parseBoundedJson(payload, { maxBytes });
+  } catch (err) {
+    if (err instanceof JsonLimitError) return drop("too_deep", `${kind}: ${err.message}`);
     return drop("schema", "payload is not JSON");
   }
   const parsed = PAYLOAD_SCHEMAS[kind as MessageKind].safeParse(body);

@@ -17,6 +17,8 @@ async function keys() {
   return { key, peer: peerIdFromPrivateKey(key).toString() };
 }
 
+/** `n` arrays nested in each other. */
+const deep = (n: number): unknown => JSON.parse("[".repeat(n) + "]".repeat(n));
 const json = (value: unknown) => new TextEncoder().encode(JSON.stringify(value));
 
 Deno.test("a sealed envelope opens to the same payload and names its signer", async () => {
@@ -33,7 +35,7 @@ Deno.test("openEnvelope names why a message is dropped, cheapest check first", a
     new TextDecoder().decode(await sealEnvelope("status", status, key, peer)),
   );
   const cases: [Uint8Array, string][] = [
-    [new Uint8Array(2000), "oversized"],
+    [new Uint8Array(3000), "oversized"],
     [new TextEncoder().encode("{nope"), "not_json"],
     [json({ ...sealed, extra: 1 }), "bad_envelope"],
     [json({ ...sealed, v: 2 }), "unknown_version"],
@@ -43,9 +45,11 @@ Deno.test("openEnvelope names why a message is dropped, cheapest check first", a
     [json({ ...sealed, payload: sealed.payload.replace("40", "41") }), "bad_signature"],
     [json({ ...sealed, sig: "!!" }), "bad_signature"],
     [await sealEnvelope("status", { ...status, state: "exploded" } as never, key, peer), "schema"],
+    [new TextEncoder().encode("[".repeat(500) + "]".repeat(500)), "too_deep"],
+    [await sealEnvelope("status", { ...status, extra: deep(300) } as never, key, peer), "too_deep"],
   ];
   for (const [data, reason] of cases) {
-    const opened = await openEnvelope(data, 1024);
+    const opened = await openEnvelope(data, 2048);
     assert.equal(opened.ok ? "accepted" : opened.reason, reason);
   }
 });

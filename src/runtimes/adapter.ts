@@ -33,8 +33,17 @@ export interface InstanceView {
  */
 export interface RuntimeAdapter {
   kind: ArtifactKind;
-  /** Activates the verified blob at `blobPath` for `directive`; rejects with a clear reason. */
-  activate(directive: DeploymentDirective, blobPath: string): Promise<Instance>;
+  /**
+   * Activates the verified blob at `blobPath` for `directive`; rejects with a clear reason.
+   * When `signal` aborts (the deployment timed out or was cancelled), the adapter stops and
+   * removes whatever it had started for this activation before it rejects with the signal's
+   * reason: the engine frees the deployment's concurrency slot only once this has settled.
+   */
+  activate(
+    directive: DeploymentDirective,
+    blobPath: string,
+    signal: AbortSignal,
+  ): Promise<Instance>;
   /**
    * After an agent restart: makes an instance that was active run again (a process is
    * started anew; files on disk need nothing).

@@ -16,6 +16,11 @@ import { WasmModuleAdapter } from "./wasm_module.ts";
 export interface AdapterSources {
   config: Config;
   instancesDir: string;
+  /**
+   * This agent's peer id: the container adapter labels and names its containers with it, so
+   * agents sharing a host's container store leave each other's containers alone.
+   */
+  peerId: string;
   hardware: StaticHardware;
   /** Where the job and inference metrics register. */
   registry: Registry;
@@ -52,6 +57,7 @@ export function createAdapters(s: AdapterSources) {
   });
   const containers = new ContainerAdapter(
     {
+      agentId: s.peerId,
       publishAddress: config.containers.publish_address,
       globalArgs: {
         podman: config.containers.podman_args,

@@ -95,7 +95,12 @@ export class ConfigPackageAdapter implements RuntimeAdapter {
     this.#instancesDir = instancesDir;
   }
 
-  async activate(directive: DeploymentDirective, blobPath: string): Promise<Instance> {
+  /** Unpacks into staging; an abort before the swap leaves the target untouched. */
+  async activate(
+    directive: DeploymentDirective,
+    blobPath: string,
+    signal: AbortSignal,
+  ): Promise<Instance> {
     const type = directive.artifact.artifact_type;
     if (type.type !== "config_package") throw new Error(`not a config package: ${type.type}`);
     const target = type.target_path;
@@ -110,6 +115,10 @@ export class ConfigPackageAdapter implements RuntimeAdapter {
     } catch (err) {
       await Deno.remove(staging, { recursive: true });
       throw new Error(`config package rejected: ${(err as Error).message}`);
+    }
+    if (signal.aborted) {
+      await Deno.remove(staging, { recursive: true });
+      throw signal.reason;
     }
     const applied: Applied = { target_path: target };
     if (await Deno.lstat(target).then(() => true, () => false)) {

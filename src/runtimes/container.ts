@@ -1,12 +1,20 @@
+import { createHash } from "node:crypto";
 import { z } from "zod";
 import type { DeploymentDirective } from "../protocol/directive.ts";
 import type { Instance, InstanceFailed, InstanceView, RuntimeAdapter } from "./adapter.ts";
 import { ContainerCli, type ContainerRuntime, type ContainerState } from "./container_cli.ts";
 import type { LogLine } from "./log_ring.ts";
 import type { Logger } from "../system/logger.ts";
+import { sleep } from "../system/sleep.ts";
 
 /** The agent's container settings (`[containers]`). */
 export interface ContainerSettings {
+  /**
+   * This agent's peer id. Its containers carry it as a label and in their names: agents that
+   * share a runtime's store (several on one host) take the same directive and reconcile without
+   * touching each other's containers.
+   */
+  agentId: string;
   /** Host address published ports bind to (127.0.0.1 unless configured). */
   publishAddress: string;
   /** Global CLI flags per runtime, e.g. podman's --root/--runroot. */
@@ -36,7 +44,8 @@ interface ContainerSpec {
   health?: z.infer<typeof HealthSchema>;
 }
 
-const LABEL = "loam.instance";
+const INSTANCE_LABEL = "loam.instance";
+const AGENT_LABEL = "loam.agent";
 const START_GRACE_MS = 1000;
 const LOG_LINES = 500;
 
@@ -53,7 +62,18 @@ interface Running {
   downChecks: number;
 }
 
-function containerName(instanceId: string): string {
+/**
+ * `loam-<instance id>-<8 hex>`: the hex is a hash of the agent's peer id and the instance id, so
+ * agents on one host never share a name, and replacing `:` (names may not hold it) with `_` makes
+ * no two of one agent's instances share one. At most 146 characters.
+ */
+function containerName(agentId: string, instanceId: string): string {
+  const tag = createHash("sha256").update(`${agentId}\n${instanceId}`).digest("hex").slice(0, 8);
+  return `loam-${instanceId.replaceAll(":", "_")}-${tag}`;
+}
+
+/** The name a loam from before agent labels gave the instance's container (no agent label). */
+function legacyContainerName(instanceId: string): string {
   return `loam-${instanceId}`;
 }
 
@@ -63,7 +83,8 @@ function containerName(instanceId: string): string {
  * `--init`, no new privileges, never privileged or on the host network, ports published on
  * `publishAddress` only, and the directive's env. Health: the runtime's state plus an optional
  * HTTP or command check. Containers keep running across agent restarts and are adopted again;
- * ones labelled by loam without an active deployment are removed.
+ * this agent's ones (labelled with its peer id) without an active deployment are removed, and
+ * other agents' are never touched.
  */
 export class ContainerAdapter implements RuntimeAdapter {
   readonly kind = "container" as const;
@@ -79,26 +100,48 @@ export class ContainerAdapter implements RuntimeAdapter {
     this.#onFailed = onFailed;
   }
 
-  async activate(directive: DeploymentDirective, blobPath: string): Promise<Instance> {
+  /**
+   * On abort of `signal`, the container it ran is removed, and the image it loaded unless another
+   * container uses it.
+   */
+  async activate(
+    directive: DeploymentDirective,
+    blobPath: string,
+    signal: AbortSignal,
+  ): Promise<Instance> {
     const instanceId = `ctr-${directive.directive_id}`;
     const spec = this.#spec(directive);
-    await this.#start(directive, spec, instanceId, blobPath, true);
+    await this.#start(directive, spec, instanceId, blobPath, signal);
     return { instance_id: instanceId, provider: spec.cli.runtime };
   }
 
-  /** Adopts the container when it still runs, starts it when stopped, recreates it when gone. */
+  /**
+   * Adopts the container when it still runs, starts it when stopped, recreates it when gone. A
+   * container an older loam ran for this instance (its old name, no agent label) is adopted as
+   * well, in place, so that an upgrade restarts no workload.
+   */
   async resume(directive: DeploymentDirective, instanceId: string, blobPath: string) {
     const spec = this.#spec(directive);
     const { cli } = spec;
-    const name = containerName(instanceId);
-    const state = await cli.inspect(name);
-    if (state?.running) {
-      this.#track(directive, instanceId, cli, name, "", state);
-      this.#logger.info("container adopted", { instance_id: instanceId });
+    const found = await this.#find(cli, instanceId);
+    if (found?.state.running) {
+      this.#track(directive, instanceId, cli, found.name, "", found.state);
+      this.#logger.info("container adopted", { instance_id: instanceId, container: found.name });
       return;
     }
-    if (state) await cli.try(["rm", "-f", name]);
-    await this.#start(directive, spec, instanceId, blobPath, false);
+    if (found) await cli.try(["rm", "-f", found.name]);
+    await this.#start(directive, spec, instanceId, blobPath);
+  }
+
+  /** This agent's container for the instance, by its name or by the name an older loam gave. */
+  async #find(cli: ContainerCli, instanceId: string) {
+    const name = containerName(this.#settings.agentId, instanceId);
+    const state = await cli.inspect(name);
+    if (state) return { name, state };
+    const legacy = legacyContainerName(instanceId);
+    const old = await cli.inspect(legacy);
+    if (old?.labels[INSTANCE_LABEL] !== instanceId || AGENT_LABEL in old.labels) return undefined;
+    return { name: legacy, state: old };
   }
 
   async deactivate(instanceId: string): Promise<void> {
@@ -125,19 +168,23 @@ export class ContainerAdapter implements RuntimeAdapter {
     return Promise.resolve();
   }
 
-  /** Removes containers labelled by loam that belong to no active deployment. */
+  /**
+   * Removes this agent's containers (labelled with its peer id) that belong to no active
+   * deployment. Other agents' containers are not its to judge, nor are those of a loam from before
+   * agent labels (one whose instance is active is adopted by `resume`; others stay).
+   */
   async reconcile(activeInstanceIds: string[]): Promise<void> {
     const runtimes = Object.keys(this.#settings.globalArgs) as ContainerRuntime[];
     await Promise.all(runtimes.map(async (runtime) => {
       const cli = new ContainerCli(runtime, this.#settings.globalArgs[runtime]);
       let labelled: { name: string; labels: Record<string, string> }[];
       try {
-        labelled = await cli.listLabelled(LABEL);
+        labelled = await cli.listLabelled(`${AGENT_LABEL}=${this.#settings.agentId}`);
       } catch {
         return; // runtime not installed or not usable here
       }
       for (const container of labelled) {
-        const instanceId = container.labels[LABEL];
+        const instanceId = container.labels[INSTANCE_LABEL];
         if (instanceId && activeInstanceIds.includes(instanceId)) continue;
         this.#logger.warn("removing a loam container with no active deployment", {
           container: container.name,
@@ -183,16 +230,48 @@ export class ContainerAdapter implements RuntimeAdapter {
     return { type, cli, health: config.data.health };
   }
 
+  /**
+   * Loads the image and runs the container. `signal` is an activation's: a container that is not
+   * healthy fails it, and an abort removes the container and the image it loaded (kept while
+   * another container uses it) before rejecting with the signal's reason. A resume (no signal)
+   * keeps a container that is not healthy, with a warning.
+   */
   async #start(
+    directive: DeploymentDirective,
+    spec: ContainerSpec,
+    instanceId: string,
+    blobPath: string,
+    signal?: AbortSignal,
+  ): Promise<void> {
+    const { cli } = spec;
+    const name = containerName(this.#settings.agentId, instanceId);
+    let image = "";
+    let ran: { state: ContainerState; ports: string[] };
+    try {
+      image = await cli.load(blobPath, signal);
+      ran = await this.#run(directive, spec, instanceId, name, image, signal);
+      signal?.throwIfAborted();
+    } catch (err) {
+      if (!signal?.aborted) throw err;
+      await cli.try(["rm", "-f", name]);
+      if (image) await cli.try(["rmi", image]);
+      this.#logger.info("container activation aborted", { instance_id: instanceId });
+      throw signal.reason;
+    }
+    this.#track(directive, instanceId, cli, name, image, ran.state, ran.ports);
+    this.#logger.info("container running", { instance_id: instanceId, image, ports: ran.ports });
+  }
+
+  /** Runs `image` as `name` and waits until it is running (and healthy, when asked). */
+  async #run(
     directive: DeploymentDirective,
     { type, cli, health }: ContainerSpec,
     instanceId: string,
-    blobPath: string,
-    strict: boolean,
-  ): Promise<void> {
-    const name = containerName(instanceId);
-    const image = await cli.load(blobPath);
-    await cli.try(["rm", "-f", name]); // a leftover of an earlier try
+    name: string,
+    image: string,
+    signal?: AbortSignal,
+  ): Promise<{ state: ContainerState; ports: string[] }> {
+    await cli.try(["rm", "-f", name], signal); // a leftover of an earlier try
     const address = this.#settings.publishAddress;
     const ports = type.ports.map((p) =>
       `${address}:${p.host_port}:${p.container_port}/${p.protocol}`
@@ -203,7 +282,9 @@ export class ContainerAdapter implements RuntimeAdapter {
       "--name",
       name,
       "--label",
-      `${LABEL}=${instanceId}`,
+      `${AGENT_LABEL}=${this.#settings.agentId}`,
+      "--label",
+      `${INSTANCE_LABEL}=${instanceId}`,
       "--label",
       `loam.deployment=${directive.directive_id}`,
       "--init",
@@ -216,13 +297,13 @@ export class ContainerAdapter implements RuntimeAdapter {
       image,
     ];
     try {
-      await cli.call(args);
+      await cli.call(args, signal);
     } catch (err) {
       await cli.try(["rm", "-f", name]); // a failed `run -d` leaves it "created"
       throw err;
     }
-    await new Promise((r) => setTimeout(r, START_GRACE_MS));
-    const state = await cli.inspect(name);
+    await sleep(START_GRACE_MS, signal);
+    const state = await cli.inspect(name, signal);
     if (!state?.running) {
       const tail = (await cli.logs(name, 5)).map((l) => l.line).join(" | ");
       await cli.try(["rm", "-f", name]);
@@ -231,27 +312,34 @@ export class ContainerAdapter implements RuntimeAdapter {
     }
     if (health) {
       try {
-        await this.#waitHealthy(cli, name, health);
+        await this.#waitHealthy(cli, name, health, signal);
       } catch (err) {
-        if (strict) {
+        if (signal) {
           await cli.try(["rm", "-f", name]);
           throw err;
         }
         this.#logger.warn("container not healthy after restart", { instance_id: instanceId });
       }
     }
-    this.#track(directive, instanceId, cli, name, image, state, ports);
-    this.#logger.info("container running", { instance_id: instanceId, image, ports });
+    return { state, ports };
   }
 
-  async #waitHealthy(cli: ContainerCli, name: string, health: z.infer<typeof HealthSchema>) {
+  async #waitHealthy(
+    cli: ContainerCli,
+    name: string,
+    health: z.infer<typeof HealthSchema>,
+    signal?: AbortSignal,
+  ) {
     const deadline = Date.now() + health.timeout_seconds * 1000;
     let last = "no answer yet";
     while (Date.now() < deadline) {
       if (health.http) {
         const url = `http://127.0.0.1:${health.http.port}${health.http.path}`;
+        const timeout = AbortSignal.timeout(2000);
         try {
-          const res = await fetch(url, { signal: AbortSignal.timeout(2000) });
+          const res = await fetch(url, {
+            signal: signal ? AbortSignal.any([signal, timeout]) : timeout,
+          });
           await res.body?.cancel();
           if (res.ok) return;
           last = `${url} answered ${res.status}`;
@@ -259,13 +347,13 @@ export class ContainerAdapter implements RuntimeAdapter {
           last = `${url}: ${(err as Error).message}`;
         }
       } else if (health.command) {
-        const code = await cli.try(["exec", name, ...health.command]);
+        const code = await cli.try(["exec", name, ...health.command], signal);
         if (code === 0) return;
         last = `${health.command.join(" ")} exited ${code}`;
       } else {
         return;
       }
-      await new Promise((r) => setTimeout(r, 250));
+      await sleep(250, signal);
     }
     throw new Error(`health check failed for ${health.timeout_seconds} s: ${last}`);
   }

@@ -13,6 +13,8 @@ export interface ContainerState {
   exitCode: number;
   pid: number;
   error: string;
+  /** Its labels: whose container it is (loam's agent and instance labels). */
+  labels: Record<string, string>;
 }
 
 /** A failed CLI call, with the runtime's own words. */
@@ -39,19 +41,24 @@ export class ContainerCli {
     this.#globalArgs = globalArgs;
   }
 
-  /** Runs a subcommand; resolves with stdout, rejects with ContainerCliError. */
-  async call(args: string[], timeoutMs = 120_000): Promise<string> {
-    const out = await this.#run(args, timeoutMs);
+  /**
+   * Runs a subcommand; resolves with stdout, rejects with ContainerCliError. An abort of
+   * `signal` kills the CLI (an activation that is cancelled does not wait for a slow load).
+   */
+  async call(args: string[], signal?: AbortSignal): Promise<string> {
+    const out = await this.#run(args, 120_000, signal);
     if (out.code !== 0) throw new ContainerCliError(this.#program, args, out.code, out.stderr);
     return out.stdout;
   }
 
   /** Runs a subcommand whose failure is expected sometimes; resolves with its exit code. */
-  async try(args: string[]): Promise<number> {
-    return (await this.#run(args, 120_000)).code;
+  async try(args: string[], signal?: AbortSignal): Promise<number> {
+    return (await this.#run(args, 120_000, signal)).code;
   }
 
-  async #run(args: string[], timeoutMs: number) {
+  async #run(args: string[], timeoutMs: number, signal?: AbortSignal) {
+    signal?.throwIfAborted();
+    const timeout = AbortSignal.timeout(timeoutMs);
     let out: Deno.CommandOutput;
     try {
       out = await new Deno.Command(this.#program, {
@@ -59,7 +66,7 @@ export class ContainerCli {
         stdin: "null",
         stdout: "piped",
         stderr: "piped",
-        signal: AbortSignal.timeout(timeoutMs),
+        signal: signal ? AbortSignal.any([signal, timeout]) : timeout,
       }).output();
     } catch (err) {
       if (err instanceof Deno.errors.NotFound) {
@@ -76,31 +83,33 @@ export class ContainerCli {
   }
 
   /** Loads an image archive (docker-archive or OCI archive); returns the image's name or id. */
-  async load(archive: string): Promise<string> {
-    const out = await this.call(["load", "-q", "-i", archive]);
+  async load(archive: string, signal?: AbortSignal): Promise<string> {
+    const out = await this.call(["load", "-q", "-i", archive], signal);
     const match = out.match(/^Loaded image(?:\(s\))?(?: ID)?: *(\S+)/m);
     if (!match) throw new Error(`${this.runtime} load said no image name: ${out.trim()}`);
     return match[1]!.split(",")[0]!;
   }
 
-  /** The container's state, or undefined when there is no such container. */
-  async inspect(name: string): Promise<ContainerState | undefined> {
-    const out = await this.#run(
-      ["container", "inspect", "--format", "{{json .State}}", name],
-      30_000,
-    );
+  /** The container's state and labels, or undefined when there is no such container. */
+  async inspect(name: string, signal?: AbortSignal): Promise<ContainerState | undefined> {
+    const format = '{"State":{{json .State}},"Labels":{{json .Config.Labels}}}';
+    const out = await this.#run(["container", "inspect", "--format", format, name], 30_000, signal);
     if (out.code !== 0) return undefined;
-    const state = JSON.parse(out.stdout) as Record<string, unknown>;
+    const { State: state, Labels: labels } = JSON.parse(out.stdout) as {
+      State: Record<string, unknown>;
+      Labels: Record<string, string> | null;
+    };
     return {
       status: String(state.Status ?? "unknown"),
       running: state.Running === true,
       exitCode: Number(state.ExitCode ?? 0),
       pid: Number(state.Pid ?? 0),
       error: String(state.Error ?? ""),
+      labels: labels ?? {},
     };
   }
 
-  /** Containers carrying `label`, as {name, labels}. */
+  /** Containers carrying `label` (a key, or `key=value`), as {name, labels}. */
   async listLabelled(label: string): Promise<{ name: string; labels: Record<string, string> }[]> {
     const out = await this.call(["ps", "-a", "--filter", `label=${label}`, "--format", "json"]);
     const text = out.trim();

@@ -1,16 +1,29 @@
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import type { DeploymentDirective } from "../protocol/directive.ts";
 import type { Instance, InstanceFailed, InstanceView, RuntimeAdapter } from "./adapter.ts";
+import { executableProblem, readHeader } from "./executable_format.ts";
 import { type LogLine, LogRing } from "./log_ring.ts";
-import { captureOutput, recordCrash, terminate } from "./workload_process.ts";
-import { normalArch } from "../deploy/targeting.ts";
+import {
+  captureOutput,
+  findProcesses,
+  type ProcessSeen,
+  recordCrash,
+  stopProcess,
+  terminate,
+} from "./workload_process.ts";
 import type { Logger } from "../system/logger.ts";
 import { unreachableBy, type WorkloadUser } from "../system/workload_user.ts";
 
 /** A process that exits within this long after a start failed to start. */
 const START_GRACE_MS = 1000;
+/** SIGTERM, then SIGKILL after this long. */
 const STOP_GRACE_MS = 3000;
+/** How long a process SIGKILLed may take to be gone before it counts as stuck. */
+const KILL_WAIT_MS = 2000;
 const LOG_LINES = 500;
+const PROGRAM = "program";
+/** `<instances>/<id>.program.new`: a program being installed, beside the dir it goes into. */
+const STAGED_SUFFIX = `.${PROGRAM}.new`;
 
 /** A supervised native program. */
 interface Supervised {
@@ -26,10 +39,14 @@ interface Supervised {
 }
 
 /**
- * `native_binary`: the verified blob, copied into its instance directory and made executable,
- * runs as a supervised child: given args, a clean environment (PATH, HOME = instance dir,
- * LOAM_INSTANCE_ID), its instance directory as cwd, output into the agent log and a ring of the
- * last lines. A crash restarts it with backoff; three crashes within a minute mark it failed.
+ * `native_binary`: the verified blob (checked first: an ELF for this node's machine, or a `#!`
+ * script) is put into its instance directory by copy + fsync + rename, so a program a killed agent
+ * left running is never overwritten, and runs as a supervised child: given args, a clean
+ * environment (PATH, HOME = instance dir, LOAM_INSTANCE_ID), its instance directory as cwd,
+ * output into the agent log and a ring of the last lines. A crash restarts it with backoff; three
+ * crashes within a minute mark it failed. Programs a killed agent left running (found with `ps`
+ * by their path under this agent's instances dir) are stopped, and waited for, before anything
+ * replaces them.
  */
 export class NativeBinaryAdapter implements RuntimeAdapter {
   readonly kind = "native_binary" as const;
@@ -42,104 +59,249 @@ export class NativeBinaryAdapter implements RuntimeAdapter {
 
   /** With `user`, programs run as that account and own their instance dir (agent is root). */
   constructor(instancesDir: string, logger: Logger, onFailed: InstanceFailed, user?: WorkloadUser) {
-    this.#instancesDir = instancesDir;
+    // absolute, so that a program's argv (how a left-over one is recognised) is its full path
+    this.#instancesDir = resolve(instancesDir);
     this.#logger = logger;
     this.#onFailed = onFailed;
     this.#user = user;
   }
 
-  async activate(directive: DeploymentDirective, blobPath: string): Promise<Instance> {
+  /**
+   * Checks the blob's header, installs it, starts it and fails when it exits within the start
+   * grace period; an abort stops the program, removes the instance dir and rejects with the reason.
+   */
+  async activate(
+    directive: DeploymentDirective,
+    blobPath: string,
+    signal: AbortSignal,
+  ): Promise<Instance> {
+    signal.throwIfAborted();
     const type = directive.artifact.artifact_type;
     if (type.type !== "native_binary") throw new Error(`not a native binary: ${type.type}`);
-    if (normalArch(type.arch) !== normalArch(Deno.build.arch)) {
-      throw new Error(
-        `built for ${normalArch(type.arch)}, this node is ${normalArch(Deno.build.arch)}`,
-      );
-    }
+    const problem = executableProblem(await readHeader(blobPath), type.arch, Deno.build.arch);
+    if (problem) throw new Error(problem);
     const instanceId = `bin-${directive.directive_id}`;
-    await this.#install(instanceId, blobPath);
-    await this.#start(instanceId, directive, true);
+    try {
+      await this.#install(instanceId, blobPath, signal);
+      await this.#startChecked(instanceId, directive, signal);
+    } catch (err) {
+      if (!signal.aborted) throw err;
+      await Deno.remove(this.#dir(instanceId), { recursive: true }).catch(() => {});
+      this.#logger.info("activation stopped", { instance_id: instanceId, reason: signal.reason });
+      throw signal.reason;
+    }
     return { instance_id: instanceId, provider: "process" };
   }
 
+  /**
+   * Waits for what a restart needs and nothing more: a left-over program of this instance stopped
+   * (when reconcile has not already), the program installed again, the process spawned. It does
+   * not wait out the start check: a program that exits now is a crash, restarted with backoff.
+   */
   async resume(
     directive: DeploymentDirective,
     instanceId: string,
     blobPath: string,
   ): Promise<void> {
-    await this.#killLeftover(instanceId);
-    await this.#install(instanceId, blobPath);
-    await this.#start(instanceId, directive, false);
+    try {
+      await this.#install(instanceId, blobPath);
+      const { sup, exited } = this.#supervise(instanceId, directive);
+      void exited.then((code) => this.#onExit(instanceId, sup, code));
+    } catch (err) {
+      this.#logger.error("instance not resumed", { instance_id: instanceId, error: err });
+      throw err;
+    }
   }
 
   /**
-   * After the agent was killed (-9, OOM) its children may still run. The pid file names the
-   * last process; it is killed only if `ps` shows it still runs this instance's program (a pid
-   * reused after a reboot belongs to someone else).
+   * At start, before any resume: stops every program a killed agent left running under
+   * `<instances>/bin-*` (none can be adopted, having no pipes to its output; resume starts the
+   * active ones anew), waiting for each to exit, and removes the instance dirs (and half-installed
+   * programs) that no active deployment owns: an activating one starts afresh, a deleted one is
+   * gone.
    */
-  async #killLeftover(instanceId: string): Promise<void> {
-    const dir = join(this.#instancesDir, instanceId);
-    const pid = Number(await Deno.readTextFile(join(dir, "pid")).catch(() => ""));
-    if (!Number.isInteger(pid) || pid <= 1) return;
-    const ps = await new Deno.Command("ps", {
-      args: ["-o", "args=", "-p", String(pid)],
-      stdout: "piped",
-      stderr: "null",
-    }).output().catch(() => undefined);
-    const args = ps?.success ? new TextDecoder().decode(ps.stdout).trim() : "";
-    if (!args.includes(join(dir, "program"))) return;
-    this.#logger.warn("killing the instance left running by the previous agent", {
-      instance_id: instanceId,
-      pid,
+  async reconcile(activeInstanceIds: string[]): Promise<void> {
+    // listed first: nothing can be activated before the agent is this far in its start
+    const entries = await Array.fromAsync(Deno.readDir(this.#instancesDir)).catch((err) => {
+      if (err instanceof Deno.errors.NotFound) return [];
+      throw err;
     });
-    try {
-      Deno.kill(pid, "SIGKILL");
-    } catch {
-      // exited meanwhile
+    const stuck = await this.#stopLeftovers();
+    const keep = new Set([...activeInstanceIds, ...stuck]);
+    for (const entry of entries) {
+      const id = entry.isDirectory
+        ? entry.name
+        : entry.name.endsWith(STAGED_SUFFIX)
+        ? entry.name.slice(0, -STAGED_SUFFIX.length)
+        : undefined;
+      if (!id?.startsWith("bin-") || (entry.isDirectory && keep.has(id)) || this.#running.has(id)) {
+        continue;
+      }
+      await Deno.remove(join(this.#instancesDir, entry.name), { recursive: true });
+      if (entry.isDirectory) {
+        this.#logger.info("removed an instance no deployment owns", { instance_id: id });
+      }
     }
   }
 
-  async #install(instanceId: string, blobPath: string): Promise<void> {
-    const dir = join(this.#instancesDir, instanceId);
+  #dir(instanceId: string): string {
+    return join(this.#instancesDir, instanceId);
+  }
+
+  /**
+   * The instance whose program a command line starts with (then a space, or the end): the
+   * `<directive id>` of `<instances>/bin-<directive id>/program`, which holds no space or slash.
+   */
+  #instanceRunBy(commandLine: string): string | undefined {
+    const prefix = `${this.#instancesDir}/`;
+    if (!commandLine.startsWith(`${prefix}bin-`)) return undefined;
+    const end = commandLine.indexOf(`/${PROGRAM}`, prefix.length);
+    if (end < 0) return undefined;
+    const id = commandLine.slice(prefix.length, end);
+    const after = commandLine.charAt(end + PROGRAM.length + 1);
+    return !/[ /]/.test(id) && (after === "" || after === " ") ? id : undefined;
+  }
+
+  /**
+   * Stops the programs under this agent's instance dirs that no child of this agent runs: those
+   * a killed agent left (all of them, or `instanceId`'s). SIGTERM, SIGKILL after a grace period,
+   * each waited for until gone; returns the instances whose program would not go (logged).
+   */
+  async #stopLeftovers(instanceId?: string): Promise<string[]> {
+    const found = await findProcesses((commandLine) => {
+      const id = this.#instanceRunBy(commandLine);
+      return instanceId === undefined || id === instanceId ? id : undefined;
+    }).catch((err) => {
+      this.#logger.warn("cannot look for programs left running by a previous agent", {
+        error: err,
+      });
+      return [];
+    });
+    // after the search, so that a child spawned while it ran counts as ours
+    const ours = new Set([...this.#running.values()].map((sup) => sup.child?.pid));
+    const stuck = await Promise.all(
+      found.filter((seen) => !ours.has(seen.pid)).map((seen) => this.#stopLeftover(seen)),
+    );
+    return stuck.filter((id) => id !== undefined);
+  }
+
+  /** Stops one left-over program, logging what happened; returns its instance if it stays. */
+  async #stopLeftover(seen: ProcessSeen & { found: string }): Promise<string | undefined> {
+    const log = this.#logger.child({ instance_id: seen.found, pid: seen.pid });
+    log.warn("stopping a program left running by the previous agent");
+    const outcome = await stopProcess(seen, STOP_GRACE_MS, KILL_WAIT_MS).catch((err: Error) => {
+      log.error("cannot stop a program left running by the previous agent", { error: err });
+      return "still running" as const;
+    });
+    if (outcome !== "still running") {
+      log.info("left-over program stopped", { by: outcome });
+      return undefined;
+    }
+    log.error("a program left running by the previous agent does not exit", {
+      waited_ms: STOP_GRACE_MS + KILL_WAIT_MS,
+    });
+    return seen.found;
+  }
+
+  /**
+   * Puts the blob in place as `<instance>/program`: a copy staged in the instances dir (out of
+   * the workload's reach: it owns its own dir), made executable, fsynced, then renamed over the
+   * old one, which works even while that one runs. A left-over program of this instance is
+   * stopped and waited for first. `signal` stops it between steps.
+   */
+  async #install(instanceId: string, blobPath: string, signal?: AbortSignal): Promise<void> {
+    if ((await this.#stopLeftovers(instanceId)).length > 0) {
+      throw new Error("the program the previous agent left running does not exit, even on SIGKILL");
+    }
+    signal?.throwIfAborted();
+    const dir = this.#dir(instanceId);
     await Deno.mkdir(dir, { recursive: true, mode: 0o700 });
-    await Deno.copyFile(blobPath, join(dir, "program"));
-    await Deno.chmod(join(dir, "program"), 0o755);
-    if (this.#user) {
-      // the program is the agent's (read-only to the workload); the directory is the workload's
-      await Deno.chown(dir, this.#user.uid, this.#user.gid);
-      const problem = await unreachableBy(this.#user, dir);
-      if (problem) throw new Error(`cannot run as ${this.#user.name}: ${problem}`);
+    const staged = join(this.#instancesDir, `${instanceId}${STAGED_SUFFIX}`);
+    try {
+      // a staged copy a crash left behind may be read-only (copied from a blob)
+      await Deno.remove(staged).catch(() => {});
+      await Deno.copyFile(blobPath, staged);
+      await Deno.chmod(staged, 0o755);
+      await fsync(staged);
+      signal?.throwIfAborted();
+      if (this.#user) {
+        // the program is the agent's (read-only to the workload); the directory is the workload's
+        await Deno.chown(dir, this.#user.uid, this.#user.gid);
+        const problem = await unreachableBy(this.#user, dir);
+        if (problem) throw new Error(`cannot run as ${this.#user.name}: ${problem}`);
+      }
+      await Deno.rename(staged, join(dir, PROGRAM));
+      await fsync(dir);
+    } finally {
+      await Deno.remove(staged).catch(() => {});
     }
   }
 
-  async #start(instanceId: string, directive: DeploymentDirective, strict: boolean): Promise<void> {
+  /**
+   * Starts the program and watches it for the start grace period: exiting within it fails the
+   * activation with its exit code and last output; `signal` aborting stops it and rejects with
+   * the signal's reason. Past the grace period a crash is restarted.
+   */
+  async #startChecked(
+    instanceId: string,
+    directive: DeploymentDirective,
+    signal: AbortSignal,
+  ): Promise<void> {
+    signal.throwIfAborted();
+    const { sup, exited } = this.#supervise(instanceId, directive);
+    const outcome = await new Promise<"running" | "aborted" | number>((settle) => {
+      const done = (result: "running" | "aborted" | number) => {
+        clearTimeout(timer);
+        signal.removeEventListener("abort", onAbort);
+        settle(result);
+      };
+      const onAbort = () => done("aborted");
+      const timer = setTimeout(() => done("running"), START_GRACE_MS);
+      signal.addEventListener("abort", onAbort, { once: true });
+      void exited.then(done);
+    });
+    if (outcome === "running") {
+      void exited.then((code) => this.#onExit(instanceId, sup, code));
+      return;
+    }
+    this.#running.delete(instanceId);
+    if (outcome === "aborted") {
+      sup.stopping = true;
+      // its exit, not the end of its output: a child it forked may hold the pipes open
+      await terminate(sup.child!, STOP_GRACE_MS);
+      throw signal.reason;
+    }
+    const tail = sup.logs.tail(5).map((l) => l.line).join(" | ");
+    throw new Error(`exited with code ${outcome} right after start${tail ? `: ${tail}` : ""}`);
+  }
+
+  /** Registers the instance and spawns its program; `exited` resolves with the exit code. */
+  #supervise(
+    instanceId: string,
+    directive: DeploymentDirective,
+  ): { sup: Supervised; exited: Promise<number> } {
     const type = directive.artifact.artifact_type;
     const sup: Supervised = {
       directiveId: directive.directive_id,
       args: type.type === "native_binary" ? type.args : [],
-      dir: join(this.#instancesDir, instanceId),
+      dir: this.#dir(instanceId),
       logs: new LogRing(LOG_LINES),
       crashes: [],
       stopping: false,
     };
     this.#running.set(instanceId, sup);
-    const exited = this.#spawn(instanceId, sup);
-    const early = await Promise.race([
-      exited,
-      new Promise<undefined>((r) => setTimeout(() => r(undefined), START_GRACE_MS)),
-    ]);
-    if (early !== undefined && strict) {
+    try {
+      return { sup, exited: this.#spawn(instanceId, sup) };
+    } catch (err) {
       this.#running.delete(instanceId);
-      const tail = sup.logs.tail(5).map((l) => l.line).join(" | ");
-      throw new Error(`exited with code ${early} right after start${tail ? `: ${tail}` : ""}`);
+      throw err;
     }
-    void exited.then((code) => this.#onExit(instanceId, sup, code));
   }
 
-  /** Starts the process; resolves with its exit code. */
+  /** Starts the process; resolves with its exit code. Throws when it cannot be started. */
   #spawn(instanceId: string, sup: Supervised): Promise<number> {
     const log = this.#logger.child({ instance_id: instanceId });
-    const child = new Deno.Command(join(sup.dir, "program"), {
+    const child = new Deno.Command(join(sup.dir, PROGRAM), {
       args: sup.args,
       cwd: sup.dir,
       clearEnv: true,
@@ -152,7 +314,6 @@ export class NativeBinaryAdapter implements RuntimeAdapter {
     sup.child = child;
     sup.exitCode = undefined;
     sup.startedAt = new Date().toISOString();
-    Deno.writeTextFileSync(join(sup.dir, "pid"), String(child.pid));
     log.info("instance started", { pid: child.pid });
     const output = captureOutput(child, sup.logs, log);
     return child.status.then(async (status) => {
@@ -167,18 +328,30 @@ export class NativeBinaryAdapter implements RuntimeAdapter {
     const verdict = recordCrash(sup.crashes, code);
     const log = this.#logger.child({ instance_id: instanceId });
     if ("giveUp" in verdict) {
-      this.#running.delete(instanceId);
-      log.error("instance broken", { reason: verdict.giveUp });
-      this.#onFailed(instanceId, verdict.giveUp);
+      this.#giveUp(instanceId, verdict.giveUp);
       return;
     }
     const delay = verdict.restartInMs;
     log.warn("instance exited; restarting", { exit_code: code, delay_ms: delay });
     await new Promise((r) => setTimeout(r, delay));
     if (sup.stopping) return;
-    void this.#spawn(instanceId, sup).then((next) => this.#onExit(instanceId, sup, next));
+    let next: Promise<number>;
+    try {
+      next = this.#spawn(instanceId, sup);
+    } catch (err) {
+      this.#giveUp(instanceId, `cannot restart: ${(err as Error).message}`);
+      return;
+    }
+    void next.then((code) => this.#onExit(instanceId, sup, code));
   }
 
+  #giveUp(instanceId: string, reason: string): void {
+    this.#running.delete(instanceId);
+    this.#logger.error("instance broken", { instance_id: instanceId, reason });
+    this.#onFailed(instanceId, reason);
+  }
+
+  /** Stops the program (SIGTERM, SIGKILL after the grace period) and removes its dir. */
   async deactivate(instanceId: string): Promise<void> {
     const sup = this.#running.get(instanceId);
     this.#running.delete(instanceId);
@@ -186,21 +359,17 @@ export class NativeBinaryAdapter implements RuntimeAdapter {
       sup.stopping = true;
       await terminate(sup.child, STOP_GRACE_MS);
     }
-    await Deno.remove(join(this.#instancesDir, instanceId), { recursive: true }).catch(() => {});
+    await Deno.remove(this.#dir(instanceId), { recursive: true }).catch(() => {});
   }
 
-  /** Stops every instance (agent shutdown); they start again on the next boot. */
+  /**
+   * Stops every instance (agent shutdown; they start again on the next boot): SIGTERM, SIGKILL
+   * after the grace period, and resolves once every program has exited.
+   */
   async stopAll(): Promise<void> {
-    await Promise.all([...this.#running.keys()].map(async (id) => {
-      const sup = this.#running.get(id)!;
-      sup.stopping = true;
-      try {
-        sup.child?.kill("SIGTERM");
-        await sup.child?.status;
-      } catch {
-        // already gone
-      }
-    }));
+    const all = [...this.#running.values()];
+    for (const sup of all) sup.stopping = true;
+    await Promise.all(all.map((sup) => sup.child && terminate(sup.child, STOP_GRACE_MS)));
   }
 
   /** Supervised instances for the API. */
@@ -222,4 +391,10 @@ export class NativeBinaryAdapter implements RuntimeAdapter {
   logs(instanceId: string, count?: number): LogLine[] | undefined {
     return this.#running.get(instanceId)?.logs.tail(count);
   }
+}
+
+/** Flushes a file or directory to disk (a directory: the names in it, after a rename). */
+async function fsync(path: string): Promise<void> {
+  using file = await Deno.open(path);
+  await file.sync();
 }

@@ -1,4 +1,4 @@
-import { join, resolve } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { UserError } from "./errors.ts";
 
 /** Where each piece of state lives under the data directory. */
@@ -54,26 +54,108 @@ export function dataPaths(root: string): DataPaths {
 }
 
 /**
- * Creates the data directory (mode 0700) and its api/ subdirectory and proves it is writable;
- * throws a {@link UserError} that names the directory otherwise. With `sharedInstances` (native
- * workloads run as another user) the data dir and instances/ are 0711: others may pass through
- * to their own instance dir, but list nothing, and every other entry stays 0700 or 0600.
+ * What is wrong with `path` after `err`, in words a user can act on. Deno refuses paths under
+ * /dev, /proc and /sys to a program with named permissions (loam never runs with all of them),
+ * and its message would suggest --allow-all; OS errors keep their text without Deno's suffix.
  */
-export async function ensureDataDir(paths: DataPaths, sharedInstances = false): Promise<void> {
+async function whatIsWrong(path: string, err: unknown): Promise<string> {
+  if (err instanceof Deno.errors.NotCapable) {
+    return `${path} is under /dev, /proc or /sys, which loam may not use (device and kernel files)`;
+  }
+  if (err instanceof Deno.errors.NotADirectory || err instanceof Deno.errors.AlreadyExists) {
+    const file = await firstNonDirectory(path);
+    if (file !== undefined) return `${file} is a file, not a directory`;
+  }
+  const message = err instanceof Error ? err.message : String(err);
+  const osText = message.replace(/ \(os error \d+\).*$/s, "");
+  const text = osText.charAt(0).toLowerCase() + osText.slice(1);
+  if (err instanceof Deno.errors.PermissionDenied) {
+    return `${await deepestExisting(path)}: ${text} (loam runs as uid ${Deno.uid()})`;
+  }
+  return `${path}: ${text}`;
+}
+
+/** The first of `path` and its parents, from the top, that exists and is not a directory. */
+async function firstNonDirectory(path: string): Promise<string | undefined> {
+  const parts = path.split("/").filter((p) => p !== "");
+  for (let i = 1; i <= parts.length; i++) {
+    const prefix = "/" + parts.slice(0, i).join("/");
+    const info = await Deno.stat(prefix).catch(() => undefined);
+    if (info === undefined) return undefined;
+    if (!info.isDirectory) return prefix;
+  }
+  return undefined;
+}
+
+/** `path` or the nearest parent this process can see: where a refused mkdir was refused. */
+async function deepestExisting(path: string): Promise<string> {
+  for (let current = path; current !== dirname(current); current = dirname(current)) {
+    if (await Deno.stat(current).then(() => true, () => false)) return current;
+  }
+  return "/";
+}
+
+/** Runs one step on `path` of the data dir; a failure is a {@link UserError} saying what is wrong. */
+async function step(paths: DataPaths, path: string, run: () => Promise<void>): Promise<void> {
   try {
-    await Deno.mkdir(paths.apiDir, { recursive: true, mode: 0o700 });
-    const mode = sharedInstances ? 0o711 : 0o700;
-    await Deno.chmod(paths.root, mode);
-    await Deno.mkdir(paths.instances, { recursive: true, mode });
-    await Deno.chmod(paths.instances, mode);
-    const probe = `${paths.root}/.write-test-${crypto.randomUUID()}`;
-    await Deno.writeTextFile(probe, "");
-    await Deno.remove(probe);
+    await run();
   } catch (err) {
     throw new UserError(
-      `data dir ${paths.root} is not usable: ${
-        (err as Error).message
-      } (set another with --data-dir or LOAM_DATA_DIR)`,
+      `data dir ${paths.root} is not usable: ${await whatIsWrong(path, err)} ` +
+        "(set another with --data-dir or LOAM_DATA_DIR)",
     );
   }
+}
+
+/** Proves the data dir takes new files (a read-only mount passes every mkdir of what exists). */
+async function proveWritable(paths: DataPaths): Promise<void> {
+  const probe = join(paths.root, `.write-test-${crypto.randomUUID()}`);
+  await step(paths, paths.root, async () => {
+    await Deno.writeTextFile(probe, "");
+    await Deno.remove(probe);
+  });
+}
+
+/**
+ * The agent's start: creates the data directory (mode 0700) with api/ and instances/, sets the
+ * modes of the data dir and instances/ and proves it is writable; throws a {@link UserError}
+ * that says what is wrong with which path otherwise. With `sharedInstances` (native workloads run
+ * as another user) the data dir and instances/ are 0711: others may pass through to their own
+ * instance dir, but list nothing, and every other entry stays 0700 or 0600.
+ */
+export async function ensureDataDir(paths: DataPaths, sharedInstances = false): Promise<void> {
+  const mode = sharedInstances ? 0o711 : 0o700;
+  await step(paths, paths.apiDir, () => Deno.mkdir(paths.apiDir, { recursive: true, mode: 0o700 }));
+  await step(paths, paths.root, () => Deno.chmod(paths.root, mode));
+  await step(paths, paths.instances, async () => {
+    await Deno.mkdir(paths.instances, { recursive: true, mode });
+    await Deno.chmod(paths.instances, mode);
+  });
+  await proveWritable(paths);
+}
+
+/**
+ * A CLI command's use of the data dir: creates the data dir and api/ where missing (mode 0700)
+ * and proves it is writable, but never changes the mode of what exists. The agent sets those
+ * modes at start (0711 when native workloads run as another user); a command run beside it that
+ * reset them would lock its workloads out of their instance dirs.
+ */
+export async function openDataDir(paths: DataPaths): Promise<void> {
+  await step(paths, paths.apiDir, () => Deno.mkdir(paths.apiDir, { recursive: true, mode: 0o700 }));
+  await proveWritable(paths);
+}
+
+/**
+ * For commands that only read the data dir (token list, status, keys show): fails with what is
+ * wrong with its path, as {@link openDataDir} would, instead of Deno's or the OS's words from
+ * the first file read there. A data dir that does not exist yet is fine: it holds nothing.
+ */
+export async function checkDataDir(paths: DataPaths): Promise<void> {
+  await step(paths, paths.root, async () => {
+    const info = await Deno.stat(paths.root).catch((err) => {
+      if (err instanceof Deno.errors.NotFound) return undefined;
+      throw err;
+    });
+    if (info !== undefined && !info.isDirectory) throw new Deno.errors.NotADirectory(paths.root);
+  });
 }

@@ -151,7 +151,25 @@ Deno.test("a data dir that cannot be created stops start-up with exit 2 naming i
   const bad = `${dir.path}/file/state`;
   const { code, stderr } = await spawnAgent(bad).exited();
   assert.equal(code, 2);
-  assert.ok(stderr.includes(`data dir ${bad} is not usable`), stderr);
+  assert.ok(
+    stderr.includes(`data dir ${bad} is not usable: ${dir.path}/file is a file, not a directory`),
+    stderr,
+  );
+});
+
+Deno.test("a data dir Deno keeps from loam (under /dev) is named as such, with no --allow-all", async () => {
+  const bad = `/dev/shm/loam-test-${crypto.randomUUID()}`;
+  const { code, stderr } = await spawnAgent(bad).exited();
+  assert.equal(code, 2);
+  assert.ok(
+    stderr.includes(
+      `data dir ${bad} is not usable: ${bad}/api is under /dev, /proc or /sys, which loam may ` +
+        "not use",
+    ),
+    stderr,
+  );
+  assert.doesNotMatch(stderr, /allow-all/);
+  assert.equal(stderr.trim().split("\n").length, 1, stderr);
 });
 
 Deno.test("keys generate/show print a peer id; generate never overwrites", async () => {

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { type AgentProcess, runLoam, startAgent, tempDir } from "./harness.ts";
-import { eventually, peersOf } from "./mesh_helpers.ts";
+import { eventually, peerIdOf, peersOf } from "./mesh_helpers.ts";
 import { sha256Hex, startBlobServer } from "../fixtures/blob_server.ts";
 
 const SERVICE = new TextEncoder().encode(
@@ -88,8 +88,10 @@ Deno.test("loam deploy: C2 signs, formation targeting hits only its members, --w
     ];
     const ok = await runLoam(["deploy", ...common, ...flags, "--id", "north-svc", "--watch"]);
     assert.equal(ok.code, 0, ok.stderr);
-    assert.match(ok.stdout, /^n1\s+active\s+100%$/m);
-    assert.match(ok.stdout, /^n2\s+active\s+100%$/m);
+    // one line per node: node id, the last 8 characters of its peer id, state, progress
+    const [tail1, tail2] = [n1, n2].map((a) => peerIdOf(a).slice(-8));
+    assert.match(ok.stdout, new RegExp(`^n1\\s+${tail1}\\s+active\\s+100%$`, "m"));
+    assert.match(ok.stdout, new RegExp(`^n2\\s+${tail2}\\s+active\\s+100%$`, "m"));
     assert.doesNotMatch(ok.stdout, /^s1/m);
     assert.match(ok.stderr, /2 of 2 nodes active/);
     assert.deepEqual((await records(s1)).map((r) => r.directive_id), [], "south was not targeted");
@@ -97,7 +99,10 @@ Deno.test("loam deploy: C2 signs, formation targeting hits only its members, --w
     const wrong = flags.map((f) => f === sha256Hex(SERVICE) ? "0".repeat(64) : f);
     const bad = await runLoam(["deploy", ...common, ...wrong, "--id", "bad-hash", "--watch"]);
     assert.equal(bad.code, 1);
-    assert.match(bad.stdout, /^n1\s+failed\s+\d+%\s+cannot fetch sha256:0{64}: .*hash mismatch/m);
+    assert.match(
+      bad.stdout,
+      /^n1\s+\w{8}\s+failed\s+\d+%\s+cannot fetch sha256:0{64}: .*hash mismatch/m,
+    );
     assert.match(bad.stderr, /0 of 2 nodes active/);
 
     const picky = flags.map((f) =>
@@ -124,7 +129,10 @@ Deno.test("loam deploy: C2 signs, formation targeting hits only its members, --w
       half.stderr,
       /published rollback of picky: 1 of 2 nodes active, below the 75% threshold/,
     );
-    assert.match(half.stdout, /^n1\s+rolled_back\s+100%\s+rolled back by 12D3KooW\w+: 1 of 2/m);
+    assert.match(
+      half.stdout,
+      /^n1\s+\w{8}\s+rolled_back\s+100%\s+rolled back by 12D3KooW\w+: 1 of 2/m,
+    );
     assert.match(half.stderr, /1 nodes rolled back/);
     const n1Record = (await records(n1)).find((r) => r.directive_id === "picky");
     assert.equal(n1Record?.state, "rolled_back");

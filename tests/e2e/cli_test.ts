@@ -93,3 +93,32 @@ Deno.test("loam status prints a summary and --json the raw object, from the same
     /cannot reach the agent at http:\/\/127\.0\.0\.1:1 .*is 'loam run' running\?/,
   );
 });
+
+Deno.test("every command on the data dir says what is wrong with an unusable one", async () => {
+  await using dir = await tempDir();
+  await Deno.writeTextFile(`${dir.path}/file`, "");
+  const cases = [
+    { data: `${dir.path}/file/state`, why: `${dir.path}/file is a file, not a directory` },
+    { data: `/dev/shm/loam-test-${crypto.randomUUID()}`, why: "is under /dev, /proc or /sys" },
+  ];
+  const hex = "0".repeat(64);
+  for (const { data, why } of cases) {
+    for (
+      const args of [
+        ["token", "create", "--scopes", "status:read"],
+        ["blobs", "ls"],
+        ["fetch", "http://127.0.0.1:9/x", "--sha256", hex],
+        ["token", "list"],
+        ["token", "revoke", "nobody"],
+        ["status"],
+        ["keys", "show"],
+      ]
+    ) {
+      const { code, stderr } = await runLoam([...args, "--data-dir", data]);
+      assert.equal(code, 2, `${args.join(" ")}: ${stderr}`);
+      assert.ok(stderr.startsWith(`loam: data dir ${data} is not usable: `), stderr);
+      assert.ok(stderr.includes(why), stderr);
+      assert.doesNotMatch(stderr, /allow-all/);
+    }
+  }
+});

@@ -87,8 +87,17 @@ Deno.test("config packages: activated atomically, replaced by a new version, rol
       method: "DELETE",
       token: agent.adminToken(),
     });
-    assert.equal(again.status, 409);
-    await again.body?.cancel();
+    // a second DELETE removes the rolled-back record; a third finds nothing
+    assert.equal(again.status, 200);
+    assert.deepEqual(await again.json(), {
+      outcome: "removed",
+      directive_id: "cfg-2",
+      state: "rolled_back",
+    });
+    const gone = await agent.request("/v1/deployments/cfg-2", { token: agent.adminToken() });
+    assert.equal(gone.status, 404);
+    await gone.body?.cancel();
+    assert.deepEqual(await tree(target), { "app.conf": "v=1\n" }, "removing undoes nothing more");
     const leftovers = [...Deno.readDirSync(`${dir.path}/etc`)].map((e) => e.name).filter((n) =>
       n.includes("staging")
     );

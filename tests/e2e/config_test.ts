@@ -62,6 +62,14 @@ Deno.test("bad configuration stops start-up with one message and exit 2", async 
       args: ["--config", await write("c.toml", `[log]\nlevel = 3\n`)],
       expect: /log\.level = 3 \(from file/,
     },
+    {
+      args: ["--config", await write("e.toml", `[fetch]\ntimeout_seconds = 1e400\n`)],
+      expect: /fetch\.timeout_seconds = Infinity \(from file/,
+    },
+    {
+      args: ["--set", "fetch.timeout_seconds=1e400"],
+      expect: /fetch\.timeout_seconds = "1e400" \(from flag --set\)/,
+    },
     { args: ["--config", await write("d.toml", `[[[`)], expect: /is not valid TOML/ },
     { args: ["--config", `${dir.path}/missing.toml`], expect: /cannot read config file/ },
     { args: [], env: { LOAM_LOG_LEVL: "debug" }, expect: /LOAM_LOG_LEVL is not a loam setting/ },
@@ -107,9 +115,21 @@ Deno.test("a mesh port in use stops start-up with exit 2 naming mesh.listen", as
   ])
     .exited();
   assert.equal(code, 2, stderr);
+  const message = stderr.split("\n").filter((l) => !l.startsWith("{"));
+  assert.equal(message.length, 1, `one line besides the JSON logs: ${stderr}`);
   assert.match(
-    stderr,
-    new RegExp(`mesh\\.listen = "/ip4/127\\.0\\.0\\.1/tcp/${port}": cannot start the mesh`),
+    message[0]!,
+    new RegExp(
+      `^loam: mesh\\.listen = "/ip4/127\\.0\\.0\\.1/tcp/${port}": .*address already in use ` +
+        `\\(another loam or program has it\\)$`,
+    ),
   );
   await assert.rejects(Deno.stat(`${dir.path}/api/address`), Deno.errors.NotFound);
+
+  const udp = await spawnAgent(dir.path, ["--mesh-listen", "/ip4/127.0.0.1/udp/9"]).exited();
+  assert.equal(udp.code, 2, udp.stderr);
+  assert.match(
+    udp.stderr,
+    /\nloam: mesh\.listen = "\/ip4\/127\.0\.0\.1\/udp\/9": .*not a TCP address \(expected [^\n]*$/,
+  );
 });

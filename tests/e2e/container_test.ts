@@ -10,6 +10,7 @@ import {
   podmanAvailable,
   type PodmanEnv,
   podmanEnv,
+  podmanOk,
 } from "../fixtures/container_image.ts";
 
 const skip = await podmanAvailable();
@@ -29,6 +30,27 @@ function agentArgs(pm: PodmanEnv): { args: string[]; env: Record<string, string>
     args: ["--set", `containers.podman_args=${pm.flags.join(",")}`],
     env: { ...pm.env, LOAM_INFERENCE_THREADS: "1" },
   };
+}
+
+/** The agent's peer id, from its start-up log. */
+function peerIdOf(agent: AgentProcess): string {
+  const line = agent.logs.find((l) => l.msg === "identity created" || l.msg === "identity loaded");
+  return String(line?.peer_id);
+}
+
+/** The names and agent labels of the containers in the test's store, running or not. */
+async function containers(pm: PodmanEnv): Promise<{ name: string; agent?: string }[]> {
+  const rows = JSON.parse((await podman(pm, ["ps", "-a", "--format", "json"])).stdout) as {
+    Names: string[];
+    Labels: Record<string, string> | null;
+  }[];
+  return rows.map((c) => ({ name: c.Names[0]!, agent: c.Labels?.["loam.agent"] }))
+    .sort((a, b) => a.name < b.name ? -1 : 1);
+}
+
+/** The instance record of `id` on `agent`. */
+async function instanceOf(agent: AgentProcess, id: string) {
+  return await (await agent.request(`/v1/instances/${id}`, { token: agent.adminToken() })).json();
 }
 
 async function deploy(
@@ -70,18 +92,18 @@ Deno.test({
         const page = await fetch(`http://127.0.0.1:${port}/`);
         assert.equal(await page.text(), "<h1>from loam</h1>\n");
 
-        const instance = await (await agent.request("/v1/instances/ctr-web-1", {
-          token: agent.adminToken(),
-        })).json();
+        const instance = await instanceOf(agent, "ctr-web-1");
         assert.equal(instance.adapter, "container");
         assert.equal(instance.provider, "podman");
         assert.equal(instance.state, "running");
         assert.deepEqual(instance.ports, [`127.0.0.1:${port}:8080/tcp`]);
+        assert.match(instance.container, /^loam-ctr-web-1-[0-9a-f]{8}$/);
 
-        // labelled as loam's, with --init, no new privileges, the directive's env only
+        // labelled as this agent's, with --init, no new privileges, the directive's env only
         const inspect = JSON.parse(
-          (await podman(pm, ["container", "inspect", "loam-ctr-web-1"])).stdout,
+          (await podman(pm, ["container", "inspect", instance.container])).stdout,
         )[0];
+        assert.equal(inspect.Config.Labels["loam.agent"], peerIdOf(agent));
         assert.equal(inspect.Config.Labels["loam.instance"], "ctr-web-1");
         assert.equal(inspect.Config.Labels["loam.deployment"], "web-1");
         assert.equal(inspect.HostConfig.Init, true);
@@ -93,7 +115,7 @@ Deno.test({
         // the host's data dir is not in the container
         const peek = await podman(pm, [
           "exec",
-          "loam-ctr-web-1",
+          instance.container,
           "cat",
           join(dir.path, "data", "identity.key"),
         ]);
@@ -127,8 +149,8 @@ Deno.test({
 });
 
 Deno.test({
-  name:
-    "on restart the agent adopts its running container and removes loam containers it no longer owns",
+  name: "on restart the agent adopts its running container, also one an older loam named, " +
+    "and removes only its own containers that it no longer owns",
   ignore: skip !== undefined,
   async fn() {
     await using dir = await tempDir();
@@ -140,43 +162,143 @@ Deno.test({
       const port = freePort();
       const { args, env } = agentArgs(pm);
       const dataDir = join(dir.path, "data");
+      const pidOf = async (name: string) =>
+        JSON.parse((await podman(pm, ["container", "inspect", name])).stdout)[0].State.Pid;
+      /** Runs the image as loam runs it (with --init), named and labelled as given. */
+      const runAsLoam = (name: string, labels: string[], extra: string[] = []) =>
+        podmanOk(pm, [
+          "run",
+          "-d",
+          "--init",
+          "--name",
+          name,
+          ...labels.flatMap((l) => ["--label", l]),
+          ...extra,
+          image,
+        ]);
       const first = await startAgent(dataDir, args, { env });
+      let peerId: string, name: string;
       try {
         const record = await deploy(first, "web-2", http.url("/web.tar"), bytes, port);
         assert.equal(record.state, "active", record.error_message);
+        peerId = peerIdOf(first);
+        name = (await instanceOf(first, "ctr-web-2")).container;
       } finally {
         await first.stop();
       }
-      // still serving while no agent runs; and a stray container claiming to be loam's appears
+      // still serving while no agent runs; and strays appear: one labelled as this agent's, and
+      // one of a loam from before agent labels (an instance label only)
       assert.equal((await fetch(`http://127.0.0.1:${port}/`)).status, 200);
-      await podman(pm, [
-        "run",
-        "-d",
-        "--name",
-        "loam-ctr-stray",
-        "--label",
+      await runAsLoam("loam-ctr-stray-00000000", [
+        `loam.agent=${peerId}`,
         "loam.instance=ctr-stray",
-        image,
       ]);
-      const pid = JSON.parse(
-        (await podman(pm, ["container", "inspect", "loam-ctr-web-2"])).stdout,
-      )[0].State.Pid;
+      await runAsLoam("loam-ctr-old", ["loam.instance=ctr-old"]);
+      const pid = await pidOf(name);
 
       const second = await startAgent(dataDir, args, { env });
       try {
-        const instance = await (await second.request("/v1/instances/ctr-web-2", {
-          token: second.adminToken(),
-        })).json();
+        const instance = await instanceOf(second, "ctr-web-2");
         assert.equal(instance.state, "running");
         assert.equal(instance.pid, pid, "adopted, not restarted");
-        const names = JSON.parse((await podman(pm, ["ps", "-a", "--format", "json"])).stdout)
-          .map((c: { Names: string[] }) => c.Names[0]);
-        assert.deepEqual(names, ["loam-ctr-web-2"], "the stray is removed");
+        assert.deepEqual(
+          (await containers(pm)).map((c) => c.name),
+          ["loam-ctr-old", name].sort(),
+          "its own stray is removed, the older loam's is left alone",
+        );
         assert.equal((await fetch(`http://127.0.0.1:${port}/`)).status, 200);
       } finally {
         await second.stop();
       }
+
+      // an older loam's container of the active instance (its old name) is adopted in place
+      await podman(pm, ["rm", "-f", "-t", "0", name]);
+      await runAsLoam("loam-ctr-web-2", ["loam.instance=ctr-web-2"], [
+        "-p",
+        `127.0.0.1:${port}:8080`,
+      ]);
+      const legacyPid = await pidOf("loam-ctr-web-2");
+      const third = await startAgent(dataDir, args, { env });
+      try {
+        const instance = await instanceOf(third, "ctr-web-2");
+        assert.equal(instance.container, "loam-ctr-web-2");
+        assert.equal(instance.pid, legacyPid, "adopted, not restarted");
+        assert.equal((await fetch(`http://127.0.0.1:${port}/`)).status, 200);
+        const del = await third.request("/v1/deployments/web-2", {
+          method: "DELETE",
+          token: third.adminToken(),
+        });
+        assert.equal(del.status, 200, await del.text());
+        assert.deepEqual((await containers(pm)).map((c) => c.name), ["loam-ctr-old"]);
+      } finally {
+        await third.stop();
+      }
     } finally {
+      await podman(pm, ["rm", "-af", "-t", "0"]);
+    }
+  },
+});
+
+Deno.test({
+  name: "two agents on one host run the same directive side by side, and each reconciles " +
+    "and removes only its own container",
+  ignore: skip !== undefined,
+  async fn() {
+    await using dir = await tempDir();
+    const pm = await podmanEnv(join(dir.path, "podman"));
+    const agents: AgentProcess[] = [];
+    try {
+      const { archive } = await buildWebImageArchive(dir.path);
+      const bytes = await Deno.readFile(archive);
+      await using http = startBlobServer({ "/web.tar": { body: bytes } });
+      const { args, env } = agentArgs(pm);
+      const start = async (name: string) => {
+        const agent = await startAgent(join(dir.path, name), args, { env });
+        agents.push(agent);
+        return agent;
+      };
+      const a = await start("a");
+      let b = await start("b");
+      // the very same directive (no host port, so both can run it) on both agents
+      const shared = { type: "container", runtime: "podman", ports: [], env: {} };
+      for (const agent of [a, b]) {
+        const res = await postArtifact(agent, "shared", bytes, http.url("/web.tar"), shared);
+        assert.equal(res.status, 202, await res.text());
+      }
+      for (const agent of [a, b]) {
+        const record = await settledDeployment(agent, "shared", undefined, 60_000);
+        assert.equal(record.state, "active", record.error_message);
+        assert.equal(record.instance_id, "ctr-shared");
+      }
+      const nameA = (await instanceOf(a, "ctr-shared")).container;
+      const nameB = (await instanceOf(b, "ctr-shared")).container;
+      assert.notEqual(nameA, nameB);
+      const mine = { name: nameA, agent: peerIdOf(a) };
+      assert.deepEqual(
+        await containers(pm),
+        [mine, { name: nameB, agent: peerIdOf(b) }].sort((x, y) => x.name < y.name ? -1 : 1),
+      );
+      const running = JSON.parse((await podman(pm, ["ps", "--format", "json"])).stdout);
+      assert.equal(running.length, 2, "both run side by side");
+      const pidA = (await instanceOf(a, "ctr-shared")).pid;
+
+      const del = await b.request("/v1/deployments/shared", {
+        method: "DELETE",
+        token: b.adminToken(),
+      });
+      assert.equal(del.status, 200, await del.text());
+      assert.deepEqual(await containers(pm), [mine], "B removed only its own");
+
+      // B restarts: its reconcile finds no active deployment, and leaves A's container alone
+      await b.stop();
+      b = await start("b");
+      assert.deepEqual(await containers(pm), [mine]);
+      const instance = await instanceOf(a, "ctr-shared");
+      assert.equal(instance.state, "running");
+      assert.equal(instance.pid, pidA);
+      assert.equal((await instanceOf(b, "ctr-shared")).error?.code, "not_found");
+    } finally {
+      for (const agent of agents) await agent.stop();
       await podman(pm, ["rm", "-af", "-t", "0"]);
     }
   },
@@ -261,7 +383,8 @@ Deno.test({
         await agent.stop();
       }
     } finally {
-      await docker(["rm", "-f", "loam-ctr-web-d"]);
+      const left = new TextDecoder().decode((await docker(["ps", "-aq"])).stdout).trim();
+      if (left) await docker(["rm", "-f", ...left.split("\n")]);
       dockerd.kill("SIGTERM");
       await dockerd.status;
       // dockerd leaves its bridge behind

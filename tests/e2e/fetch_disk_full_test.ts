@@ -1,25 +1,9 @@
 import assert from "node:assert/strict";
 import { runLoam, tempDir } from "./harness.ts";
 import { randomBytes, sha256Hex, startBlobServer } from "../fixtures/blob_server.ts";
+import { tmpfsSkipReason, tryMountTmpfs, unmount } from "../fixtures/tmpfs.ts";
 
-/** Mounts a small tmpfs (root only); returns why not when this machine cannot. */
-async function tryMountTmpfs(dir: string, size: string): Promise<string | undefined> {
-  if (Deno.uid() !== 0) return "needs root to mount a small tmpfs";
-  try {
-    const out = await new Deno.Command("mount", {
-      args: ["-t", "tmpfs", "-o", `size=${size}`, "tmpfs", dir],
-      stderr: "piped",
-    }).output();
-    return out.success ? undefined : `mount failed: ${new TextDecoder().decode(out.stderr).trim()}`;
-  } catch (err) {
-    return `cannot run mount: ${(err as Error).message}`;
-  }
-}
-
-const probeDir = Deno.makeTempDirSync({ prefix: "loam-mount-probe-" });
-const skipReason = await tryMountTmpfs(probeDir, "1m");
-if (skipReason === undefined) await new Deno.Command("umount", { args: [probeDir] }).output();
-Deno.removeSync(probeDir);
+const skipReason = await tmpfsSkipReason();
 if (skipReason) console.log(`SKIP disk-full fetch tests: ${skipReason}`);
 
 Deno.test({
@@ -67,7 +51,7 @@ Deno.test({
       );
       assert.equal(server.requests.length, requests);
     } finally {
-      await new Deno.Command("umount", { args: [data] }).output();
+      await unmount(data);
     }
   },
 });

@@ -1,8 +1,9 @@
 import assert from "node:assert/strict";
-import { type AgentProcess, startAgent, tempDir } from "./harness.ts";
+import { type AgentProcess, type LogLine, startAgent, tempDir } from "./harness.ts";
 import { eventually, peerIdOf, peersOf } from "./mesh_helpers.ts";
 import { postArtifact, settledDeployment } from "./deploy_helpers.ts";
 import { sha256Hex, startBlobServer } from "../fixtures/blob_server.ts";
+import { agentFlags } from "../../tasks/permissions.ts";
 
 const encode = (text: string) => new TextEncoder().encode(text);
 
@@ -149,41 +150,238 @@ Deno.test("native binaries: wrong arch, immediate exit and crash loops fail with
   }
 });
 
-Deno.test("after kill -9 and restart the agent runs its active binaries again (once)", async () => {
+/** A 64-bit little-endian ELF header (padded to 64 bytes) for the machine `other` names. */
+function foreignElf(other: string): Uint8Array {
+  const header = new Uint8Array(64);
+  header.set([0x7f, 0x45, 0x4c, 0x46, 2, 1, 1]);
+  new DataView(header.buffer).setUint16(18, other === "aarch64" ? 183 : 62, true);
+  return header;
+}
+
+Deno.test("a native binary that cannot run here fails at once, saying why, before anything is installed", async () => {
+  await using dir = await tempDir();
+  const node = Deno.build.arch;
+  const other = node === "x86_64" ? "aarch64" : "x86_64";
+  const names: Record<string, string> = { x86_64: "EM_X86_64", aarch64: "EM_AARCH64" };
+  const random = crypto.getRandomValues(new Uint8Array(4096));
+  random[0] = 0; // neither an ELF magic nor a #!
+  const elf = foreignElf(other);
+  const truth = await Deno.readFile("/bin/true");
+  await using http = startBlobServer({
+    "/random": { body: random },
+    "/elf": { body: elf },
+    "/true": { body: truth },
+  });
+  const agent = await startAgent(dir.path);
+  try {
+    const cases: [id: string, path: string, body: Uint8Array, arch: string, reason: string][] = [
+      ["nb-random", "/random", random, node, "not an executable: no ELF header or #! line"],
+      ["nb-foreign", "/elf", elf, node, `ELF for ${other} (${names[other]}), this node is ${node}`],
+      [
+        "nb-mislabelled",
+        "/true",
+        truth,
+        other,
+        `ELF for ${node} (${names[node]}), the directive says ${other}`,
+      ],
+    ];
+    for (const [id, path, body, arch, reason] of cases) {
+      const started = performance.now();
+      await deploy(agent, http.url(path), body, id, arch);
+      const record = await settledDeployment(agent, id);
+      assert.equal(record.state, "failed");
+      assert.equal(record.error_message, reason);
+      assert.ok(performance.now() - started < 5000, `${id} took ${performance.now() - started} ms`);
+      await assert.rejects(Deno.stat(`${dir.path}/instances/bin-${id}`), Deno.errors.NotFound);
+    }
+  } finally {
+    await agent.stop();
+  }
+});
+
+Deno.test("an aborted activation stops its program, removes its instance and rejects with the reason", async () => {
+  const driver = new URL("./native_abort_driver.ts", import.meta.url).pathname;
+  for (const afterMs of [300, 0]) {
+    await using dir = await tempDir();
+    const out = await new Deno.Command("deno", {
+      args: ["run", ...agentFlags(), driver, dir.path, String(afterMs)],
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+      signal: AbortSignal.timeout(30_000),
+    }).output();
+    const stderr = new TextDecoder().decode(out.stderr);
+    assert.equal(out.code, 0, stderr);
+    const result = JSON.parse(new TextDecoder().decode(out.stdout));
+    assert.equal(result.rejected, "cancelled while activating", stderr);
+    assert.equal(result.same_reason, true);
+    assert.ok(result.ms < 900, `rejected after ${result.ms} ms, before the start check ended`);
+    assert.equal(result.listed, 0);
+    assert.equal(result.dir_left, false);
+    assert.deepEqual(await programPids(dir.path, "bin-abort"), [], "no process left behind");
+    if (afterMs === 0) {
+      assert.ok(!stderr.includes('"instance started"'), "an aborted signal starts nothing");
+    }
+  }
+});
+
+/**
+ * Pids of the live processes that have `<dataDir>/instances/<instance>/program` as an argv word
+ * (its path is argv[0], or argv[1] under a `#!` interpreter; zombies have no argv). Read from
+ * /proc by grep (Deno reads /proc only with every permission), given the path on stdin so that
+ * no argv of its own holds it.
+ */
+async function programPids(dataDir: string, instance: string): Promise<number[]> {
+  const child = new Deno.Command("sh", {
+    args: ["-c", "grep -lszxF -f - /proc/[0-9]*/cmdline; true"],
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "null",
+  }).spawn();
+  const stdin = child.stdin.getWriter();
+  await stdin.write(encode(`${dataDir}/instances/${instance}/program`));
+  await stdin.close();
+  const out = await child.output();
+  return new TextDecoder().decode(out.stdout).split("\n").filter((l) => l !== "")
+    .map((l) => Number(l.split("/")[2])).sort((a, b) => a - b);
+}
+
+/** The one process running an instance's program, once there is exactly one. */
+async function onlyPid(dataDir: string, instance: string): Promise<number> {
+  return await eventually(`exactly one ${instance}`, async () => {
+    const pids = await programPids(dataDir, instance);
+    return pids.length === 1 ? pids[0] : undefined;
+  });
+}
+
+/** The log line's time in ms since the epoch. */
+const at = (line: LogLine) => Date.parse(String(line.ts));
+
+Deno.test("after kill -9 a restart stops the programs left running, runs each active one once, and a graceful stop leaves none", async () => {
   await using dir = await tempDir();
   await using http = startBlobServer({ "/svc": { body: SERVICE } });
+  const ids = ["nb-boot-1", "nb-boot-2", "nb-boot-3"];
   const agent = await startAgent(dir.path);
-  await deploy(agent, http.url("/svc"), SERVICE, "nb-boot");
-  assert.equal((await settledDeployment(agent, "nb-boot")).state, "active");
-  await agent.stop("SIGKILL");
-  const restarted = await startAgent(dir.path);
+  const before = new Map<string, number>();
   try {
-    assert.ok(
-      restarted.logs.some((l) =>
-        l.msg === "deployment re-activated" && l.directive_id === "nb-boot"
-      ),
-    );
+    for (const id of ids) await deploy(agent, http.url("/svc"), SERVICE, id);
+    for (const id of ids) {
+      assert.equal((await settledDeployment(agent, id)).state, "active");
+      before.set(id, await onlyPid(dir.path, `bin-${id}`));
+    }
+  } finally {
+    await agent.stop("SIGKILL");
+  }
+  for (const id of ids) {
+    assert.deepEqual(await programPids(dir.path, `bin-${id}`), [before.get(id)], "left running");
+  }
+  const restarted = await startAgent(dir.path);
+  let stopped: { code: number };
+  try {
     const instances =
       (await (await restarted.request("/v1/instances", { token: restarted.adminToken() })).json())
         .instances;
-    assert.equal(instances.length, 1);
-    assert.ok(
-      restarted.logs.some((l) =>
-        l.msg === "killing the instance left running by the previous agent"
-      ),
-    );
-    const before = await heartbeat(dir.path, "bin-nb-boot");
+    assert.equal(instances.length, ids.length);
+    // resuming does not wait out the 1 s start check (which made readiness wait for each)
+    for (const id of ids) {
+      const line = (msg: string) =>
+        restarted.logs.find((l) =>
+          l.msg === msg && (l.instance_id === `bin-${id}` || l.directive_id === id)
+        );
+      const waitedMs = at(line("deployment re-activated")!) - at(line("instance started")!);
+      assert.ok(waitedMs < 500, `${id} resumed ${waitedMs} ms after its program started`);
+    }
+    for (const id of ids) {
+      assert.equal((await settledDeployment(restarted, id)).state, "active");
+      const pid = await onlyPid(dir.path, `bin-${id}`);
+      assert.notEqual(pid, before.get(id), "the old program was stopped, a new one started");
+      assert.equal(
+        instances.find((i: { instance_id: string }) => i.instance_id === `bin-${id}`).pid,
+        pid,
+      );
+      assert.ok(
+        restarted.logs.some((l) =>
+          l.msg === "stopping a program left running by the previous agent" &&
+          l.instance_id === `bin-${id}` && l.pid === before.get(id)
+        ),
+      );
+    }
+    assert.ok(!restarted.lines.some((l) => /Text file busy/.test(l)), restarted.lines.join("\n"));
+    const beat = await heartbeat(dir.path, "bin-nb-boot-1");
     await eventually(
       "heartbeat moves",
-      async () => (await heartbeat(dir.path, "bin-nb-boot")) !== before,
+      async () => (await heartbeat(dir.path, "bin-nb-boot-1")) !== beat,
     );
   } finally {
-    await restarted.stop();
+    stopped = await restarted.stop();
   }
-  // a graceful stop stops the program too
-  const last = await heartbeat(dir.path, "bin-nb-boot");
-  await new Promise((r) => setTimeout(r, 500));
-  assert.equal(await heartbeat(dir.path, "bin-nb-boot"), last, "no process left behind");
+  assert.equal(stopped.code, 0, restarted.lines.join("\n"));
+  for (const id of ids) {
+    assert.deepEqual(await programPids(dir.path, `bin-${id}`), [], "no process left behind");
+  }
+});
+
+Deno.test("after kill -9 during the start check, the restart stops the left-over and activates afresh: no Text file busy, no orphan", async () => {
+  await using dir = await tempDir();
+  await using http = startBlobServer({ "/svc": { body: SERVICE } });
+  const agent = await startAgent(dir.path);
+  let leftover: number;
+  try {
+    await deploy(agent, http.url("/svc"), SERVICE, "nb-act");
+    const started = await agent.waitForLog((l) =>
+      l.msg === "instance started" && l.instance_id === "bin-nb-act"
+    );
+    leftover = started.pid as number;
+  } finally {
+    await agent.stop("SIGKILL");
+  }
+  const record = JSON.parse(await Deno.readTextFile(`${dir.path}/deployments/nb-act.json`));
+  assert.equal(record.state, "activating", "killed within the 1 s start check");
+  assert.deepEqual(await programPids(dir.path, "bin-nb-act"), [leftover]);
+  const restarted = await startAgent(dir.path);
+  let stopped: { code: number };
+  try {
+    const done = await settledDeployment(restarted, "nb-act");
+    assert.equal(done.state, "active", done.error_message);
+    const pid = await onlyPid(dir.path, "bin-nb-act");
+    assert.notEqual(pid, leftover);
+    assert.ok(!restarted.lines.some((l) => /Text file busy/.test(l)), restarted.lines.join("\n"));
+    assert.ok(
+      restarted.logs.some((l) =>
+        l.msg === "left-over program stopped" && l.instance_id === "bin-nb-act" &&
+        l.pid === leftover
+      ),
+    );
+  } finally {
+    stopped = await restarted.stop();
+  }
+  assert.equal(stopped.code, 0, restarted.lines.join("\n"));
+  assert.deepEqual(await programPids(dir.path, "bin-nb-act"), [], "no process left behind");
+});
+
+/** Ignores SIGTERM (so does the sleep it runs: an ignored signal stays ignored across exec). */
+const STUBBORN = encode(`#!/bin/sh
+trap '' TERM
+echo "ignoring SIGTERM"
+i=0
+while [ $i -lt 600 ]; do sleep 0.1; i=$((i + 1)); done
+`);
+
+Deno.test("a graceful stop SIGKILLs a program that ignores SIGTERM after the grace period, and waits for it", async () => {
+  await using dir = await tempDir();
+  await using http = startBlobServer({ "/stubborn": { body: STUBBORN } });
+  const agent = await startAgent(dir.path);
+  let stopped: { code: number; ms: number };
+  try {
+    await deploy(agent, http.url("/stubborn"), STUBBORN, "nb-stubborn");
+    assert.equal((await settledDeployment(agent, "nb-stubborn")).state, "active");
+    await onlyPid(dir.path, "bin-nb-stubborn");
+  } finally {
+    stopped = await agent.stop();
+  }
+  assert.equal(stopped.code, 0, agent.lines.join("\n"));
+  assert.ok(stopped.ms >= 2900, `stopped after ${stopped.ms} ms, within the grace period`);
+  assert.deepEqual(await programPids(dir.path, "bin-nb-stubborn"), [], "no process left behind");
 });
 
 Deno.test("replace_existing: the new version runs before the old stops; a failing one leaves the old running", async () => {

@@ -1,0 +1,60 @@
+import type { DeploymentStatus } from "../protocol/status.ts";
+
+/**
+ * The tail of a peer id: enough to tell nodes apart on one screen (every Ed25519 peer id starts
+ * with the same "12D3KooW", so the head tells nothing).
+ */
+export function shortPeerId(peerId: string): string {
+  return peerId.slice(-8);
+}
+
+/** What one status changed in a watch: the line to print, and a warning if it showed a clash. */
+export interface WatchUpdate {
+  /** The node's new state line (absent when neither state nor progress changed). */
+  line?: string;
+  /** A node id that two peer ids report (printed once per pair). */
+  warning?: string;
+  /** The first status from this peer id. */
+  newNode: boolean;
+}
+
+/**
+ * The fleet's answers to one directive as `loam deploy --watch` follows them: one entry per
+ * peer id that signed a status (not per node id: two nodes sharing a `node.id` would count as
+ * one, with the last report winning), each shown with its node id and short peer id. A node id
+ * reported by two peer ids is warned about.
+ */
+export class DeploymentWatch {
+  readonly #byPeer = new Map<string, DeploymentStatus>();
+  readonly #warned = new Set<string>();
+
+  /** Takes a status for the watched directive, signed by `signer`. */
+  record(status: DeploymentStatus, signer: string): WatchUpdate {
+    const previous = this.#byPeer.get(signer);
+    const update: WatchUpdate = { newNode: !previous };
+    const twin = [...this.#byPeer.entries()].find(([peer, s]) =>
+      peer !== signer && s.node_id === status.node_id
+    )?.[0];
+    const pair = twin ? [twin, signer].sort().join(" ") : "";
+    if (twin && !this.#warned.has(pair)) {
+      this.#warned.add(pair);
+      update.warning = `warning: node id "${status.node_id}" is reported by two peers, ` +
+        `${shortPeerId(twin)} and ${shortPeerId(signer)}: two nodes share one node.id; give ` +
+        `one of them its own (--node-id, LOAM_NODE_ID or node.id in loam.toml)`;
+    }
+    if (
+      previous?.state === status.state && previous.progress_percent === status.progress_percent
+    ) return update;
+    this.#byPeer.set(signer, status);
+    const error = status.error_message ? `  ${status.error_message}` : "";
+    update.line = `${status.node_id.padEnd(20)} ${shortPeerId(signer)} ${status.state.padEnd(12)} ${
+      String(status.progress_percent).padStart(3)
+    }%${error}`;
+    return update;
+  }
+
+  /** The latest status of every peer id that reported. */
+  statuses(): DeploymentStatus[] {
+    return [...this.#byPeer.values()];
+  }
+}
