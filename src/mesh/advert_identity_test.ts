@@ -9,27 +9,12 @@ import { IdentityProblems } from "./identity_problems.ts";
 import type { Advert } from "../protocol/advert.ts";
 import { createLogger } from "../system/logger.ts";
 import { eventually } from "../../tests/e2e/mesh_helpers.ts";
+import { testAdvert } from "../../tests/fixtures/advert.ts";
 
 const NETWORK = "advert-identity-test";
 
 function advert(nodeId: string, peerId: string, sentAt = new Date()): Advert {
-  return {
-    node_id: nodeId,
-    peer_id: peerId,
-    formation_id: null,
-    version: "test",
-    sent_at: sentAt.toISOString(),
-    arch: "x86_64",
-    os: "linux",
-    ram_mb: { total: 1, free: 1 },
-    disk_mb: { total: 1, free: 1 },
-    gpus: [],
-    execution_providers: [],
-    container_runtimes: [],
-    capabilities: [],
-    blobs: [],
-    instances: [],
-  };
+  return testAdvert(nodeId, peerId, { sent_at: sentAt.toISOString() });
 }
 
 /** A logger that keeps its JSON lines. */

@@ -5,6 +5,7 @@ import { toString as bytesToString } from "uint8arrays/to-string";
 import { type AgentProcess, runLoam, startAgent, tempDir } from "./harness.ts";
 import { eventually, metric, peerIdOf, peersOf, requestBlob } from "./mesh_helpers.ts";
 import { startTestPeer } from "../fixtures/mesh_peer.ts";
+import { testAdvert } from "../fixtures/advert.ts";
 import {
   randomBytes,
   sha256Hex,
@@ -252,23 +253,7 @@ Deno.test("a peer that serves corrupted bytes is caught and another holder is us
       liar.topics.adverts,
       await sealEnvelope(
         "advert",
-        {
-          node_id: "liar",
-          peer_id: liar.peerId,
-          formation_id: null,
-          version: "0.0.0",
-          sent_at: now,
-          arch: "x86_64",
-          os: "linux",
-          ram_mb: { total: 1, free: 1 },
-          disk_mb: { total: 1, free: 1 },
-          gpus: [],
-          execution_providers: [],
-          container_runtimes: [],
-          capabilities: [],
-          blobs: [hex],
-          instances: [],
-        },
+        testAdvert("liar", liar.peerId, { version: "0.0.0", sent_at: now, blobs: [hex] }),
         liar.privateKey,
         liar.peerId,
       ),
