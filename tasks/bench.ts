@@ -1,5 +1,5 @@
 /**
- * `deno task bench [fetch|mesh|deploy|infer]`: loam's measured figures next to a baseline measured in the
+ * `deno task bench [fetch|mesh|deploy|infer|restart]`: loam's measured figures next to a baseline measured in the
  * same run, printed as Markdown tables of ratios. Needs about 2.5 GiB free in the temp dir.
  * @module
  */
@@ -7,11 +7,12 @@ import { benchFetch } from "./bench_fetch.ts";
 import { benchMesh } from "./bench_mesh.ts";
 import { benchDeploy } from "./bench_deploy.ts";
 import { benchInfer } from "./bench_infer.ts";
+import { benchRestart } from "./bench_restart.ts";
 import { printTable } from "./bench_util.ts";
 
 const which = Deno.args[0] ?? "all";
-if (!["all", "fetch", "mesh", "deploy", "infer"].includes(which)) {
-  console.error("usage: deno task bench [fetch|mesh|deploy|infer]");
+if (!["all", "fetch", "mesh", "deploy", "infer", "restart"].includes(which)) {
+  console.error("usage: deno task bench [fetch|mesh|deploy|infer|restart]");
   Deno.exit(2);
 }
 const dir = await Deno.makeTempDir({ prefix: "loam-bench-" });
@@ -35,6 +36,9 @@ try {
       `inference (medians of 4 interleaved rounds, ${target})`,
       await benchInfer(`${dir}/infer`),
     );
+  }
+  if (which === "all" || which === "restart") {
+    printTable(`recovery (medians of 3 rounds, ${target})`, await benchRestart(`${dir}/restart`));
   }
 } finally {
   await Deno.remove(dir, { recursive: true });
