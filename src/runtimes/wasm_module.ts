@@ -6,6 +6,7 @@ import type { Instance, InstanceFailed, InstanceView, RuntimeAdapter } from "./a
 import { type LogLine, LogRing } from "./log_ring.ts";
 import { captureOutput, recordCrash, terminate } from "./workload_process.ts";
 import type { WasmRunConfig } from "./wasm_runner.ts";
+import { packaging } from "../system/packaged.ts";
 import { atomicWriteFile } from "../system/atomic_write.ts";
 import type { Logger } from "../system/logger.ts";
 
@@ -34,8 +35,17 @@ const WasmConfigSchema = z.object({
 
 type WasmConfig = z.infer<typeof WasmConfigSchema>;
 
-const RUNNER = new URL("./wasm_runner.ts", import.meta.url);
-const DENO_CONFIG = new URL("../../deno.json", import.meta.url);
+/**
+ * The runner script and how Deno finds its imports: from source, wasm_runner.ts with the
+ * project's deno.json; in a self-extracting file, the bundled runner its payload ships beside
+ * the agent, which needs no config at all.
+ */
+function runnerInvocation(): string[] {
+  const packaged = packaging();
+  if (packaged.kind === "sfx") return ["--no-config", join(packaged.dir, "wasm_runner.js")];
+  const config = new URL("../../deno.json", import.meta.url).pathname;
+  return [`--config=${config}`, new URL("./wasm_runner.ts", import.meta.url).pathname];
+}
 const START_GRACE_MS = 1000;
 const STOP_GRACE_MS = 2000;
 const LOG_LINES = 500;
@@ -183,10 +193,9 @@ export class WasmModuleAdapter implements RuntimeAdapter {
           "--no-prompt",
           "--no-lock",
           "--cached-only",
-          `--config=${DENO_CONFIG.pathname}`,
           ...runnerPermissions(run.module, run),
           `--v8-flags=--wasm-max-mem-pages=${memoryPages}`,
-          RUNNER.pathname,
+          ...runnerInvocation(),
           JSON.stringify(run),
         ],
         cwd: dir,

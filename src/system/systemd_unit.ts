@@ -60,6 +60,8 @@ export function renderUnit(o: UnitOptions): string {
     "NotifyAccess=main",
     `ExecStart=${o.binary} run --config ${o.config}`,
     "Environment=LOAM_DATA_DIR=/var/lib/loam",
+    // a self-extracting loam unpacks its runtime into the state dir, which the service may write
+    "Environment=LOAM_RUNTIME_DIR=/var/lib/loam/runtime",
     ...(o.user ? [`User=${o.user}`, `Group=${o.user}`] : []),
     "StateDirectory=loam",
     "StateDirectoryMode=0700",

@@ -14,15 +14,35 @@ const COMMANDS = [
   "version",
 ];
 
-Deno.test("loam version and --version print the version", async () => {
+Deno.test("loam version and --version print the version, kind and target", async () => {
+  // a built file (LOAM_TEST_BINARY) is the sfx kind; its version is what the build was given
+  const packaged = Deno.env.get("LOAM_TEST_BINARY") !== undefined;
+  const kind = packaged ? "sfx" : "source";
   for (const args of [["version"], ["--version"]]) {
     const res = await runLoam(args);
     assert.equal(res.code, 0);
-    assert.match(
-      res.stdout,
-      new RegExp(`^loam ${denoConfig.version.replaceAll(".", "\\.")} \\(deno \\d`),
-    );
+    assert.match(res.stdout, new RegExp(`^loam \\S+ \\(${kind}, ${Deno.build.target}, deno \\d`));
   }
+  const json = JSON.parse((await runLoam(["version", "--json"])).stdout);
+  assert.equal(json.kind, kind);
+  assert.equal(json.target, Deno.build.target);
+  if (packaged) {
+    assert.match(json.payload_sha256, /^[0-9a-f]{64}$/);
+    assert.equal((await runLoam(["version", "--verify"])).code, 0);
+    return;
+  }
+  assert.deepEqual(json, {
+    version: denoConfig.version,
+    kind: "source",
+    target: Deno.build.target,
+    deno_version: Deno.version.deno,
+    payload_sha256: null,
+    runtime_dir: null,
+    file: null,
+  });
+  const verify = await runLoam(["version", "--verify"]);
+  assert.equal(verify.code, 2);
+  assert.match(verify.stderr, /runs from source; there is no payload/);
 });
 
 Deno.test("--help works for loam and every command", async () => {

@@ -1,6 +1,8 @@
 /**
  * Test harness: runs the real agent and CLI as `deno run` subprocesses with exactly the
- * permissions of the `loam` task in deno.json, on 127.0.0.1 and temporary data dirs.
+ * permissions of the `loam` task in deno.json, on 127.0.0.1 and temporary data dirs; or, with
+ * `LOAM_TEST_BINARY=<file>` (or a test's `binary` option), as a built loam file, so the shipped
+ * file is what gets tested.
  * @module
  */
 import { agentFlags } from "../../tasks/permissions.ts";
@@ -20,7 +22,15 @@ export interface CliResult {
 export interface LoamOptions {
   /** Extra environment (the child gets only PATH, HOME and these). */
   env?: Record<string, string>;
+  /** A built loam file (or a wrapper of one) to run instead of `deno run main.ts`. */
+  binary?: string;
 }
+
+/**
+ * Where built files extract their runtime during tests (once per payload, shared by every
+ * agent): never the host's /var/lib/loam.
+ */
+export const TEST_RUNTIME_DIR = "/tmp/loam-test-runtime";
 
 /** A child's whole environment: PATH and HOME from this process, and `extra`. */
 export function childEnv(extra: Record<string, string> = {}): Record<string, string> {
@@ -31,10 +41,26 @@ export function childEnv(extra: Record<string, string> = {}): Record<string, str
   };
 }
 
+/** True when `path` starts with `#!` (a script, run through sh). */
+function isScript(path: string): boolean {
+  const file = Deno.openSync(path);
+  try {
+    const head = new Uint8Array(2);
+    file.readSync(head);
+    return head[0] === 0x23 && head[1] === 0x21;
+  } finally {
+    file.close();
+  }
+}
+
 function loamCommand(args: string[], options: LoamOptions, stdio: "piped" | "null" = "piped") {
-  return new Deno.Command("deno", {
-    args: ["run", ...agentFlags(), MAIN, ...args],
-    env: childEnv(options.env),
+  // the built loam file every test runs, when LOAM_TEST_BINARY names one
+  const binary = options.binary ?? Deno.env.get("LOAM_TEST_BINARY");
+  // a self-extracting file (or a wrapper) is a shell script: sh runs it, as a user's shell would
+  const script = binary !== undefined && isScript(binary);
+  return new Deno.Command(binary ? (script ? "sh" : binary) : "deno", {
+    args: binary ? [...(script ? [binary] : []), ...args] : ["run", ...agentFlags(), MAIN, ...args],
+    env: childEnv({ ...(binary ? { LOAM_RUNTIME_DIR: TEST_RUNTIME_DIR } : {}), ...options.env }),
     clearEnv: true,
     stdin: "null",
     stdout: stdio,

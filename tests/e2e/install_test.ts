@@ -34,10 +34,16 @@ Deno.test("loam install --dry-run prints exactly the unit and the steps, and cha
   assert.equal(await exists(UNIT), before);
 });
 
-Deno.test("loam install from source without --binary names what to do", async () => {
+Deno.test("loam install copies the running file, or from source names what to do", async () => {
   const res = await runLoam(["install", "--dry-run"]);
   assert.equal(res.code, 0);
-  assert.match(res.stderr, /this is `deno run` \(not a compiled loam\); pass --binary/);
+  const binary = Deno.env.get("LOAM_TEST_BINARY");
+  if (binary) {
+    const self = Deno.realPathSync(binary).replaceAll(/[.*+?^${}()|[\]\\/]/g, "\\$&");
+    assert.match(res.stderr, new RegExp(`would 1\\. copy ${self} to /usr/local/bin/loam`));
+  } else {
+    assert.match(res.stderr, /this is `deno run` \(not a compiled loam\); pass --binary/);
+  }
 });
 
 Deno.test("loam install and uninstall refuse clearly where systemd is not PID 1 or not root", async () => {

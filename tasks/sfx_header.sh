@@ -1,0 +1,129 @@
+#!/bin/sh
+# loam @VERSION@ for @TARGET@: one self-extracting file (this POSIX sh header, then a tar.gz
+# payload: Deno @DENO_VERSION@, the bundled agent, the WASM runner, the target's native addons).
+#   ./loam-<arch>-linux run             start the agent (first run extracts, once)
+#   ./loam-<arch>-linux --payload-info  what this file holds, as JSON, without extracting
+# Needs only sh, tail, gzip, tar, sha256sum, mkdir, mv (stock Ubuntu, JetPack, Debian).
+set -u
+PAYLOAD_OFFSET=@PAYLOAD_OFFSET@
+PAYLOAD_BYTES=@PAYLOAD_BYTES@
+PAYLOAD_SHA256=@PAYLOAD_SHA256@
+LOAM_BUILD_VERSION='@VERSION@'
+LOAM_BUILD_TARGET='@TARGET@'
+LOAM_BUILD_DENO='@DENO_VERSION@'
+
+die() {
+  echo "loam: $*" >&2
+  exit 1
+}
+
+case "$0" in
+/*) self=$0 ;;
+*) self=$(pwd)/$0 ;;
+esac
+self=$(readlink -f "$self" 2>/dev/null || echo "$self")
+
+if [ "${1:-}" = "--payload-info" ]; then
+  printf '{"kind":"sfx","target":"%s","version":"%s","payload_sha256":"%s","payload_bytes":%s,"deno_version":"%s","header_bytes":%s}\n' \
+    "$LOAM_BUILD_TARGET" "$LOAM_BUILD_VERSION" "$PAYLOAD_SHA256" "$PAYLOAD_BYTES" \
+    "$LOAM_BUILD_DENO" "$PAYLOAD_OFFSET"
+  exit 0
+fi
+
+# where to extract: $LOAM_RUNTIME_DIR, else the data dir's runtime/, else as root
+# /var/lib/loam/runtime, else the user's cache
+if [ -n "${LOAM_RUNTIME_DIR:-}" ]; then
+  base=$LOAM_RUNTIME_DIR
+elif [ -n "${LOAM_DATA_DIR:-}" ]; then
+  base=$LOAM_DATA_DIR/runtime
+elif [ "$(id -u)" = 0 ]; then
+  base=/var/lib/loam/runtime
+elif [ -n "${XDG_CACHE_HOME:-}" ]; then
+  base=$XDG_CACHE_HOME/loam/runtime
+elif [ -n "${HOME:-}" ]; then
+  base=$HOME/.cache/loam/runtime
+else
+  die "cannot choose where to extract: set LOAM_RUNTIME_DIR (or HOME)"
+fi
+dir=$base/$PAYLOAD_SHA256
+
+# an extraction is complete once its marker is in place (written last, then renamed into place)
+complete() {
+  [ -f "$1/.loam-extracted" ] && [ -x "$1/deno" ] && [ -f "$1/loam.js" ] &&
+    [ -f "$1/import_map.json" ] && [ -d "$1/deno_dir/npm" ]
+}
+
+payload() {
+  tail -c +"$((PAYLOAD_OFFSET + 1))" "$self"
+}
+
+extract() {
+  mkdir -p "$base" 2>/dev/null || die "cannot create $base: set LOAM_RUNTIME_DIR to a writable directory"
+  # what first runs killed mid-way left (their process is gone)
+  for old in "$base"/.extract-*; do
+    [ -e "$old" ] || continue
+    pid=${old##*/.extract-}
+    pid=${pid%%-*}
+    kill -0 "$pid" 2>/dev/null || rm -rf "$old"
+  done
+  size=$(wc -c <"$self")
+  [ "$((size - PAYLOAD_OFFSET))" -eq "$PAYLOAD_BYTES" ] ||
+    die "$self is damaged: payload is $((size - PAYLOAD_OFFSET)) bytes, expected $PAYLOAD_BYTES (truncated or appended to); copy the file again"
+  got=$(payload | sha256sum | cut -d' ' -f1)
+  [ "$got" = "$PAYLOAD_SHA256" ] ||
+    die "$self is damaged: payload hash mismatch (expected sha256:$PAYLOAD_SHA256, got sha256:$got); copy the file again"
+  tmp=$base/.extract-$$-$(date +%s)
+  mkdir "$tmp" || die "cannot write to $base"
+  if ! payload | gzip -dc 2>"$tmp.err" | tar -xf - -C "$tmp" 2>>"$tmp.err"; then
+    why=$(grep -v '^$' "$tmp.err" | tail -n 1)
+    rm -rf "$tmp" "$tmp.err"
+    die "cannot extract into $base: ${why:-tar failed} (the previous version, if any, is untouched)"
+  fi
+  rm -f "$tmp.err"
+  "$tmp/deno" --version >/dev/null 2>&1 || {
+    rm -rf "$tmp"
+    die "the Deno in this file does not start on this machine ($(uname -m)): is it the file for $LOAM_BUILD_TARGET, and is glibc new enough?"
+  }
+  # one quiet start sets up Deno's view of the npm packages (and its notices) before the first real one
+  if ! DENO_DIR=$tmp/deno_dir DENO_NO_PACKAGE_JSON=1 DENO_NO_UPDATE_CHECK=1 "$tmp/deno" run \
+    --cached-only --no-config --no-lock --import-map="$tmp/import_map.json" "$tmp/loam.js" --help \
+    >/dev/null 2>"$tmp.err"; then
+    why=$(grep -v '^$' "$tmp.err" | tail -n 1)
+    rm -rf "$tmp" "$tmp.err"
+    die "the extracted agent does not start: $why"
+  fi
+  rm -f "$tmp.err"
+  if ! echo "$PAYLOAD_SHA256" >"$tmp/.loam-extracted" || ! sync; then
+    rm -rf "$tmp"
+    die "cannot finish extracting into $base (disk full?)"
+  fi
+  if [ -e "$dir" ]; then
+    if complete "$dir"; then # another first run finished before this one
+      rm -rf "$tmp"
+      return
+    fi
+    mv "$dir" "$base/.damaged-$$" && rm -rf "$base/.damaged-$$"
+  fi
+  if ! mv -T "$tmp" "$dir" 2>/dev/null; then
+    rm -rf "$tmp"
+    complete "$dir" || die "cannot move the extracted runtime into $dir"
+  fi
+  # keep this version and the one extracted before it; older ones go
+  ls -1t "$base"/*/.loam-extracted 2>/dev/null | while read -r marker; do
+    old=${marker%/.loam-extracted}
+    [ "$old" = "$dir" ] && continue
+    if [ -n "${kept:-}" ]; then rm -rf "$old"; else kept=$old; fi
+  done
+}
+
+if ! complete "$dir"; then
+  [ -e "$dir" ] && echo "loam: $dir is incomplete or damaged; extracting again" >&2
+  extract
+fi
+
+LOAM_SELF=$self LOAM_PAYLOAD_DIR=$dir DENO_DIR=$dir/deno_dir
+DENO_NO_UPDATE_CHECK=1 DENO_NO_PACKAGE_JSON=1
+export LOAM_SELF LOAM_PAYLOAD_DIR DENO_DIR DENO_NO_UPDATE_CHECK DENO_NO_PACKAGE_JSON
+exec "$dir/deno" run --cached-only --no-config --no-lock \
+  --import-map="$dir/import_map.json" @AGENT_FLAGS@ "$dir/loam.js" "$@"
+exit 1

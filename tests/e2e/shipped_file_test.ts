@@ -1,0 +1,333 @@
+/**
+ * The shipped file on a bare box: `deno task build --kind sfx` for this machine's target (or
+ * `LOAM_TEST_BINARY`), run with Deno and every cache out of reach (a private mount namespace
+ * hides the npm deno package and $HOME/.cache; the environment is PATH=/usr/bin:/bin and an
+ * empty HOME). Needs root for the namespace; skips with the reason otherwise.
+ * @module
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import denoConfig from "../../deno.json" with { type: "json" };
+import { type AgentProcess, startAgent, tempDir } from "./harness.ts";
+import { postArtifact, settledDeployment } from "./deploy_helpers.ts";
+import { eventually } from "./mesh_helpers.ts";
+import { startBlobServer } from "../fixtures/blob_server.ts";
+import { tarGz } from "../fixtures/tarball.ts";
+import { fileNameFor } from "../../tasks/compile_plan.ts";
+import { serveSmokeModels, smokePass } from "../../tasks/smoke_arm64_agent.ts";
+import { agentFlags } from "../../tasks/permissions.ts";
+
+const TEST_VERSION = "0.0.0-shipped-test";
+const TARGET = Deno.build.target as "x86_64-unknown-linux-gnu";
+
+async function commandWorks(cmd: string, args: string[]): Promise<boolean> {
+  try {
+    return (await new Deno.Command(cmd, { args, stdout: "null", stderr: "null" }).output()).success;
+  } catch {
+    return false;
+  }
+}
+
+const skipReason = Deno.uid() !== 0
+  ? "needs root for a private mount namespace that hides Deno"
+  : TARGET !== "x86_64-unknown-linux-gnu"
+  ? `builds the x86_64 file; this host is ${TARGET}`
+  : !await commandWorks("sh", ["-c", "unshare -m true"])
+  ? "unshare -m does not work here"
+  : undefined;
+if (skipReason) console.log(`SKIP shipped-file tests: ${skipReason}`);
+
+const work = await Deno.makeTempDir({ prefix: "loam-shipped-" });
+await Deno.chmod(work, 0o711);
+
+/** The file under test: LOAM_TEST_BINARY, else built now (the target's Deno and npm are cached). */
+async function shippedFile(): Promise<string> {
+  const given = Deno.env.get("LOAM_TEST_BINARY");
+  if (given) return given;
+  const out = join(work, "dist");
+  const build = denoConfig.tasks.build.split(/\s+/).slice(2); // after "deno run"
+  const res = await new Deno.Command("deno", {
+    args: [
+      "run",
+      ...build,
+      "--target",
+      TARGET,
+      "--kind",
+      "sfx",
+      "--version",
+      TEST_VERSION,
+      "--out-dir",
+      out,
+    ],
+    cwd: new URL("../..", import.meta.url).pathname,
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const text = new TextDecoder();
+  if (!res.success) {
+    throw new Error(`build failed:\n${text.decode(res.stdout)}\n${text.decode(res.stderr)}`);
+  }
+  return join(out, fileNameFor(TARGET));
+}
+
+/**
+ * A wrapper that runs `file` as on a bare box: in a private mount namespace the npm deno package
+ * and $HOME/.cache are empty tmpfs, `deno` is checked to be unreachable, and the environment is
+ * PATH, an empty HOME and the LOAM_* variables the test passes.
+ */
+async function bareWrapper(file: string): Promise<string> {
+  const denoPackage = join(
+    new TextDecoder().decode(
+      (await new Deno.Command("sh", { args: ["-c", "npm root -g"], stdout: "piped" }).output())
+        .stdout,
+    ).trim(),
+    "deno",
+  );
+  const home = join(work, "empty-home");
+  await Deno.mkdir(home, { recursive: true });
+  const cache = join(Deno.env.get("HOME") ?? "/root", ".cache");
+  const wrapper = join(work, "bare.sh");
+  await Deno.writeTextFile(
+    wrapper,
+    `#!/bin/sh
+exec unshare -m sh -c '
+  mount --make-rprivate / && mount -t tmpfs tmpfs "$1" || exit 97
+  [ -d "$2" ] && { mount -t tmpfs tmpfs "$2" || exit 97; }
+  if PATH=/usr/bin:/bin command -v deno >/dev/null 2>&1; then echo "bare: deno is reachable" >&2; exit 97; fi
+  shift 2
+  exec env -i HOME="${home}" PATH=/usr/bin:/bin $(env | grep "^LOAM_") "$@"
+' bare "${denoPackage}" "${cache}" "${file}" "$@"
+`,
+  );
+  await Deno.chmod(wrapper, 0o755);
+  return wrapper;
+}
+
+const file = skipReason ? "" : await shippedFile();
+const bare = skipReason ? "" : await bareWrapper(file);
+
+/** Runs the file (not in the namespace) to completion; through sh, as its header is one. */
+async function runFile(path: string, args: string[], runtimeDir: string) {
+  const out = await new Deno.Command("sh", {
+    args: [path, ...args],
+    clearEnv: true,
+    env: { PATH: "/usr/bin:/bin", HOME: work, LOAM_RUNTIME_DIR: runtimeDir },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const text = new TextDecoder();
+  return { code: out.code, stdout: text.decode(out.stdout), stderr: text.decode(out.stderr) };
+}
+
+Deno.test({
+  name: "the file says what it holds without extracting, and refuses a damaged copy in one line",
+  ignore: skipReason !== undefined,
+  async fn() {
+    const runtime = join(work, "runtime-damaged");
+    const info = JSON.parse((await runFile(file, ["--payload-info"], runtime)).stdout);
+    assert.equal(info.kind, "sfx");
+    assert.equal(info.target, TARGET);
+    assert.match(info.payload_sha256, /^[0-9a-f]{64}$/);
+    assert.equal(info.payload_bytes + info.header_bytes, (await Deno.stat(file)).size);
+    if (!Deno.env.get("LOAM_TEST_BINARY")) assert.equal(info.version, TEST_VERSION);
+    await assert.rejects(Deno.stat(runtime), Deno.errors.NotFound);
+
+    const bytes = await Deno.readFile(file);
+    const truncated = join(work, "truncated");
+    await Deno.writeFile(truncated, bytes.subarray(0, bytes.length - 4096), { mode: 0o755 });
+    const short = await runFile(truncated, ["version"], runtime);
+    assert.equal(short.code, 1);
+    assert.equal(short.stderr.trim().split("\n").length, 1, short.stderr);
+    assert.match(short.stderr, /is damaged: payload is \d+ bytes, expected \d+ \(truncated/);
+
+    const corrupted = join(work, "corrupted");
+    const changed = bytes.slice();
+    changed[changed.length - 1_000_000]! ^= 0xff;
+    await Deno.writeFile(corrupted, changed, { mode: 0o755 });
+    const bad = await runFile(corrupted, ["version"], runtime);
+    assert.equal(bad.code, 1);
+    assert.match(
+      bad.stderr,
+      /is damaged: payload hash mismatch \(expected sha256:[0-9a-f]{64}, got/,
+    );
+    // half-extracted code never runs: nothing was extracted at all
+    const left = await Array.fromAsync(Deno.readDir(runtime)).catch(() => []);
+    assert.deepEqual(left.filter((e) => !e.name.startsWith(".")), []);
+  },
+});
+
+Deno.test({
+  name: "killed with -9 during its first extraction, the next run recovers and verifies",
+  ignore: skipReason !== undefined,
+  async fn() {
+    const runtime = join(work, "runtime-killed");
+    await Deno.mkdir(runtime);
+    const child = new Deno.Command("sh", {
+      args: [file, "version"],
+      clearEnv: true,
+      env: { PATH: "/usr/bin:/bin", HOME: work, LOAM_RUNTIME_DIR: runtime },
+      stdout: "null",
+      stderr: "null",
+    }).spawn();
+    await eventually(
+      "the extraction started",
+      async () =>
+        (await Array.fromAsync(Deno.readDir(runtime))).some((e) => e.name.startsWith(".extract-")),
+      20_000,
+    );
+    child.kill("SIGKILL");
+    await child.status;
+    const again = await runFile(file, ["version", "--verify"], runtime);
+    assert.equal(again.code, 0, again.stderr);
+    assert.match(
+      again.stdout,
+      /^loam \S+ \(sfx, x86_64-unknown-linux-gnu, deno [\d.]+, payload sha256:/,
+    );
+    assert.match(again.stdout, /payload verified/);
+    const entries = (await Array.fromAsync(Deno.readDir(runtime))).map((e) => e.name);
+    assert.equal(entries.filter((n) => /^[0-9a-f]{64}$/.test(n)).length, 1, entries.join(" "));
+
+    // a damaged extraction (a file gone) is noticed and redone
+    const dir = join(runtime, entries.find((n) => /^[0-9a-f]{64}$/.test(n))!);
+    await Deno.remove(join(dir, "loam.js"));
+    const redone = await runFile(file, ["version", "--verify"], runtime);
+    assert.equal(redone.code, 0, redone.stderr);
+    assert.match(redone.stderr, /is incomplete or damaged; extracting again/);
+    // and --verify names a file whose content changed
+    await Deno.writeTextFile(join(dir, "import_map.json"), "{}");
+    const verify = await runFile(file, ["version", "--verify"], runtime);
+    assert.equal(verify.code, 1);
+    assert.match(verify.stderr, /import_map\.json: content differs/);
+  },
+});
+
+Deno.test({
+  name:
+    "with Deno hidden, the file runs the agent: models answer as from source, programs, configs and WASM deploy",
+  ignore: skipReason !== undefined,
+  async fn() {
+    const runtime = join(work, "runtime-bare");
+    await using models = await serveSmokeModels();
+    const spec = { models, gguf: true, timeoutS: 90 };
+    const fromSource = await smokePass({
+      ...spec,
+      command: "deno",
+      args: ["run", ...agentFlags(), new URL("../../main.ts", import.meta.url).pathname],
+      env: {},
+    });
+    const shipped = await smokePass({
+      ...spec,
+      command: "sh",
+      args: [bare],
+      env: { LOAM_RUNTIME_DIR: runtime },
+    });
+    assert.deepEqual(shipped.onnxOutputs, fromSource.onnxOutputs);
+    assert.equal(shipped.ggufText, fromSource.ggufText);
+    assert.equal(shipped.onnxProvider, "cpu");
+
+    await using dir = await tempDir();
+    const script = new TextEncoder().encode("#!/bin/sh\necho started\nexec sleep 60\n");
+    const config = await tarGz([{ name: "app.conf", content: "v=1\n" }]);
+    const wasm = await Deno.readFile(new URL("../fixtures/wasm/hello.wasm", import.meta.url));
+    await using http = startBlobServer({
+      "/program": { body: script },
+      "/config.tgz": { body: config },
+      "/hello.wasm": { body: wasm },
+    });
+    const agent: AgentProcess = await startAgent(dir.path, [], {
+      binary: bare,
+      env: { LOAM_RUNTIME_DIR: runtime },
+    });
+    try {
+      assert.equal((await agent.request("/livez")).status, 200);
+      const status = await (await agent.request("/v1/status", { token: agent.adminToken() }))
+        .json();
+      if (!Deno.env.get("LOAM_TEST_BINARY")) assert.equal(status.version, TEST_VERSION);
+      const native = { type: "native_binary", arch: "x86_64" };
+      assert.equal(
+        (await postArtifact(agent, "prog", script, http.url("/program"), native)).status,
+        202,
+      );
+      const target = join(dir.path, "etc", "app");
+      await postArtifact(agent, "cfg", config, http.url("/config.tgz"), {
+        type: "config_package",
+        target_path: target,
+      });
+      await postArtifact(agent, "hello", wasm, http.url("/hello.wasm"), {
+        type: "wasm_module",
+        wasi_capabilities: ["args", "stdout"],
+      }, { config: { args: ["bare"] } });
+      for (const id of ["prog", "cfg", "hello"]) {
+        const record = await settledDeployment(agent, id);
+        assert.equal(record.state, "active", `${id}: ${record.error_message}`);
+      }
+      assert.equal(await Deno.readTextFile(join(target, "app.conf")), "v=1\n");
+      const lines = await eventually("the WASM module's output", async () => {
+        const res = await agent.request("/v1/instances/wasm-hello/logs", {
+          token: agent.adminToken(),
+        });
+        const body = await res.json();
+        const text = (body.lines ?? []).map((l: { line: string }) => l.line);
+        return text.includes("argv[1]=bare") ? text : undefined;
+      });
+      assert.ok(lines.includes("hello from wasm"));
+    } finally {
+      assert.equal((await agent.stop()).code, 0);
+    }
+  },
+});
+
+/** The end-to-end files run a second time against the shipped file (mesh, deploy, inference, ...). */
+const SHIPPED_SUITE = [
+  "mesh_test.ts",
+  "deploy_test.ts",
+  "deploy_cancel_test.ts",
+  "onnx_test.ts",
+  "gguf_test.ts",
+  "container_test.ts",
+  "wasm_test.ts",
+  "native_binary_test.ts",
+  "config_package_test.ts",
+  "sd_notify_test.ts",
+  "cli_test.ts",
+];
+
+Deno.test({
+  name:
+    "the end-to-end suite for mesh, deploy, inference, containers and WASM passes against the shipped file",
+  ignore: skipReason !== undefined || Deno.env.get("LOAM_TEST_BINARY") !== undefined,
+  async fn() {
+    // the test task's own flags: everything after "deno test"
+    const task = denoConfig.tasks.test;
+    const flags = task.slice(task.indexOf("deno test ") + "deno test ".length).split(/\s+/);
+    const here = new URL(".", import.meta.url).pathname;
+    const res = await new Deno.Command("deno", {
+      args: ["test", ...flags, ...SHIPPED_SUITE.map((name) => join(here, name))],
+      clearEnv: true,
+      env: {
+        PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin",
+        HOME: Deno.env.get("HOME") ?? "/root",
+        LOAM_TEST_BINARY: file,
+      },
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    // deno-lint-ignore no-control-regex
+    const out = new TextDecoder().decode(res.stdout).replace(/\x1b\[[0-9;]*m/g, "");
+    // without Deno's "ok |" prefix: the outer run's summary is the one CI reads
+    const summary = out.match(/(?:ok|FAILED) \| (\d+ passed.*)$/m)?.[1] ?? "no summary";
+    console.log(`  against ${file}: ${summary}`);
+    assert.ok(
+      res.success,
+      `${summary}\n${out.split("\n").filter((l) => /FAILED|Error/.test(l)).join("\n")}`,
+    );
+  },
+});
+
+globalThis.addEventListener("unload", () => {
+  try {
+    Deno.removeSync(work, { recursive: true });
+  } catch {
+    // a mount may still be busy; the temp dir goes with the machine
+  }
+});
