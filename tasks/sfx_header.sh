@@ -8,6 +8,7 @@ set -u
 PAYLOAD_OFFSET=@PAYLOAD_OFFSET@
 PAYLOAD_BYTES=@PAYLOAD_BYTES@
 PAYLOAD_SHA256=@PAYLOAD_SHA256@
+PAYLOAD_UNPACKED=@PAYLOAD_UNPACKED@
 LOAM_BUILD_VERSION='@VERSION@'
 LOAM_BUILD_TARGET='@TARGET@'
 LOAM_BUILD_DENO='@DENO_VERSION@'
@@ -57,6 +58,15 @@ payload() {
   tail -c +"$((PAYLOAD_OFFSET + 1))" "$self"
 }
 
+# refuses before writing anything when the unpacked payload cannot fit where it goes
+check_space() {
+  set -- $(df -Pk "$base" 2>/dev/null | tail -n 1)
+  [ -n "${4:-}" ] || return 0
+  need=$(((PAYLOAD_UNPACKED + 1048575) / 1048576))
+  [ "$(($4 / 1024))" -ge "$need" ] ||
+    die "not enough disk space in $base to extract: needs $need MiB, $(($4 / 1024)) MiB free (free some, or set LOAM_RUNTIME_DIR); the previous version, if any, is untouched"
+}
+
 extract() {
   mkdir -p "$base" 2>/dev/null || die "cannot create $base: set LOAM_RUNTIME_DIR to a writable directory"
   # what first runs killed mid-way left (their process is gone)
@@ -72,27 +82,27 @@ extract() {
   got=$(payload | sha256sum | cut -d' ' -f1)
   [ "$got" = "$PAYLOAD_SHA256" ] ||
     die "$self is damaged: payload hash mismatch (expected sha256:$PAYLOAD_SHA256, got sha256:$got); copy the file again"
+  check_space
   tmp=$base/.extract-$$-$(date +%s)
   mkdir "$tmp" || die "cannot write to $base"
-  if ! payload | gzip -dc 2>"$tmp.err" | tar -xf - -C "$tmp" 2>>"$tmp.err"; then
-    why=$(grep -v '^$' "$tmp.err" | tail -n 1)
-    rm -rf "$tmp" "$tmp.err"
+  # the error text is kept in memory: on a full disk no file can hold it
+  if ! why=$(payload | gzip -dc | tar -xf - -C "$tmp" 2>&1); then
+    rm -rf "$tmp"
+    why=$(printf '%s\n' "$why" | grep -v '^$' | head -n 1) # tar's first complaint names the cause
     die "cannot extract into $base: ${why:-tar failed} (the previous version, if any, is untouched)"
   fi
-  rm -f "$tmp.err"
   "$tmp/deno" --version >/dev/null 2>&1 || {
     rm -rf "$tmp"
     die "the Deno in this file does not start on this machine ($(uname -m)): is it the file for $LOAM_BUILD_TARGET, and is glibc new enough?"
   }
   # one quiet start sets up Deno's view of the npm packages (and its notices) before the first real one
-  if ! DENO_DIR=$tmp/deno_dir DENO_NO_PACKAGE_JSON=1 DENO_NO_UPDATE_CHECK=1 "$tmp/deno" run \
+  if ! why=$(DENO_DIR=$tmp/deno_dir DENO_NO_PACKAGE_JSON=1 DENO_NO_UPDATE_CHECK=1 "$tmp/deno" run \
     --cached-only --no-config --no-lock --import-map="$tmp/import_map.json" "$tmp/loam.js" --help \
-    >/dev/null 2>"$tmp.err"; then
-    why=$(grep -v '^$' "$tmp.err" | tail -n 1)
-    rm -rf "$tmp" "$tmp.err"
+    2>&1 >/dev/null); then
+    rm -rf "$tmp"
+    why=$(printf '%s\n' "$why" | grep -v '^$' | tail -n 1)
     die "the extracted agent does not start: $why"
   fi
-  rm -f "$tmp.err"
   if ! echo "$PAYLOAD_SHA256" >"$tmp/.loam-extracted" || ! sync; then
     rm -rf "$tmp"
     die "cannot finish extracting into $base (disk full?)"

@@ -29,6 +29,17 @@ function unstableFlags(): string[] {
   return denoConfig.unstable.map((feature) => `--unstable-${feature}`);
 }
 
+/** Bytes `dir` takes on disk unpacked: each file rounded up to 4 KiB blocks, plus one per dir. */
+async function diskUsage(dir: string): Promise<number> {
+  let total = 4096;
+  for await (const entry of Deno.readDir(dir)) {
+    const path = `${dir}/${entry.name}`;
+    if (entry.isDirectory) total += await diskUsage(path);
+    else total += Math.ceil((await Deno.lstat(path)).size / 4096) * 4096;
+  }
+  return total;
+}
+
 /** A number padded with spaces after it (an sh assignment ignores them). */
 function padded(n: number): string {
   return String(n).padEnd(NUMBER_WIDTH, " ");
@@ -38,7 +49,7 @@ function padded(n: number): string {
 export function renderHeader(
   template: string,
   facts: HeaderFacts,
-  payload: { bytes: number; sha256: string },
+  payload: { bytes: number; sha256: string; unpacked: number },
 ): string {
   for (const value of [facts.version, facts.target, facts.denoVersion]) {
     if (!/^[A-Za-z0-9._+-]+$/.test(value)) throw new Error(`"${value}" cannot go into the header`);
@@ -48,6 +59,7 @@ export function renderHeader(
       .replaceAll("@PAYLOAD_OFFSET@", padded(offset))
       .replaceAll("@PAYLOAD_BYTES@", padded(payload.bytes))
       .replaceAll("@PAYLOAD_SHA256@", payload.sha256)
+      .replaceAll("@PAYLOAD_UNPACKED@", padded(payload.unpacked))
       .replaceAll("@VERSION@", facts.version)
       .replaceAll("@TARGET@", facts.target)
       .replaceAll("@DENO_VERSION@", facts.denoVersion)
@@ -78,6 +90,7 @@ export async function packSfx(
   const header = renderHeader(await Deno.readTextFile(HEADER), facts, {
     bytes: payloadBytes,
     sha256: payloadSha256,
+    unpacked: await diskUsage(payloadDir),
   });
   const partial = `${output}.partial`;
   await Deno.writeTextFile(partial, header);

@@ -13,6 +13,7 @@ import { postArtifact, settledDeployment } from "./deploy_helpers.ts";
 import { eventually } from "./mesh_helpers.ts";
 import { startBlobServer } from "../fixtures/blob_server.ts";
 import { tarGz } from "../fixtures/tarball.ts";
+import { smallDisk } from "../fixtures/tmpfs.ts";
 import { fileNameFor } from "../../tasks/compile_plan.ts";
 import { serveSmokeModels, smokePass } from "../../tasks/smoke_arm64_agent.ts";
 import { agentFlags } from "../../tasks/permissions.ts";
@@ -198,6 +199,40 @@ Deno.test({
     const verify = await runFile(file, ["version", "--verify"], runtime);
     assert.equal(verify.code, 1);
     assert.match(verify.stderr, /import_map\.json: content differs/);
+  },
+});
+
+Deno.test({
+  name: "three first runs at once all succeed, and leave one extraction",
+  ignore: skipReason !== undefined,
+  async fn() {
+    const runtime = join(work, "runtime-racing");
+    const runs = await Promise.all([0, 1, 2].map(() => runFile(file, ["version"], runtime)));
+    for (const run of runs) assert.equal(run.code, 0, run.stderr);
+    const entries = (await Array.fromAsync(Deno.readDir(runtime))).map((e) => e.name);
+    assert.deepEqual(entries.filter((n) => !/^[0-9a-f]{64}$/.test(n)), [], entries.join(" "));
+    assert.equal(entries.length, 1);
+    assert.equal((await runFile(file, ["version", "--verify"], runtime)).code, 0);
+  },
+});
+
+Deno.test({
+  name: "a disk too full to extract on fails in one line and leaves what was there",
+  ignore: skipReason !== undefined,
+  async fn() {
+    await using disk = await smallDisk("64m");
+    const earlier = join(disk.path, "f".repeat(64)); // another version's complete runtime
+    await Deno.mkdir(earlier);
+    await Deno.writeTextFile(join(earlier, ".loam-extracted"), "f".repeat(64) + "\n");
+    const res = await runFile(file, ["version"], disk.path);
+    assert.equal(res.code, 1);
+    assert.equal(res.stderr.trim().split("\n").length, 1, res.stderr);
+    assert.match(
+      res.stderr,
+      /not enough disk space in .* to extract: needs \d+ MiB, \d+ MiB free .*previous version, if any, is untouched/,
+    );
+    const entries = (await Array.fromAsync(Deno.readDir(disk.path))).map((e) => e.name);
+    assert.deepEqual(entries, ["f".repeat(64)], "no half-extracted runtime is left");
   },
 });
 
