@@ -1,4 +1,6 @@
 import { basename, dirname } from "node:path";
+import { installFileSteps } from "../system/installed_layout.ts";
+import { VERSION } from "../version.ts";
 import exampleConfig from "../../config/loam.example.toml" with { type: "text" };
 import type { Command } from "./command.ts";
 import { parseFlags, println } from "./command.ts";
@@ -14,7 +16,9 @@ const HELP = `Usage: loam install [--dry-run] [--binary PATH] [--user NAME] [--c
                     [--gpu] [--containers] [--rw-path DIR]... [--watchdog-seconds N]
 
 Installs loam as a systemd service (as root, on a system booted with systemd):
-  1. copies the binary to /usr/local/bin/loam (this binary, or --binary PATH),
+  1. copies this file (or --binary PATH) to /var/lib/loam/bin/<version>/loam, points
+     /var/lib/loam/bin/current at it (the one before becomes previous) and links
+     /usr/local/bin/loam to /var/lib/loam/bin/current/loam,
   2. creates the system user when --user names one that does not exist,
   3. creates /etc/loam with an example config when --config's file is missing,
   4. writes ${UNIT_PATH} (Type=notify, watchdog, restart on failure, hardening),
@@ -23,7 +27,7 @@ State lives in /var/lib/loam (StateDirectory=loam).
 
 Options:
   --dry-run              print the unit on stdout and the steps on stderr; change nothing
-  --binary PATH          the loam binary to install (default: the running one, when compiled)
+  --binary PATH          the loam file to install (default: the running one, when it is a file)
   --user NAME            run the service as this system user (default: root)
   --config FILE          config file for the service (default: ${DEFAULT_UNIT.config})
   --gpu                  allow NVIDIA / Jetson GPU devices (device nodes, video/render groups)
@@ -41,6 +45,28 @@ function compiledBinary(): string | undefined {
   if (self) return self;
   const exec = Deno.execPath();
   return basename(exec) === "deno" ? undefined : exec;
+}
+
+/**
+ * The version a loam file reports: the running one's own, or for another self-extracting file
+ * what its header says (`--payload-info`); a compiled file given by path is taken to be this
+ * version.
+ */
+async function versionOf(file: string): Promise<string> {
+  if (file === Deno.env.get("LOAM_SELF")) return VERSION;
+  const out = await new Deno.Command("sh", {
+    args: [file, "--payload-info"],
+    stdout: "piped",
+    stderr: "null",
+  })
+    .output().catch(() => undefined);
+  try {
+    return out?.success
+      ? String(JSON.parse(new TextDecoder().decode(out.stdout)).version)
+      : VERSION;
+  } catch {
+    return VERSION;
+  }
 }
 
 async function exists(path: string): Promise<boolean> {
@@ -102,19 +128,11 @@ export const installCommand: Command = {
     if (source === undefined) {
       steps.push({
         describe: "copy the loam binary: none given, and this is `deno run` (not a compiled " +
-          "loam); pass --binary dist/loam-<target> (deno task build) or run the compiled binary",
+          "loam); pass --binary dist/loam-<arch>-linux (deno task build) or run the built file",
         run: () => Promise.reject(new UserError("install: no binary to install (see --binary)")),
       });
-    } else if (source !== options.binary) {
-      steps.push({
-        describe: `copy ${source} to ${options.binary} (mode 0755)`,
-        run: async () => {
-          const temp = `${options.binary}.loam-new`;
-          await Deno.copyFile(source, temp);
-          await Deno.chmod(temp, 0o755);
-          await Deno.rename(temp, options.binary);
-        },
-      });
+    } else {
+      steps.push(...installFileSteps(source, await versionOf(source)));
     }
     if (options.user) {
       const user = options.user;

@@ -1,14 +1,18 @@
 import type { Command } from "./command.ts";
 import { parseFlags, println } from "./command.ts";
 import { UNIT_PATH } from "./install.ts";
-import { DEFAULT_UNIT } from "../system/systemd_unit.ts";
+import { INSTALLED } from "../system/installed_layout.ts";
+
+/** Where a self-extracting loam installed as a service unpacks (the unit's LOAM_RUNTIME_DIR). */
+const RUNTIME_DIR = "/var/lib/loam/runtime";
 import { applySteps, type InstallStep, printPlan } from "../system/service_steps.ts";
 
 const DATA_DIRS = ["/var/lib/loam", "/etc/loam"];
 
 const HELP = `Usage: loam uninstall [--purge] [--dry-run]
 
-Stops and disables the loam service, removes ${UNIT_PATH} and ${DEFAULT_UNIT.binary}.
+Stops and disables the loam service, removes ${UNIT_PATH}, ${INSTALLED.pathLink}, the installed
+files (${INSTALLED.binDir}) and their extracted runtime (${RUNTIME_DIR}); data stays.
 Data (/var/lib/loam: identity, tokens, blobs, deployments) and /etc/loam are kept unless --purge.
 
 Options:
@@ -45,7 +49,10 @@ export const uninstallCommand: Command = {
       },
       { describe: `remove ${UNIT_PATH}`, run: removeIfThere(UNIT_PATH) },
       { describe: "systemctl daemon-reload", run: () => systemctl(["daemon-reload"]) },
-      { describe: `remove ${DEFAULT_UNIT.binary}`, run: removeIfThere(DEFAULT_UNIT.binary) },
+      { describe: `remove ${INSTALLED.pathLink}`, run: removeIfThere(INSTALLED.pathLink) },
+      // the installed files and their extracted runtimes are not data
+      { describe: `remove ${INSTALLED.binDir}`, run: removeIfThere(INSTALLED.binDir, true) },
+      { describe: `remove ${RUNTIME_DIR}`, run: removeIfThere(RUNTIME_DIR, true) },
       ...(parsed.values.purge
         ? DATA_DIRS.map((dir) => ({ describe: `remove ${dir}`, run: removeIfThere(dir, true) }))
         : []),

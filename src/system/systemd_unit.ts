@@ -1,6 +1,7 @@
+import { INSTALLED } from "./installed_layout.ts";
 /** What the unit is made for. */
 export interface UnitOptions {
-  /** The installed binary, e.g. /usr/local/bin/loam. */
+  /** What ExecStart runs: the installed layout's current file. */
   binary: string;
   /** The config file passed with --config. */
   config: string;
@@ -18,7 +19,7 @@ export interface UnitOptions {
 
 /** The unit's defaults, as `loam install` uses them without flags. */
 export const DEFAULT_UNIT: UnitOptions = {
-  binary: "/usr/local/bin/loam",
+  binary: INSTALLED.executable,
   config: "/etc/loam/loam.toml",
   gpu: false,
   containers: false,
@@ -68,6 +69,8 @@ export function renderUnit(o: UnitOptions): string {
     "ConfigurationDirectory=loam",
     `WatchdogSec=${o.watchdogSeconds}`,
     "Restart=on-failure",
+    "# exit code 75: the agent asks to be started again (a new version is in place)",
+    "RestartForceExitStatus=75",
     "RestartSec=5",
     "TimeoutStartSec=120",
     "TimeoutStopSec=30",

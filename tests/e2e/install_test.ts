@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import denoConfig from "../../deno.json" with { type: "json" };
 import { runLoam } from "./harness.ts";
 import { DEFAULT_UNIT, renderUnit } from "../../src/system/systemd_unit.ts";
 
@@ -28,7 +29,15 @@ Deno.test("loam install --dry-run prints exactly the unit and the steps, and cha
       writablePaths: ["/etc/myapp"],
     }),
   );
-  assert.match(res.stderr, /would 1\. copy \/bin\/true to \/usr\/local\/bin\/loam/);
+  const installed = `/var/lib/loam/bin/${denoConfig.version.replaceAll(".", "\\.")}/loam`;
+  assert.match(res.stderr, new RegExp(`would 1\\. copy /bin/true to ${installed} \\(mode 0755\\)`));
+  assert.match(res.stderr, /would 2\. point \/var\/lib\/loam\/bin\/current at /);
+  assert.match(
+    res.stderr,
+    /would 3\. link \/usr\/local\/bin\/loam to \/var\/lib\/loam\/bin\/current\/loam/,
+  );
+  assert.match(res.stdout, /^ExecStart=\/var\/lib\/loam\/bin\/current\/loam run --config/m);
+  assert.match(res.stdout, /^RestartForceExitStatus=75$/m);
   assert.match(res.stderr, /would \d\. create system user loam unless it exists/);
   assert.match(res.stderr, /would \d\. systemctl enable --now loam/);
   assert.equal(await exists(UNIT), before);
@@ -40,7 +49,7 @@ Deno.test("loam install copies the running file, or from source names what to do
   const binary = Deno.env.get("LOAM_TEST_BINARY");
   if (binary) {
     const self = Deno.realPathSync(binary).replaceAll(/[.*+?^${}()|[\]\\/]/g, "\\$&");
-    assert.match(res.stderr, new RegExp(`would 1\\. copy ${self} to /usr/local/bin/loam`));
+    assert.match(res.stderr, new RegExp(`would 1\\. copy ${self} to /var/lib/loam/bin/\\S+/loam`));
   } else {
     assert.match(res.stderr, /this is `deno run` \(not a compiled loam\); pass --binary/);
   }
@@ -64,7 +73,11 @@ Deno.test("loam install and uninstall refuse clearly where systemd is not PID 1 
 Deno.test("loam uninstall --dry-run lists the steps and keeps data unless --purge", async () => {
   const keep = await runLoam(["uninstall", "--dry-run"]);
   assert.equal(keep.code, 0);
-  assert.doesNotMatch(keep.stderr, /remove \/var\/lib\/loam/);
+  // the installed files and their runtime go; the data dir itself stays
+  assert.match(keep.stderr, /would \d\. remove \/usr\/local\/bin\/loam$/m);
+  assert.match(keep.stderr, /would \d\. remove \/var\/lib\/loam\/bin$/m);
+  assert.match(keep.stderr, /would \d\. remove \/var\/lib\/loam\/runtime$/m);
+  assert.doesNotMatch(keep.stderr, /remove \/var\/lib\/loam$/m);
   const purge = await runLoam(["uninstall", "--dry-run", "--purge"]);
-  assert.match(purge.stderr, /would \d\. remove \/var\/lib\/loam/);
+  assert.match(purge.stderr, /would \d\. remove \/var\/lib\/loam$/m);
 });
