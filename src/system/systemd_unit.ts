@@ -95,6 +95,8 @@ export function renderUnit(o: UnitOptions): string {
     "RestrictSUIDSGID=yes",
     "RemoveIPC=yes",
     "SystemCallArchitectures=native",
+    "# a call the filter refuses fails with EPERM instead of killing the agent",
+    "SystemCallErrorNumber=EPERM",
     "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6 AF_NETLINK",
   ];
   if (o.gpu) {
@@ -117,16 +119,28 @@ export function renderUnit(o: UnitOptions): string {
       "RestrictNamespaces=no",
       "ProtectControlGroups=no",
       "ReadWritePaths=/var/lib/containers /run/containers /var/run/docker.sock",
-      "SystemCallFilter=@system-service @mount @privileged",
+      "SystemCallFilter=@system-service @pkey @mount @privileged",
     );
   } else {
     lines.push(
       "NoNewPrivileges=yes",
       "RestrictNamespaces=yes",
       "ProtectControlGroups=yes",
-      "SystemCallFilter=@system-service",
-      "SystemCallFilter=~@privileged @resources",
-      "CapabilityBoundingSet=",
+      // V8 protects its JIT code with memory protection keys (@pkey is not in @system-service:
+      // without it systemd killed the agent with SIGSYS before it logged a line)
+      ...(o.user
+        ? [
+          "SystemCallFilter=@system-service @pkey",
+          "SystemCallFilter=~@privileged @resources",
+          "CapabilityBoundingSet=",
+        ]
+        : [
+          "# as root, native workloads run as workloads.user (nobody): the agent gives them their",
+          "# instance dir, switches to their uid, and stops and removes what they own",
+          "SystemCallFilter=@system-service @pkey @chown @setuid",
+          "SystemCallFilter=~@clock @module @raw-io @reboot @swap @cpu-emulation @debug @obsolete @resources",
+          "CapabilityBoundingSet=CAP_CHOWN CAP_SETUID CAP_SETGID CAP_KILL CAP_DAC_OVERRIDE CAP_FOWNER",
+        ]),
     );
   }
   lines.push("", "[Install]", "WantedBy=multi-user.target", "");

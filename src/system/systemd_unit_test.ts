@@ -5,11 +5,13 @@ const ANALYZE = "/usr/bin/systemd-analyze";
 const analyzeMissing = await Deno.stat(ANALYZE).then(() => undefined, () => `${ANALYZE} not found`);
 if (analyzeMissing) console.warn(`SKIP systemd unit checks: ${analyzeMissing}`);
 
+// as root the agent keeps CAP_CHOWN, CAP_SETUID/GID, CAP_KILL, CAP_DAC_OVERRIDE and CAP_FOWNER to
+// run native workloads as workloads.user (booted under systemd, without them none started): 2.7
 const VARIANTS: [string, Partial<UnitOptions>, number][] = [
-  ["default", {}, 2.5],
-  ["--user loam", { user: "root" }, 2.5],
-  ["--gpu", { gpu: true }, 2.5],
-  ["--rw-path", { writablePaths: ["/etc/myapp"] }, 2.5],
+  ["default", {}, 3.0],
+  ["--user loam", { user: "loam" }, 2.0],
+  ["--gpu", { gpu: true }, 3.0],
+  ["--rw-path", { writablePaths: ["/etc/myapp"] }, 3.0],
   ["--containers", { containers: true }, 6.5],
 ];
 
@@ -40,9 +42,13 @@ Deno.test("config/loam.service is the unit `loam install` writes by default", as
   assert.equal(shipped, renderUnit(DEFAULT_UNIT));
 });
 
-Deno.test("the unit never denies writable+executable memory (V8's JIT needs it)", () => {
+Deno.test("the unit lets V8 run: writable+executable memory and memory protection keys", () => {
   for (const [, options] of VARIANTS) {
-    assert.doesNotMatch(renderUnit({ ...DEFAULT_UNIT, ...options }), /^MemoryDenyWriteExecute/m);
+    const unit = renderUnit({ ...DEFAULT_UNIT, ...options });
+    assert.doesNotMatch(unit, /^MemoryDenyWriteExecute/m);
+    // V8 uses memory protection keys: without @pkey systemd killed the agent with SIGSYS at start
+    assert.match(unit, /^SystemCallFilter=@system-service @pkey/m);
+    assert.match(unit, /^SystemCallErrorNumber=EPERM$/m);
   }
 });
 
