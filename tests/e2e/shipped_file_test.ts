@@ -14,11 +14,10 @@ import { eventually } from "./mesh_helpers.ts";
 import { startBlobServer } from "../fixtures/blob_server.ts";
 import { tarGz } from "../fixtures/tarball.ts";
 import { smallDisk } from "../fixtures/tmpfs.ts";
-import { fileNameFor } from "../../tasks/compile_plan.ts";
+import { shippedFile, TEST_VERSION } from "../fixtures/shipped_file.ts";
 import { serveSmokeModels, smokePass } from "../../tasks/smoke_arm64_agent.ts";
 import { agentFlags } from "../../tasks/permissions.ts";
 
-const TEST_VERSION = "0.0.0-shipped-test";
 const TARGET = Deno.build.target as "x86_64-unknown-linux-gnu";
 
 async function commandWorks(cmd: string, args: string[]): Promise<boolean> {
@@ -40,36 +39,6 @@ if (skipReason) console.log(`SKIP shipped-file tests: ${skipReason}`);
 
 const work = await Deno.makeTempDir({ prefix: "loam-shipped-" });
 await Deno.chmod(work, 0o711);
-
-/** The file under test: LOAM_TEST_BINARY, else built now (the target's Deno and npm are cached). */
-async function shippedFile(): Promise<string> {
-  const given = Deno.env.get("LOAM_TEST_BINARY");
-  if (given) return given;
-  const out = join(work, "dist");
-  const build = denoConfig.tasks.build.split(/\s+/).slice(2); // after "deno run"
-  const res = await new Deno.Command("deno", {
-    args: [
-      "run",
-      ...build,
-      "--target",
-      TARGET,
-      "--kind",
-      "sfx",
-      "--version",
-      TEST_VERSION,
-      "--out-dir",
-      out,
-    ],
-    cwd: new URL("../..", import.meta.url).pathname,
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const text = new TextDecoder();
-  if (!res.success) {
-    throw new Error(`build failed:\n${text.decode(res.stdout)}\n${text.decode(res.stderr)}`);
-  }
-  return join(out, fileNameFor(TARGET));
-}
 
 /**
  * A wrapper that runs `file` as on a bare box: in a private mount namespace the npm deno package
@@ -104,7 +73,7 @@ exec unshare -m sh -c '
   return wrapper;
 }
 
-const file = skipReason ? "" : await shippedFile();
+const file = skipReason ? "" : await shippedFile(work);
 const bare = skipReason ? "" : await bareWrapper(file);
 
 /** Runs the file (not in the namespace) to completion; through sh, as its header is one. */
