@@ -16,7 +16,7 @@
  * @module
  */
 import { join, relative } from "node:path";
-import { createHash } from "node:crypto";
+import { hashFile } from "../src/blobs/digest.ts";
 import denoConfig from "../deno.json" with { type: "json" };
 import { excludedPaths, type Target } from "./compile_plan.ts";
 import { denoForArch, type NpmArch, npmForArch, run } from "./target_packages.ts";
@@ -201,12 +201,9 @@ async function copyPackages(
   }
 }
 
-/** Hex SHA-256 of a file, read in pieces. */
+/** Hex SHA-256 of a file, streamed (the payload's Deno binary is ~100 MB). */
 export async function sha256OfFile(path: string): Promise<string> {
-  const hash = createHash("sha256");
-  const file = await Deno.open(path); // its readable closes it at the end
-  for await (const chunk of file.readable) hash.update(chunk);
-  return hash.digest("hex");
+  return (await hashFile(path)).hash.digest("hex");
 }
 
 /** Every regular file under `dir`, relative, sorted. */

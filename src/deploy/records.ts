@@ -116,7 +116,7 @@ export class DeploymentRecords {
     const id = record.directive_id;
     const path = this.#pathOf(id);
     try {
-      await atomicWriteFile(path, JSON.stringify(record, null, 2) + "\n", { mode: 0o600 });
+      await this.#write(id, record);
     } catch (err) {
       this.#records.set(id, structuredClone(record));
       this.#unsaved.add(id);
@@ -133,9 +133,7 @@ export class DeploymentRecords {
       const record = this.#records.get(id);
       if (!record) continue;
       try {
-        await atomicWriteFile(this.#pathOf(id), JSON.stringify(record, null, 2) + "\n", {
-          mode: 0o600,
-        });
+        await this.#write(id, record);
         this.#unsaved.delete(id);
       } catch {
         return; // still not taking writes: the next save tries again
@@ -180,6 +178,12 @@ export class DeploymentRecords {
     this.#records.delete(id);
     this.#unsaved.delete(id);
     return await quarantineFile(this.#pathOf(id));
+  }
+
+  #write(id: string, record: DeploymentRecord): Promise<void> {
+    return atomicWriteFile(this.#pathOf(id), JSON.stringify(record, null, 2) + "\n", {
+      mode: 0o600,
+    });
   }
 
   #pathOf(id: string): string {

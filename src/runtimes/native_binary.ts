@@ -53,6 +53,11 @@ export class NativeBinaryAdapter implements RuntimeAdapter {
   readonly #instancesDir: string;
   readonly #logger: Logger;
   readonly #onFailed: InstanceFailed;
+  /**
+   * Instances whose left-over program would not exit, once reconcile has run; before it (an
+   * adapter used without the agent's start) each install searches for leftovers itself.
+   */
+  #stuck?: Set<string>;
   readonly #running = new Map<string, Supervised>();
 
   readonly #user?: WorkloadUser;
@@ -127,6 +132,7 @@ export class NativeBinaryAdapter implements RuntimeAdapter {
       throw err;
     });
     const stuck = await this.#stopLeftovers();
+    this.#stuck = new Set(stuck);
     const keep = new Set([...activeInstanceIds, ...stuck]);
     for (const entry of entries) {
       const id = entry.isDirectory
@@ -207,10 +213,14 @@ export class NativeBinaryAdapter implements RuntimeAdapter {
    * Puts the blob in place as `<instance>/program`: a copy staged in the instances dir (out of
    * the workload's reach: it owns its own dir), made executable, fsynced, then renamed over the
    * old one, which works even while that one runs. A left-over program of this instance is
-   * stopped and waited for first. `signal` stops it between steps.
+   * stopped and waited for first (by reconcile at start, else here). `signal` stops it between steps.
    */
   async #install(instanceId: string, blobPath: string, signal?: AbortSignal): Promise<void> {
-    if ((await this.#stopLeftovers(instanceId)).length > 0) {
+    // after reconcile every leftover has been stopped (or found stuck): no second ps search
+    const stuck = this.#stuck
+      ? this.#stuck.has(instanceId)
+      : (await this.#stopLeftovers(instanceId)).length > 0;
+    if (stuck) {
       throw new Error("the program the previous agent left running does not exit, even on SIGKILL");
     }
     signal?.throwIfAborted();

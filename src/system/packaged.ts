@@ -1,6 +1,6 @@
-import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { z } from "zod";
+import { hashFile } from "../blobs/digest.ts";
 
 /**
  * What a self-extracting loam file wrote beside the agent in its payload (`payload.json`): the
@@ -65,19 +65,11 @@ export async function verifyPayload(dir: string): Promise<PayloadProblem[]> {
     const expected = line.slice(0, 64);
     const path = line.slice(66);
     try {
-      const actual = await sha256OfFile(join(dir, path));
+      const actual = (await hashFile(join(dir, path))).hash.digest("hex");
       if (actual !== expected) problems.push({ path, problem: "content differs" });
     } catch (err) {
       problems.push({ path, problem: (err as Error).message });
     }
   }
   return problems;
-}
-
-/** Hex SHA-256 of a file, read in pieces (the payload's Deno binary is ~100 MB). */
-async function sha256OfFile(path: string): Promise<string> {
-  const hash = createHash("sha256");
-  const file = await Deno.open(path); // its readable closes it at the end
-  for await (const chunk of file.readable) hash.update(chunk);
-  return hash.digest("hex");
 }
