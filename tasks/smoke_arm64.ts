@@ -2,7 +2,10 @@
  * `deno task smoke:arm64`: runs the agent as aarch64 code (the arm64 Deno and the arm64 npm
  * binaries under qemu user-mode emulation, with the production permission list), deploys and
  * runs the Silero VAD ONNX model and a tiny GGUF through the local API, does the same natively
- * on x86_64, and compares: GGUF greedy text exactly, ONNX outputs within 1e-5. The kit (qemu,
+ * on x86_64, and compares: GGUF greedy text exactly, ONNX outputs within 1e-5. With binfmt it
+ * runs the built aarch64 file and holds it to the x86_64 file's tests too: a first extraction
+ * killed with -9 recovers, a truncated copy is refused, and a native program, a config package
+ * and a WASM module deploy and do their work (also on x86_64, compared). The kit (qemu,
  * sysroot, arm64 Deno, arm64 npm packages) is cached under `$LOAM_ARM64_CACHE` (default
  * `$XDG_CACHE_HOME/loam-arm64`). Exit 0: passed, or SKIP with the reason printed; 1: failed.
  * @module
@@ -11,7 +14,13 @@ import denoConfig from "../deno.json" with { type: "json" };
 import { agentFlags } from "./permissions.ts";
 import { fileNameFor } from "./compile_plan.ts";
 import { type Binfmt, cacheRoot, ensureKit, kitBlocker, setUpBinfmt } from "./smoke_arm64_setup.ts";
-import { serveSmokeModels, smokePass, type SmokeResult } from "./smoke_arm64_agent.ts";
+import {
+  serveSmokeModels,
+  smokePass,
+  type SmokeResult,
+  WORKLOAD_CHECKS,
+} from "./smoke_arm64_agent.ts";
+import { type FileEnv, killedExtractionProblems, truncatedCopyProblems } from "./sfx_checks.ts";
 
 const ONNX_TOLERANCE = 1e-5;
 const PROJECT = new URL("..", import.meta.url).pathname;
@@ -38,6 +47,16 @@ function compare(arm: SmokeResult, x86: SmokeResult): string[] {
   if (arm.ggufText !== x86.ggufText) {
     problems.push(`GGUF text differs:\n  arm64:  ${arm.ggufText}\n  x86_64: ${x86.ggufText}`);
   }
+  for (const [name, pass] of [["arm64", arm], ["x86_64", x86]] as const) {
+    if (pass.workloads && JSON.stringify(pass.workloads) !== JSON.stringify(WORKLOAD_CHECKS)) {
+      const [seen, expected] = [pass.workloads.join(", "), WORKLOAD_CHECKS.join(", ")];
+      problems.push(`${name} workloads: [${seen}], not [${expected}]`);
+    }
+  }
+  if (JSON.stringify(arm.workloads) !== JSON.stringify(x86.workloads)) {
+    const [a, b] = [arm.workloads?.join(", ") ?? "skipped", x86.workloads?.join(", ") ?? "skipped"];
+    problems.push(`workloads differ: arm64 [${a}], x86_64 [${b}]`);
+  }
   return problems;
 }
 
@@ -50,12 +69,13 @@ function maxDiff(arm: SmokeResult, x86: SmokeResult): number {
   );
 }
 
+const TARGET = "aarch64-unknown-linux-gnu";
+
 /** `deno task build --target aarch64-unknown-linux-gnu --kind sfx` into `dir`; its path. */
 async function buildArm64File(dir: string): Promise<string> {
-  const target = "aarch64-unknown-linux-gnu";
   const flags = denoConfig.tasks.build.split(/\s+/).slice(2); // after "deno run"
   const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", ...flags, "--target", target, "--kind", "sfx", "--out-dir", dir],
+    args: ["run", ...flags, "--target", TARGET, "--kind", "sfx", "--out-dir", dir],
     cwd: PROJECT,
     stdout: "piped",
     stderr: "piped",
@@ -63,7 +83,7 @@ async function buildArm64File(dir: string): Promise<string> {
   if (!out.success) {
     throw new Error(`building the aarch64 file failed:\n${new TextDecoder().decode(out.stderr)}`);
   }
-  return `${dir}/${fileNameFor(target)}`;
+  return `${dir}/${fileNameFor(TARGET)}`;
 }
 
 async function main(): Promise<number> {
@@ -91,7 +111,10 @@ async function main(): Promise<number> {
   }
   console.log(`binfmt: ${binfmt.note}`);
   if (!binfmt.ok) {
-    console.log("SKIP GGUF part: node-llama-cpp test-loads its binary in an arm64 child process");
+    console.log(
+      "SKIP the built file, GGUF and workloads: node-llama-cpp and the WASM runner start arm64 " +
+        "child processes",
+    );
   }
 
   await using models = await serveSmokeModels();
@@ -100,18 +123,33 @@ async function main(): Promise<number> {
   const qemuEnv = { QEMU_LD_PREFIX: kit.sysroot, QEMU_CPU: "cortex-a76" };
   let arm: SmokeResult;
   let how: string;
+  // what the built file's own checks found wrong (kill -9 recovery, a truncated copy)
+  const fileProblems: string[] = [];
+  let recoveryMs: number | undefined;
   const work = await Deno.makeTempDir({ prefix: "loam-smoke-arm64-file-" });
   try {
     if (binfmt.ok) {
       // the shipped file: its sh header runs on the host, and execs the arm64 Deno it extracts
       const file = await buildArm64File(work);
       how = `the built file ${file}`;
+      const at = (runtime: string): FileEnv => ({
+        home: work,
+        runtimeDir: `${work}/${runtime}`,
+        env: qemuEnv,
+      });
+      const killed = await killedExtractionProblems(file, TARGET, at("runtime-killed"));
+      recoveryMs = killed.recoveryMs;
+      fileProblems.push(
+        ...killed.problems,
+        ...await truncatedCopyProblems(file, `${work}/truncated`, at("runtime-truncated")),
+      );
       arm = await smokePass({
         command: "sh",
         args: [file],
         env: { ...qemuEnv, LOAM_RUNTIME_DIR: `${work}/runtime` },
         models,
         gguf: true,
+        workloads: true,
         timeoutS: 240,
       });
     } else {
@@ -122,6 +160,7 @@ async function main(): Promise<number> {
         env: { ...qemuEnv, DENO_DIR: kit.denoDir, DENO_NO_UPDATE_CHECK: "1" },
         models,
         gguf: false,
+        workloads: false, // the WASM runner is an arm64 child: without binfmt it cannot start
         timeoutS: 180,
       });
     }
@@ -137,6 +176,7 @@ async function main(): Promise<number> {
     env: hostDenoDir ? { DENO_DIR: hostDenoDir } : {},
     models,
     gguf: binfmt.ok,
+    workloads: binfmt.ok,
     timeoutS: 60,
   });
 
@@ -145,6 +185,8 @@ async function main(): Promise<number> {
     ["start to /readyz", secs(arm.readyMs), secs(x86.readyMs)],
     ["ONNX deploy + infer", secs(arm.onnxMs), secs(x86.onnxMs)],
     ["GGUF deploy + infer", secs(arm.ggufMs), secs(x86.ggufMs)],
+    ["workloads deploy", secs(arm.workloadsMs), secs(x86.workloadsMs)],
+    ["kill -9, run again", secs(recoveryMs), ""],
   ];
   console.log(`\n${"".padEnd(22)}${"aarch64 (qemu)".padEnd(16)}x86_64`);
   for (const [name, a, b] of rows) console.log(`${name.padEnd(22)}${a.padEnd(16)}${b}`);
@@ -155,16 +197,26 @@ async function main(): Promise<number> {
   console.log(`VAD speech probability: ${arm.onnxOutputs.output} | ${x86.onnxOutputs.output}`);
   console.log(`ONNX max |diff|: ${maxDiff(arm, x86)} (tolerance ${ONNX_TOLERANCE})`);
   console.log(`GGUF text: ${arm.ggufText ?? "(skipped)"}`);
+  console.log(`workloads: ${arm.workloads?.join(", ") ?? "(skipped)"}`);
+  if (recoveryMs !== undefined && fileProblems.length === 0) {
+    console.log(
+      "built file: recovers from kill -9 in its first extraction; refuses a truncated copy",
+    );
+  }
   for (const line of arm.otherStderr.filter((l) => !x86.otherStderr.includes(l))) {
     console.log(`aarch64-only stderr: ${line}`);
   }
 
-  const problems = compare(arm, x86);
+  const problems = [...fileProblems, ...compare(arm, x86)];
   if (problems.length > 0) {
     console.log(`\nFAIL smoke:arm64:\n${problems.join("\n")}`);
     return 1;
   }
-  console.log(binfmt.ok ? "\nPASS smoke:arm64" : "\nPASS smoke:arm64 (ONNX only; GGUF skipped)");
+  console.log(
+    binfmt.ok
+      ? "\nPASS smoke:arm64"
+      : "\nPASS smoke:arm64 (ONNX only; GGUF, workloads, file checks skipped)",
+  );
   return 0;
 }
 

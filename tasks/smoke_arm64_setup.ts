@@ -3,10 +3,11 @@
  * and never touching the host's packages: qemu-aarch64 from Debian trixie (bookworm's 7.2
  * crashes onnxruntime's CPU probe), an arm64 glibc sysroot from bookworm, the arm64 Deno from
  * npm, and a private DENO_DIR holding the project's arm64 npm packages. Also binfmt_misc, so
- * arm64 children of arm64 programs (node-llama-cpp's test child) run under the same qemu.
+ * arm64 children of arm64 programs (node-llama-cpp's test child, the WASM runner) run under the
+ * same qemu.
  * @module
  */
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { pathExists } from "./path_exists.ts";
 import { buildInto, denoForArch, npmForArch, run } from "./target_packages.ts";
 
@@ -149,16 +150,41 @@ export interface Binfmt {
   undo(): Promise<void>;
 }
 
-/** Whether the arm64 deno starts when exec'd directly (i.e. through binfmt). */
+/**
+ * qemu-aarch64's built-in ELF interpreter prefix (its `-L` default), where it looks for the
+ * arm64 loader when QEMU_LD_PREFIX is not set.
+ */
+const INTERP_PREFIX = "/usr/gnemul/qemu-aarch64";
+
+/**
+ * Whether the arm64 deno starts when exec'd directly (i.e. through binfmt), both with
+ * QEMU_LD_PREFIX and with a clean environment: the agent starts the WASM runner (an arm64 Deno)
+ * with only PATH, HOME and DENO_DIR, so there qemu must find the sysroot by its built-in prefix.
+ */
 async function directExecWorks(kit: Arm64Kit): Promise<boolean> {
+  const envs: Record<string, string>[] = [{ QEMU_LD_PREFIX: kit.sysroot }, {}];
+  for (const env of envs) {
+    try {
+      const out = await new Deno.Command(kit.deno, {
+        args: ["--version"],
+        clearEnv: true,
+        env: { PATH: "/usr/bin:/bin", ...env },
+        stdout: "piped",
+        stderr: "null",
+      }).output();
+      if (!out.success || !new TextDecoder().decode(out.stdout).includes("aarch64")) return false;
+    } catch {
+      return false;
+    }
+  }
+  return true;
+}
+
+/** Whether anything (a dangling link included) is at `path`. */
+function occupied(path: string): boolean {
   try {
-    const out = await new Deno.Command(kit.deno, {
-      args: ["--version"],
-      env: { QEMU_LD_PREFIX: kit.sysroot },
-      stdout: "piped",
-      stderr: "null",
-    }).output();
-    return out.success && new TextDecoder().decode(out.stdout).includes("aarch64");
+    Deno.lstatSync(path);
+    return true;
   } catch {
     return false;
   }
@@ -178,7 +204,9 @@ async function sh(script: string, ...args: string[]): Promise<{ ok: boolean; err
 /**
  * Registers this kit's qemu for aarch64 ELF files (flags FPC: the interpreter is opened now, so
  * the entry works from any mount namespace) under a name of this process, mounting binfmt_misc
- * first if needed. As root only; otherwise it reports whether an existing registration works.
+ * first if needed, and links qemu's built-in prefix ({@link INTERP_PREFIX}, when free) to the
+ * sysroot for arm64 children started with a clean environment. As root only; otherwise it
+ * reports whether an existing registration works.
  */
 export async function setUpBinfmt(kit: Arm64Kit): Promise<Binfmt> {
   const steps: (() => Promise<unknown>)[] = [];
@@ -191,7 +219,8 @@ export async function setUpBinfmt(kit: Arm64Kit): Promise<Binfmt> {
       ok,
       note: ok
         ? "not root: using the aarch64 binfmt registration already present"
-        : "not root, so binfmt_misc cannot be registered, and no aarch64 registration works",
+        : "not root, so binfmt_misc cannot be registered, and no aarch64 registration works " +
+          `(with QEMU_LD_PREFIX, and with a clean environment through ${INTERP_PREFIX})`,
       undo,
     };
   }
@@ -208,12 +237,28 @@ export async function setUpBinfmt(kit: Arm64Kit): Promise<Binfmt> {
     return { ok: false, note: `cannot register binfmt_misc: ${registered.err}`, undo };
   }
   steps.push(() => sh(`echo -1 > "$1/$2"`, BINFMT, name));
+  let linked = "";
+  if (!occupied(INTERP_PREFIX)) {
+    const parent = dirname(INTERP_PREFIX);
+    try {
+      if (!occupied(parent)) {
+        await Deno.mkdir(parent);
+        steps.push(() => Deno.remove(parent));
+      }
+      await Deno.symlink(kit.sysroot, INTERP_PREFIX);
+      steps.push(() => Deno.remove(INTERP_PREFIX));
+      linked = ` and ${INTERP_PREFIX} -> the sysroot`;
+    } catch (err) {
+      linked = ` (linking ${INTERP_PREFIX} failed: ${(err as Error).message})`;
+    }
+  }
   const ok = await directExecWorks(kit);
   return {
     ok,
     note: ok
-      ? `registered binfmt_misc entry ${name} (removed at exit)`
-      : `registered ${name}, but exec'ing the arm64 deno still fails`,
+      ? `registered binfmt_misc entry ${name}${linked} (removed at exit)`
+      : `registered ${name}${linked}, but exec'ing the arm64 deno still fails ` +
+        `(with QEMU_LD_PREFIX, or with a clean environment through ${INTERP_PREFIX})`,
     undo,
   };
 }

@@ -8,15 +8,17 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import denoConfig from "../../deno.json" with { type: "json" };
-import { type AgentProcess, startAgent, tempDir } from "./harness.ts";
-import { postArtifact, settledDeployment } from "./deploy_helpers.ts";
-import { eventually } from "./mesh_helpers.ts";
-import { startBlobServer } from "../fixtures/blob_server.ts";
-import { tarGz } from "../fixtures/tarball.ts";
 import { smallDisk } from "../fixtures/tmpfs.ts";
 import { shippedFile, TEST_VERSION } from "../fixtures/shipped_file.ts";
-import { serveSmokeModels, smokePass } from "../../tasks/smoke_arm64_agent.ts";
+import { serveSmokeModels, smokePass, WORKLOAD_CHECKS } from "../../tasks/smoke_arm64_agent.ts";
 import { agentFlags } from "../../tasks/permissions.ts";
+import {
+  extractions,
+  type FileEnv,
+  killedExtractionProblems,
+  runFile,
+  truncatedCopyProblems,
+} from "../../tasks/sfx_checks.ts";
 
 const TARGET = Deno.build.target as "x86_64-unknown-linux-gnu";
 
@@ -76,25 +78,15 @@ exec unshare -m sh -c '
 const file = skipReason ? "" : await shippedFile(work);
 const bare = skipReason ? "" : await bareWrapper(file);
 
-/** Runs the file (not in the namespace) to completion; through sh, as its header is one. */
-async function runFile(path: string, args: string[], runtimeDir: string) {
-  const out = await new Deno.Command("sh", {
-    args: [path, ...args],
-    clearEnv: true,
-    env: { PATH: "/usr/bin:/bin", HOME: work, LOAM_RUNTIME_DIR: runtimeDir },
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const text = new TextDecoder();
-  return { code: out.code, stdout: text.decode(out.stdout), stderr: text.decode(out.stderr) };
-}
+/** How the file runs outside the namespace: HOME is the work dir, and `runtimeDir`. */
+const at = (runtimeDir: string): FileEnv => ({ home: work, runtimeDir });
 
 Deno.test({
   name: "the file says what it holds without extracting, and refuses a damaged copy in one line",
   ignore: skipReason !== undefined,
   async fn() {
     const runtime = join(work, "runtime-damaged");
-    const info = JSON.parse((await runFile(file, ["--payload-info"], runtime)).stdout);
+    const info = JSON.parse((await runFile(file, ["--payload-info"], at(runtime))).stdout);
     assert.equal(info.kind, "sfx");
     assert.equal(info.target, TARGET);
     assert.match(info.payload_sha256, /^[0-9a-f]{64}$/);
@@ -102,19 +94,14 @@ Deno.test({
     if (!Deno.env.get("LOAM_TEST_BINARY")) assert.equal(info.version, TEST_VERSION);
     await assert.rejects(Deno.stat(runtime), Deno.errors.NotFound);
 
-    const bytes = await Deno.readFile(file);
-    const truncated = join(work, "truncated");
-    await Deno.writeFile(truncated, bytes.subarray(0, bytes.length - 4096), { mode: 0o755 });
-    const short = await runFile(truncated, ["version"], runtime);
-    assert.equal(short.code, 1);
-    assert.equal(short.stderr.trim().split("\n").length, 1, short.stderr);
-    assert.match(short.stderr, /is damaged: payload is \d+ bytes, expected \d+ \(truncated/);
+    assert.deepEqual(await truncatedCopyProblems(file, join(work, "truncated"), at(runtime)), []);
 
+    const bytes = await Deno.readFile(file);
     const corrupted = join(work, "corrupted");
     const changed = bytes.slice();
     changed[changed.length - 1_000_000]! ^= 0xff;
     await Deno.writeFile(corrupted, changed, { mode: 0o755 });
-    const bad = await runFile(corrupted, ["version"], runtime);
+    const bad = await runFile(corrupted, ["version"], at(runtime));
     assert.equal(bad.code, 1);
     assert.match(
       bad.stderr,
@@ -131,41 +118,17 @@ Deno.test({
   ignore: skipReason !== undefined,
   async fn() {
     const runtime = join(work, "runtime-killed");
-    await Deno.mkdir(runtime);
-    const child = new Deno.Command("sh", {
-      args: [file, "version"],
-      clearEnv: true,
-      env: { PATH: "/usr/bin:/bin", HOME: work, LOAM_RUNTIME_DIR: runtime },
-      stdout: "null",
-      stderr: "null",
-    }).spawn();
-    await eventually(
-      "the extraction started",
-      async () =>
-        (await Array.fromAsync(Deno.readDir(runtime))).some((e) => e.name.startsWith(".extract-")),
-      20_000,
-    );
-    child.kill("SIGKILL");
-    await child.status;
-    const again = await runFile(file, ["version", "--verify"], runtime);
-    assert.equal(again.code, 0, again.stderr);
-    assert.match(
-      again.stdout,
-      /^loam \S+ \(sfx, x86_64-unknown-linux-gnu, deno [\d.]+, payload sha256:/,
-    );
-    assert.match(again.stdout, /payload verified/);
-    const entries = (await Array.fromAsync(Deno.readDir(runtime))).map((e) => e.name);
-    assert.equal(entries.filter((n) => /^[0-9a-f]{64}$/.test(n)).length, 1, entries.join(" "));
+    assert.deepEqual((await killedExtractionProblems(file, TARGET, at(runtime))).problems, []);
 
     // a damaged extraction (a file gone) is noticed and redone
-    const dir = join(runtime, entries.find((n) => /^[0-9a-f]{64}$/.test(n))!);
+    const [dir] = await extractions(runtime);
     await Deno.remove(join(dir, "loam.js"));
-    const redone = await runFile(file, ["version", "--verify"], runtime);
+    const redone = await runFile(file, ["version", "--verify"], at(runtime));
     assert.equal(redone.code, 0, redone.stderr);
     assert.match(redone.stderr, /is incomplete or damaged; extracting again/);
     // and --verify names a file whose content changed
     await Deno.writeTextFile(join(dir, "import_map.json"), "{}");
-    const verify = await runFile(file, ["version", "--verify"], runtime);
+    const verify = await runFile(file, ["version", "--verify"], at(runtime));
     assert.equal(verify.code, 1);
     assert.match(verify.stderr, /import_map\.json: content differs/);
   },
@@ -176,12 +139,12 @@ Deno.test({
   ignore: skipReason !== undefined,
   async fn() {
     const runtime = join(work, "runtime-racing");
-    const runs = await Promise.all([0, 1, 2].map(() => runFile(file, ["version"], runtime)));
+    const runs = await Promise.all([0, 1, 2].map(() => runFile(file, ["version"], at(runtime))));
     for (const run of runs) assert.equal(run.code, 0, run.stderr);
     const entries = (await Array.fromAsync(Deno.readDir(runtime))).map((e) => e.name);
     assert.deepEqual(entries.filter((n) => !/^[0-9a-f]{64}$/.test(n)), [], entries.join(" "));
     assert.equal(entries.length, 1);
-    assert.equal((await runFile(file, ["version", "--verify"], runtime)).code, 0);
+    assert.equal((await runFile(file, ["version", "--verify"], at(runtime))).code, 0);
   },
 });
 
@@ -193,7 +156,7 @@ Deno.test({
     const earlier = join(disk.path, "f".repeat(64)); // another version's complete runtime
     await Deno.mkdir(earlier);
     await Deno.writeTextFile(join(earlier, ".loam-extracted"), "f".repeat(64) + "\n");
-    const res = await runFile(file, ["version"], disk.path);
+    const res = await runFile(file, ["version"], at(disk.path));
     assert.equal(res.code, 1);
     assert.equal(res.stderr.trim().split("\n").length, 1, res.stderr);
     assert.match(
@@ -215,69 +178,24 @@ Deno.test({
     const spec = { models, gguf: true, timeoutS: 90 };
     const fromSource = await smokePass({
       ...spec,
+      workloads: false,
       command: "deno",
       args: ["run", ...agentFlags(), new URL("../../main.ts", import.meta.url).pathname],
       env: {},
     });
     const shipped = await smokePass({
       ...spec,
+      workloads: true,
       command: "sh",
       args: [bare],
       env: { LOAM_RUNTIME_DIR: runtime },
     });
+    if (!Deno.env.get("LOAM_TEST_BINARY")) assert.equal(shipped.version, TEST_VERSION);
     assert.deepEqual(shipped.onnxOutputs, fromSource.onnxOutputs);
     assert.equal(shipped.ggufText, fromSource.ggufText);
     assert.equal(shipped.onnxProvider, "cpu");
-
-    await using dir = await tempDir();
-    const script = new TextEncoder().encode("#!/bin/sh\necho started\nexec sleep 60\n");
-    const config = await tarGz([{ name: "app.conf", content: "v=1\n" }]);
-    const wasm = await Deno.readFile(new URL("../fixtures/wasm/hello.wasm", import.meta.url));
-    await using http = startBlobServer({
-      "/program": { body: script },
-      "/config.tgz": { body: config },
-      "/hello.wasm": { body: wasm },
-    });
-    const agent: AgentProcess = await startAgent(dir.path, [], {
-      binary: bare,
-      env: { LOAM_RUNTIME_DIR: runtime },
-    });
-    try {
-      assert.equal((await agent.request("/livez")).status, 200);
-      const status = await (await agent.request("/v1/status", { token: agent.adminToken() }))
-        .json();
-      if (!Deno.env.get("LOAM_TEST_BINARY")) assert.equal(status.version, TEST_VERSION);
-      const native = { type: "native_binary", arch: "x86_64" };
-      assert.equal(
-        (await postArtifact(agent, "prog", script, http.url("/program"), native)).status,
-        202,
-      );
-      const target = join(dir.path, "etc", "app");
-      await postArtifact(agent, "cfg", config, http.url("/config.tgz"), {
-        type: "config_package",
-        target_path: target,
-      });
-      await postArtifact(agent, "hello", wasm, http.url("/hello.wasm"), {
-        type: "wasm_module",
-        wasi_capabilities: ["args", "stdout"],
-      }, { config: { args: ["bare"] } });
-      for (const id of ["prog", "cfg", "hello"]) {
-        const record = await settledDeployment(agent, id);
-        assert.equal(record.state, "active", `${id}: ${record.error_message}`);
-      }
-      assert.equal(await Deno.readTextFile(join(target, "app.conf")), "v=1\n");
-      const lines = await eventually("the WASM module's output", async () => {
-        const res = await agent.request("/v1/instances/wasm-hello/logs", {
-          token: agent.adminToken(),
-        });
-        const body = await res.json();
-        const text = (body.lines ?? []).map((l: { line: string }) => l.line);
-        return text.includes("argv[1]=bare") ? text : undefined;
-      });
-      assert.ok(lines.includes("hello from wasm"));
-    } finally {
-      assert.equal((await agent.stop()).code, 0);
-    }
+    // the program ran, the config file holds v=1, the module printed its greeting and argv
+    assert.deepEqual(shipped.workloads, WORKLOAD_CHECKS);
   },
 });
 
