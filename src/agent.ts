@@ -5,6 +5,7 @@ import { dataPathsFor, ensureDataDir } from "./system/paths.ts";
 import { probeLiveHardware, probeStaticHardware } from "./system/hardware.ts";
 import type { Logger } from "./system/logger.ts";
 import { loadOrCreateIdentity } from "./mesh/identity.ts";
+import { readFleetKey } from "./mesh/fleet_key.ts";
 import { TokenStore } from "./api/tokens.ts";
 import { createApiMetrics } from "./api/metrics.ts";
 import { registerStateMetrics } from "./api/state_metrics.ts";
@@ -72,6 +73,9 @@ export async function startAgent(loaded: LoadedConfig, logger: Logger): Promise<
   const { config } = loaded;
   const startedAt = Date.now();
   const paths = dataPathsFor(config.data.dir);
+  const fleetKey = config.mesh.fleet_key_file === undefined
+    ? undefined
+    : await readFleetKey(config.mesh.fleet_key_file);
   const workloadUser = await resolveWorkloadUser(config.workloads.user);
   await ensureDataDir(paths, workloadUser !== undefined);
 
@@ -81,6 +85,17 @@ export async function startAgent(loaded: LoadedConfig, logger: Logger): Promise<
     peer_id: identity.peerId,
     path: paths.identityKey,
   });
+  if (fleetKey) {
+    logger.info("fleet key loaded: only peers holding it can join the mesh", {
+      fleet_key: fleetKey.fingerprint,
+    });
+  } else {
+    logger.warn(
+      "the mesh is open: anyone who can reach the mesh port can join, read adverts and fetch " +
+        "blobs; set mesh.fleet_key_file (make one with loam keys fleet)",
+      { listen: config.mesh.listen },
+    );
+  }
 
   const tokens = new TokenStore(paths.tokens);
   if (await tokens.ensureAdmin(paths.adminToken)) {
@@ -154,6 +169,7 @@ export async function startAgent(loaded: LoadedConfig, logger: Logger): Promise<
     peer_count: late.mesh?.node.getPeers().length ?? 0,
     listen_addrs: late.mesh?.listenAddrs() ?? [],
     identity_problems: late.mesh?.identityProblems() ?? [],
+    mesh: { open: fleetKey === undefined, fleet_key: fleetKey?.fingerprint ?? null },
     hardware: probeLiveHardware(hardware, paths.root),
   });
   registerStateMetrics(metrics.registry, {
@@ -230,6 +246,7 @@ export async function startAgent(loaded: LoadedConfig, logger: Logger): Promise<
       store,
       registry: metrics.registry,
       logger: logger.child({ component: "mesh" }),
+      fleetKey,
       buildAdvert: () =>
         buildAdvert({
           config,

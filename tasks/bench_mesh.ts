@@ -11,6 +11,8 @@ import { createMeshNode, type MeshNode } from "../src/mesh/node.ts";
 import { MeshMessaging } from "../src/mesh/messaging.ts";
 import { openPeerBlob, serveBlobs } from "../src/mesh/blob_protocol.ts";
 import { BlobStore } from "../src/blobs/store.ts";
+import { createFleetKey } from "../src/mesh/fleet_key.ts";
+import { fleetKeyProtector } from "../src/mesh/fleet_guard.ts";
 import { createLogger } from "../src/system/logger.ts";
 import { startAgent } from "../tests/e2e/harness.ts";
 import { agentFlags } from "./permissions.ts";
@@ -68,7 +70,8 @@ interface BenchNode {
   key: PrivateKey;
 }
 
-async function meshPair(): Promise<[BenchNode, BenchNode]> {
+/** Two mesh nodes, b dialled to a (under `fleetKey` when given), and how long the dial took. */
+async function meshPair(fleetKey?: Uint8Array): Promise<[BenchNode, BenchNode, number]> {
   const make = async () => {
     const key = await generateKeyPair("Ed25519");
     const node = await createMeshNode({
@@ -78,17 +81,29 @@ async function meshPair(): Promise<[BenchNode, BenchNode]> {
       network: "bench",
       mdns: false,
       maxMessageBytes: 1024 * 1024,
+      connectionProtector: fleetKey && fleetKeyProtector(fleetKey, () => {}),
     });
     return { node, key };
   };
   const a = await make();
   const b = await make();
-  await b.node.dial(a.node.getMultiaddrs()[0]!);
-  return [a, b];
+  const [, seconds] = await timed(() => b.node.dial(a.node.getMultiaddrs()[0]!));
+  return [a, b, seconds];
 }
 
-async function libp2pStreamSeconds(dir: string, hex: string): Promise<number> {
-  const [a, b] = await meshPair();
+/** Connection setup (TCP, pnet when keyed, noise, yamux) between fresh nodes, in ms. */
+async function dialMs(fleetKey?: Uint8Array): Promise<number> {
+  const [a, b, seconds] = await meshPair(fleetKey);
+  await Promise.all([a.node.stop(), b.node.stop()]);
+  return seconds * 1000;
+}
+
+async function libp2pStreamSeconds(
+  dir: string,
+  hex: string,
+  fleetKey?: Uint8Array,
+): Promise<number> {
+  const [a, b] = await meshPair(fleetKey);
   try {
     await serveBlobs(a.node, new BlobStore(dir), new Registry(), quiet);
     const [, seconds] = await timed(async () => {
@@ -180,12 +195,22 @@ export async function benchMesh(dir: string): Promise<BenchRow[]> {
   const hex = await writeRandomFile(`${dir}/blob.bin`, SIZE);
   await Deno.rename(`${dir}/blob.bin`, `${storeDir}/sha256/${hex}`);
 
-  console.error("mesh: raw TCP vs libp2p stream (in one process, 3 rounds)");
+  const keyFile = `${dir}/fleet.key`;
+  const fleetKey = (await createFleetKey(keyFile)).psk;
+  console.error("mesh: raw TCP vs libp2p stream, with and without a fleet key (3 rounds)");
   const tcp: number[] = [];
   const stream: number[] = [];
+  const keyedStream: number[] = [];
   for (let round = 0; round < 3; round++) {
     tcp.push(await rawTcpSeconds());
     stream.push(await libp2pStreamSeconds(storeDir, hex));
+    keyedStream.push(await libp2pStreamSeconds(storeDir, hex, fleetKey));
+  }
+  const dials: number[] = [];
+  const keyedDials: number[] = [];
+  for (let round = 0; round < 5; round++) {
+    dials.push(await dialMs());
+    keyedDials.push(await dialMs(fleetKey));
   }
 
   console.error("mesh: agent to agent (POST /v1/blobs on b, a holds the blob)");
@@ -216,6 +241,25 @@ export async function benchMesh(dir: string): Promise<BenchRow[]> {
   } finally {
     await Promise.all([a.stop(), b.stop()]);
   }
+  console.error("mesh: agent to agent again, both holding a fleet key");
+  const keyed = ["--fleet-key", keyFile, "--set", "mesh.mdns=false", ...fast];
+  const ka = await startAgent(`${dir}/a`, keyed);
+  const kb = await startAgent(`${dir}/kb`, ["--bootstrap", ka.meshAddrs[0]!, ...keyed]);
+  let keyedAgentSeconds: number;
+  try {
+    await eventually(
+      "a's advert at kb",
+      async () =>
+        (await peersOf(kb)).some((p) => p.peer_id === peerIdOf(ka) && p.advert?.blobs === 1),
+    );
+    const [result, seconds] = await timed(() => requestBlob(kb, { sha256: hex, size: SIZE }));
+    if (result.status !== 200) {
+      throw new Error(`keyed agent transfer failed: ${JSON.stringify(result.body)}`);
+    }
+    keyedAgentSeconds = seconds;
+  } finally {
+    await Promise.all([ka.stop(), kb.stop()]);
+  }
   const diskSeconds = await newFileWriteSeconds(`${dir}/disk-baseline.bin`);
   // `run --help` loads the same module graph as `run` and exits: the floor for start-up
   const [, loadSeconds] = await timed(() =>
@@ -243,6 +287,24 @@ export async function benchMesh(dir: string): Promise<BenchRow[]> {
       rate(agentSeconds),
       rate(median(tcp)),
       ">= 300 MB/s",
+    ],
+    [
+      "p2p 512 MiB: libp2p stream with a fleet key (MB/s) vs without",
+      rate(median(keyedStream)),
+      rate(median(stream)),
+      "small cost",
+    ],
+    [
+      "p2p 512 MiB: agent to agent with a fleet key (MB/s) vs without",
+      rate(keyedAgentSeconds),
+      rate(agentSeconds),
+      "small cost",
+    ],
+    [
+      "connection setup, median of 5 (ms): with a fleet key vs without",
+      median(keyedDials),
+      median(dials),
+      "small cost",
     ],
     [
       "p2p 512 MiB: agent to agent (MB/s) vs writing a new 512 MiB file",

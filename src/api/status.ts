@@ -25,5 +25,10 @@ export interface StatusReport {
    * with a one-line remedy: such a node is cut off from part of the mesh or counted as another.
    */
   identity_problems: IdentityProblem[];
+  /**
+   * Who may join: `open` when no fleet key is set (anyone who can reach the mesh port can
+   * connect), else the key's fingerprint (never the key).
+   */
+  mesh: { open: boolean; fleet_key: string | null };
   hardware: Hardware;
 }

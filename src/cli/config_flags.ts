@@ -11,6 +11,7 @@ export const CONFIG_OPTIONS = {
   "formation-id": { type: "string" },
   "mesh-listen": { type: "string" },
   bootstrap: { type: "string", multiple: true },
+  "fleet-key": { type: "string" },
   "log-level": { type: "string" },
   "log-format": { type: "string" },
   set: { type: "string", multiple: true },
@@ -25,6 +26,7 @@ export const CONFIG_OPTIONS_HELP = `Configuration (flags > LOAM_* env > TOML fil
   --formation-id <id>    formation (node.formation_id, LOAM_NODE_FORMATION_ID)
   --mesh-listen <maddr>  mesh listen multiaddr (mesh.listen, LOAM_MESH_LISTEN)
   --bootstrap <maddr>    peer to join through, repeatable (mesh.bootstrap, LOAM_MESH_BOOTSTRAP)
+  --fleet-key <file>     the fleet's swarm.key (mesh.fleet_key_file, LOAM_MESH_FLEET_KEY_FILE)
   --log-level <lvl>      debug | info | warn | error (log.level)
   --log-format <fmt>     auto | human | json (log.format)
   --set <key=value>      any config key, repeatable, e.g. --set api.public_metrics=true`;
@@ -35,6 +37,7 @@ const FLAG_KEYS = {
   "node-id": "node.id",
   "formation-id": "node.formation_id",
   "mesh-listen": "mesh.listen",
+  "fleet-key": "mesh.fleet_key_file",
   "log-level": "log.level",
   "log-format": "log.format",
 } as const;

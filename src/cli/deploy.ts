@@ -4,6 +4,8 @@ import { parseFlags, println } from "./command.ts";
 import { CONFIG_OPTIONS, CONFIG_OPTIONS_HELP, loadConfigFromFlags } from "./config_flags.ts";
 import { readIdentity } from "../mesh/identity.ts";
 import { createMeshNode } from "../mesh/node.ts";
+import { readFleetKey } from "../mesh/fleet_key.ts";
+import { fleetKeyProtector } from "../mesh/fleet_guard.ts";
 import { MeshMessaging } from "../mesh/messaging.ts";
 import { type DeploymentDirective, DeploymentDirectiveSchema } from "../protocol/directive.ts";
 import { TERMINAL_STATES } from "../protocol/status.ts";
@@ -124,6 +126,8 @@ export const deployCommand: Command = {
       throw new UserError("deploy: --bootstrap <multiaddr of an agent> is required");
     }
     const identity = await readIdentity(v.key);
+    const keyFile = loaded.config.mesh.fleet_key_file;
+    const fleetKey = keyFile === undefined ? undefined : await readFleetKey(keyFile);
     const input = parsed.positionals[0]
       ? await readDirective(parsed.positionals[0])
       : directiveFromFlags(v);
@@ -157,6 +161,11 @@ export const deployCommand: Command = {
       network: loaded.config.mesh.network,
       mdns: false,
       maxMessageBytes: loaded.config.mesh.max_message_bytes,
+      connectionProtector: fleetKey &&
+        fleetKeyProtector(
+          fleetKey.psk,
+          (remote, why) => logger.error("fleet key mismatch", { remote, why }),
+        ),
     });
     try {
       const messaging = new MeshMessaging({
@@ -183,7 +192,11 @@ export const deployCommand: Command = {
       const pubsub = node.services.pubsub;
       while (pubsub.getSubscribers(messaging.topics.directives).length === 0) {
         if (Date.now() > joinDeadline) {
-          throw new UserError("deploy: no agent reachable through --bootstrap within 15 s", 1);
+          throw new UserError(
+            "deploy: no agent reachable through --bootstrap within 15 s" +
+              (fleetKey ? "" : " (a fleet that uses a fleet key needs --fleet-key)"),
+            1,
+          );
         }
         await new Promise((r) => setTimeout(r, 100));
       }

@@ -1,4 +1,5 @@
-import { basename, dirname } from "node:path";
+import { basename, dirname, join } from "node:path";
+import { readFleetKey } from "../mesh/fleet_key.ts";
 import { installFileSteps } from "../system/installed_layout.ts";
 import { VERSION } from "../version.ts";
 import exampleConfig from "../../config/loam.example.toml" with { type: "text" };
@@ -14,13 +15,15 @@ export const UNIT_PATH = "/etc/systemd/system/loam.service";
 
 const HELP = `Usage: loam install [--dry-run] [--binary PATH] [--user NAME] [--config FILE]
                     [--gpu] [--containers] [--rw-path DIR]... [--watchdog-seconds N]
+                    [--fleet-key FILE]
 
 Installs loam as a systemd service (as root, on a system booted with systemd):
   1. copies this file (or --binary PATH) to /var/lib/loam/bin/<version>/loam, points
      /var/lib/loam/bin/current at it (the one before becomes previous) and links
      /usr/local/bin/loam to /var/lib/loam/bin/current/loam,
   2. creates the system user when --user names one that does not exist,
-  3. creates /etc/loam with an example config when --config's file is missing,
+  3. creates /etc/loam with an example config when --config's file is missing, and
+     copies --fleet-key's file to /etc/loam/fleet.key (mode 0600, the service user's),
   4. writes ${UNIT_PATH} (Type=notify, watchdog, restart on failure, hardening),
   5. systemctl daemon-reload, systemctl enable --now loam.
 State lives in /var/lib/loam (StateDirectory=loam).
@@ -33,7 +36,9 @@ Options:
   --gpu                  allow NVIDIA / Jetson GPU devices (device nodes, video/render groups)
   --containers           allow container runtimes (namespaces, cgroups, docker socket)
   --rw-path DIR          also writable for the service (config_package targets); repeatable
-  --watchdog-seconds N   systemd watchdog interval (default ${DEFAULT_UNIT.watchdogSeconds})`;
+  --watchdog-seconds N   systemd watchdog interval (default ${DEFAULT_UNIT.watchdogSeconds})
+  --fleet-key FILE       the fleet's key (loam keys fleet): only fleet members can join this
+                         node's mesh; the unit sets LOAM_MESH_FLEET_KEY_FILE to the copy`;
 
 /**
  * The file this loam runs from, when it is one: a self-extracting file names itself in
@@ -95,6 +100,7 @@ export const installCommand: Command = {
       containers: { type: "boolean" },
       "rw-path": { type: "string", multiple: true },
       "watchdog-seconds": { type: "string" },
+      "fleet-key": { type: "string" },
     });
     if (parsed.help) {
       println(HELP);
@@ -114,6 +120,8 @@ export const installCommand: Command = {
       }
     }
     const source = v.binary ?? compiledBinary();
+    // checked before anything changes: a bad key must not leave a service that cannot start
+    const fleetKey = v["fleet-key"] === undefined ? undefined : await readFleetKey(v["fleet-key"]);
     const options: UnitOptions = {
       ...DEFAULT_UNIT,
       ...(v.config ? { config: v.config } : {}),
@@ -122,6 +130,7 @@ export const installCommand: Command = {
       containers: v.containers ?? false,
       watchdogSeconds: watchdog,
       writablePaths: v["rw-path"] ?? [],
+      ...(fleetKey ? { fleetKeyFile: join(dirname(DEFAULT_UNIT.config), "fleet.key") } : {}),
     };
     const unit = renderUnit(options);
     const steps: InstallStep[] = [];
@@ -166,6 +175,18 @@ export const installCommand: Command = {
         if (!await exists(options.config)) await atomicWriteFile(options.config, exampleConfig);
       },
     });
+    if (fleetKey && options.fleetKeyFile) {
+      const keyFile = options.fleetKeyFile;
+      steps.push({
+        describe: `install the fleet key ${fleetKey.fingerprint} as ${keyFile} (mode 0600` +
+          `${options.user ? `, owned by ${options.user}` : ""})`,
+        run: async () => {
+          await Deno.mkdir(dirname(keyFile), { recursive: true, mode: 0o755 });
+          await atomicWriteFile(keyFile, fleetKey.psk, { mode: 0o600 });
+          if (options.user) await run("chown", [`${options.user}:`, keyFile]);
+        },
+      });
+    }
     steps.push({
       describe: `write ${UNIT_PATH}`,
       run: () => atomicWriteFile(UNIT_PATH, unit, { mode: 0o644 }),

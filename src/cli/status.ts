@@ -33,6 +33,12 @@ export function formatStatus(s: StatusReport): string {
     ["data dir", s.data_dir],
     ["mesh", `${s.peer_count} peer${s.peer_count === 1 ? "" : "s"} on network "${s.network}"`],
     ["listening", s.listen_addrs.length ? s.listen_addrs.join("\n" + " ".repeat(14)) : "-"],
+    [
+      "admission",
+      s.mesh?.open === false
+        ? `fleet members only (fleet key ${s.mesh.fleet_key})`
+        : "OPEN: anyone who can reach the mesh port can join (set mesh.fleet_key_file)",
+    ],
     ["platform", `${s.os} ${s.arch}${hw.board_model ? ` (${hw.board_model})` : ""}`],
     ["cpu", `${hw.cpu.count} x ${hw.cpu.model}`],
     ["memory", `${gib(hw.ram.free_mb)} free of ${gib(hw.ram.total_mb)}`],

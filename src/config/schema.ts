@@ -61,8 +61,13 @@ export const MeshSectionSchema = z.strictObject({
   network: identifier.default("default"),
   /** Peer ids whose directives are accepted (the command post's keys). */
   trusted_issuers: z.array(peerId).default([]),
-  /** Find peers on the LAN by multicast DNS. */
-  mdns: z.boolean().default(false),
+  /**
+   * The fleet key (a swarm.key file from `loam keys fleet`): only peers holding the same key can
+   * connect. Unset = an open mesh, which anyone who can reach the port can join.
+   */
+  fleet_key_file: z.string().min(1).optional(),
+  /** Find peers on the LAN by multicast DNS; unset = on with a fleet key, off without. */
+  mdns: z.boolean().optional(),
   /** Seconds between capability adverts (also sent when something changes). */
   advert_interval: z.number().min(1).max(86400).default(30),
   /** Largest accepted wire message in bytes; bigger ones are dropped unread. */

@@ -1,6 +1,8 @@
 import { type Multiaddr, multiaddr } from "@multiformats/multiaddr";
 import { Gauge, type Registry } from "prom-client";
 import { createMeshNode, type MeshNode } from "./node.ts";
+import type { FleetKey } from "./fleet_key.ts";
+import { fleetKeyProtector, MismatchReporter } from "./fleet_guard.ts";
 import { MeshMessaging } from "./messaging.ts";
 import { PeerTable } from "./peers.ts";
 import { serveBlobs } from "./blob_protocol.ts";
@@ -37,6 +39,8 @@ export interface MeshOptions {
   logger: Logger;
   /** Builds this node's current advert. */
   buildAdvert(): Promise<Advert>;
+  /** The fleet key, if any: only peers holding it can connect, and mDNS defaults to on. */
+  fleetKey?: FleetKey;
 }
 
 /**
@@ -122,9 +126,14 @@ export class Mesh {
         listen: options.config.listen,
         bootstrap: options.config.bootstrap,
         network: options.config.network,
-        mdns: options.config.mdns,
+        mdns: options.config.mdns ?? options.fleetKey !== undefined,
         maxMessageBytes: options.config.max_message_bytes,
         connectionGater: clash.gater,
+        connectionProtector: options.fleetKey &&
+          fleetKeyProtector(
+            options.fleetKey.psk,
+            new MismatchReporter(options.logger, options.registry).report,
+          ),
       });
     } catch (err) {
       // the node says what is wrong with the address in one line; name the setting before it

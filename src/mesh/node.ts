@@ -8,7 +8,7 @@ import { ping } from "@libp2p/ping";
 import { bootstrap } from "@libp2p/bootstrap";
 import { mdns } from "@libp2p/mdns";
 import { kadDHT, passthroughMapper } from "@libp2p/kad-dht";
-import type { ConnectionGater, PrivateKey } from "@libp2p/interface";
+import type { ConnectionGater, ConnectionProtector, PrivateKey } from "@libp2p/interface";
 import { originSeqnoKey } from "./message_id.ts";
 import { installYamuxWindowGrants } from "./yamux_window_grants.ts";
 import { UserError } from "../system/errors.ts";
@@ -45,6 +45,8 @@ export interface MeshNodeOptions {
   maxMessageBytes: number;
   /** Watches connections for identity problems (see peer_id_clash.ts); denies nothing itself. */
   connectionGater?: ConnectionGater;
+  /** The fleet key's pnet protector (see fleet_guard.ts); none = an open mesh. */
+  connectionProtector?: () => ConnectionProtector;
 }
 
 /** Builds the libp2p node type once so callers see the services' types. */
@@ -71,6 +73,7 @@ function buildNode(options: MeshNodeOptions) {
     ],
     peerDiscovery: discovery,
     connectionGater: options.connectionGater,
+    connectionProtector: options.connectionProtector,
     connectionManager: {
       // fleets behind one NAT (or many agents on one host) open many connections from one
       // address at once; libp2p's default of 5 per second per host turned most of them away

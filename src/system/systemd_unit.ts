@@ -15,6 +15,8 @@ export interface UnitOptions {
   watchdogSeconds: number;
   /** Extra writable paths (config_package targets under the read-only system). */
   writablePaths: string[];
+  /** The installed fleet key (`LOAM_MESH_FLEET_KEY_FILE`); none = an open mesh. */
+  fleetKeyFile?: string;
 }
 
 /** The unit's defaults, as `loam install` uses them without flags. */
@@ -63,6 +65,7 @@ export function renderUnit(o: UnitOptions): string {
     "Environment=LOAM_DATA_DIR=/var/lib/loam",
     // a self-extracting loam unpacks its runtime into the state dir, which the service may write
     "Environment=LOAM_RUNTIME_DIR=/var/lib/loam/runtime",
+    ...(o.fleetKeyFile ? [`Environment=LOAM_MESH_FLEET_KEY_FILE=${o.fleetKeyFile}`] : []),
     ...(o.user ? [`User=${o.user}`, `Group=${o.user}`] : []),
     "StateDirectory=loam",
     "StateDirectoryMode=0700",

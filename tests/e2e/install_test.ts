@@ -81,3 +81,38 @@ Deno.test("loam uninstall --dry-run lists the steps and keeps data unless --purg
   const purge = await runLoam(["uninstall", "--dry-run", "--purge"]);
   assert.match(purge.stderr, /would \d\. remove \/var\/lib\/loam$/m);
 });
+
+Deno.test("loam install --fleet-key checks the key, installs it 0600 and names it in the unit", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const key = `${dir}/fleet.key`;
+    const made = await runLoam(["keys", "fleet", "--out", key]);
+    assert.equal(made.code, 0, made.stderr);
+    const fingerprint = made.stdout.match(/sha256:[0-9a-f]{16}/)![0];
+    const res = await runLoam([
+      "install",
+      "--dry-run",
+      "--binary",
+      "/bin/true",
+      "--user",
+      "loam",
+      "--fleet-key",
+      key,
+    ]);
+    assert.equal(res.code, 0, res.stderr);
+    assert.match(res.stdout, /^Environment=LOAM_MESH_FLEET_KEY_FILE=\/etc\/loam\/fleet\.key$/m);
+    assert.match(
+      res.stderr,
+      new RegExp(
+        `would \\d\\. install the fleet key ${fingerprint} as /etc/loam/fleet\\.key \\(mode 0600, owned by loam\\)`,
+      ),
+    );
+    await Deno.writeTextFile(`${dir}/bad.key`, "not a key\n");
+    const bad = await runLoam(["install", "--dry-run", "--fleet-key", `${dir}/bad.key`]);
+    assert.equal(bad.code, 2);
+    assert.match(bad.stderr, /^loam: fleet key .*bad\.key is not a swarm\.key file/);
+    assert.equal(bad.stdout, "", "nothing planned with a bad key");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -202,6 +202,7 @@ Deno.test({
 /** The end-to-end files run a second time against the shipped file (mesh, deploy, inference, ...). */
 const SHIPPED_SUITE = [
   "mesh_test.ts",
+  "fleet_key_test.ts",
   "deploy_test.ts",
   "deploy_cancel_test.ts",
   "onnx_test.ts",
