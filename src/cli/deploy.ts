@@ -164,7 +164,7 @@ export const deployCommand: Command = {
       connectionProtector: fleetKey &&
         fleetKeyProtector(
           fleetKey.psk,
-          (remote, why) => logger.error("fleet key mismatch", { remote, why }),
+          (remote, why) => logger.error("fleet key mismatch", { remote: remote.toString(), why }),
         ),
     });
     try {

@@ -66,6 +66,11 @@ export const MeshSectionSchema = z.strictObject({
    * connect. Unset = an open mesh, which anyone who can reach the port can join.
    */
   fleet_key_file: z.string().min(1).optional(),
+  /**
+   * Peer ids admitted within the fleet (the trusted issuers are too); empty = every peer that
+   * holds the fleet key.
+   */
+  allowed_peers: z.array(peerId).default([]),
   /** Find peers on the LAN by multicast DNS; unset = on with a fleet key, off without. */
   mdns: z.boolean().optional(),
   /** Seconds between capability adverts (also sent when something changes). */

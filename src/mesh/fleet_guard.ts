@@ -6,20 +6,18 @@
  * anything else means the keys differ.
  * @module
  */
-import type { ConnectionProtector, MessageStream } from "@libp2p/interface";
+import type { ConnectionProtector, MessageStream, MultiaddrConnection } from "@libp2p/interface";
+import type { Multiaddr } from "@multiformats/multiaddr";
 import { preSharedKey } from "@libp2p/pnet";
 import { Counter, type Registry } from "prom-client";
 import type { Logger } from "../system/logger.ts";
+import { hostOf, HostRateLimit } from "./host_rate_limit.ts";
 
 /** What every libp2p connection sends first: multistream-select's varint-prefixed header. */
 const MULTISTREAM_HEADER = new TextEncoder().encode("\x13/multistream/1.0.0\n");
-/** One mismatch line per remote host per this long; the rest are counted in the next line. */
-const REPORT_EVERY_MS = 60_000;
-/** Hosts remembered for rate limiting; a scan of more starts the window again. */
-const MAX_HOSTS = 1024;
 
 /** Called once per connection whose keys differ: the remote address and what was seen. */
-export type OnMismatch = (remoteAddr: string, why: string) => void;
+export type OnMismatch = (remoteAddr: Multiaddr, why: string) => void;
 
 /** The parts of pnet's stream this watches: decrypted bytes arrive through `onData`. */
 interface DecryptingStream {
@@ -78,7 +76,8 @@ export function fleetKeyProtector(
   const pnet = preSharedKey({ psk })();
   return () => ({
     async protect(connection: MessageStream, options) {
-      const remote = String((connection as { remoteAddr?: unknown }).remoteAddr ?? "unknown");
+      // libp2p protects the raw connection, which knows its remote address
+      const remote = (connection as MultiaddrConnection).remoteAddr;
       let protectedStream: MessageStream;
       try {
         protectedStream = await pnet.protect(connection, options);
@@ -102,7 +101,7 @@ export function fleetKeyProtector(
 export class MismatchReporter {
   readonly #logger: Logger;
   readonly #counter: Counter;
-  readonly #hosts = new Map<string, { at: number; suppressed: number }>();
+  readonly #limit = new HostRateLimit();
 
   constructor(logger: Logger, registry: Registry) {
     this.#logger = logger;
@@ -116,19 +115,12 @@ export class MismatchReporter {
   /** The {@link OnMismatch} to give {@link fleetKeyProtector}. */
   readonly report: OnMismatch = (remoteAddr, why) => {
     this.#counter.inc();
-    const host = remoteAddr.match(/^\/(?:ip4|ip6|dns4|dns6|dns)\/([^/]+)/)?.[1] ?? remoteAddr;
-    const now = Date.now();
-    const last = this.#hosts.get(host);
-    if (last && now - last.at < REPORT_EVERY_MS) {
-      last.suppressed++;
-      return;
-    }
-    if (this.#hosts.size >= MAX_HOSTS) this.#hosts.clear();
-    this.#hosts.set(host, { at: now, suppressed: 0 });
+    const gate = this.#limit.admit(hostOf(remoteAddr));
+    if (!gate.log) return;
     this.#logger.warn("fleet key mismatch: a peer without this fleet key was refused", {
-      remote: remoteAddr,
+      remote: remoteAddr.toString(),
       why,
-      ...(last?.suppressed ? { more_since_last_report: last.suppressed } : {}),
+      ...(gate.held ? { more_since_last_report: gate.held } : {}),
     });
   };
 }

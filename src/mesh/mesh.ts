@@ -3,6 +3,7 @@ import { Gauge, type Registry } from "prom-client";
 import { createMeshNode, type MeshNode } from "./node.ts";
 import type { FleetKey } from "./fleet_key.ts";
 import { fleetKeyProtector, MismatchReporter } from "./fleet_guard.ts";
+import { PeerAllowlist } from "./peer_allowlist.ts";
 import { MeshMessaging } from "./messaging.ts";
 import { PeerTable } from "./peers.ts";
 import { serveBlobs } from "./blob_protocol.ts";
@@ -128,7 +129,15 @@ export class Mesh {
         network: options.config.network,
         mdns: options.config.mdns ?? options.fleetKey !== undefined,
         maxMessageBytes: options.config.max_message_bytes,
-        connectionGater: clash.gater,
+        connectionGater: {
+          ...clash.gater,
+          ...new PeerAllowlist(
+            options.config.allowed_peers,
+            options.config.trusted_issuers,
+            options.logger,
+            options.registry,
+          ).gater(),
+        },
         connectionProtector: options.fleetKey &&
           fleetKeyProtector(
             options.fleetKey.psk,

@@ -3,6 +3,7 @@ import { CODE_P2P, type Multiaddr } from "@multiformats/multiaddr";
 import type { MeshNode } from "./node.ts";
 import type { IdentityProblems } from "./identity_problems.ts";
 import { sleep } from "../system/sleep.ts";
+import { hostOf } from "./host_rate_limit.ts";
 
 /**
  * After a probe met this node's own key, how long to wait for this node's own listener to report
@@ -25,12 +26,6 @@ export const COPIED_KEY_REMEDY = "the data dir was copied from another box; dele
 function isSelfHandshake(err: unknown): boolean {
   return err instanceof Error && err.name === "InvalidPeerIdError" &&
     err.message === "Can not dial self";
-}
-
-/** The host part of an address (`/ip4/10.0.0.2/tcp/53122` → `/ip4/10.0.0.2`). */
-function hostOf(address: Multiaddr): string {
-  const first = address.getComponents()[0];
-  return first?.value ? `/${first.name}/${first.value}` : address.toString();
 }
 
 /**

@@ -209,3 +209,43 @@ Deno.test("loam deploy --fleet-key reaches a keyed fleet; without the key it say
     await a.stop();
   }
 });
+
+Deno.test("with mesh.allowed_peers, an unlisted fleet member is refused at connect and counted", async () => {
+  await using dir = await tempDir();
+  const key = `${dir.path}/fleet.key`;
+  await fleetKey(key);
+  const ids = await Promise.all(["b", "c"].map(async (n) => {
+    const file = `${dir.path}/${n}/identity.key`;
+    await Deno.mkdir(`${dir.path}/${n}`, { recursive: true });
+    const made = await runLoam(["keys", "generate", "--out", file, "--json"]);
+    return JSON.parse(made.stdout).peer_id as string;
+  }));
+  const keyed = ["--fleet-key", key, ...NO_MDNS, ...FAST];
+  const a = await startAgent(`${dir.path}/a`, [...keyed, "--set", `mesh.allowed_peers=${ids[0]}`]);
+  const boot = ["--bootstrap", a.meshAddrs[0]!];
+  const b = await startAgent(`${dir.path}/b`, [...keyed, ...boot]);
+  const c = await startAgent(`${dir.path}/c`, [...keyed, ...boot]);
+  try {
+    assert.equal(peerIdOf(b), ids[0]);
+    assert.equal(peerIdOf(c), ids[1]);
+    await eventually(
+      "b, listed, has a's advert",
+      async () => (await peersOf(b)).some((p) => p.peer_id === peerIdOf(a) && p.advert),
+    );
+    await eventually(
+      "a refused c",
+      async () =>
+        (await metric(a, 'loam_mesh_unlisted_peers_refused_total{direction="inbound"}')) >= 1,
+    );
+    assert.ok(
+      a.logs.some((l) =>
+        l.msg.startsWith("refused a peer that is not in mesh.allowed_peers") &&
+        l.peer === ids[1]
+      ),
+    );
+    assert.deepEqual((await peersOf(c)).filter((p) => p.connected), [], "c has no connection");
+    assert.ok((await peersOf(a)).every((p) => p.peer_id !== ids[1]), "a never lists c");
+  } finally {
+    await Promise.all([a, b, c].map((x) => x.stop()));
+  }
+});
