@@ -105,7 +105,7 @@ async function libp2pStreamSeconds(
 ): Promise<number> {
   const [a, b] = await meshPair(fleetKey);
   try {
-    await serveBlobs(a.node, new BlobStore(dir), new Registry(), quiet);
+    await serveBlobs(a.node, new BlobStore(dir), new Registry(), quiet, { maxStreamsPerPeer: 8 });
     const [, seconds] = await timed(async () => {
       const peer = a.node.peerId.toString();
       const stream = await openPeerBlob(b.node, peer, hex, 0, AbortSignal.timeout(120_000));

@@ -32,13 +32,21 @@ export const configCommand: Command = {
       `# config file: ${loaded.configFile ?? "none"}`,
       `# data dir: ${resolveDataDir(loaded.config.data.dir)}`,
     ];
-    for (const [section, values] of Object.entries(shown)) {
-      lines.push("", `[${section}]`);
+    const table = (name: string, values: Record<string, unknown>) => {
+      lines.push("", `[${name}]`);
+      const tables: [string, Record<string, unknown>][] = [];
       for (const [key, value] of Object.entries(values)) {
-        const source = loaded.sources[`${section}.${key}`] ?? "default";
+        if (value !== null && typeof value === "object" && !Array.isArray(value)) {
+          tables.push([`${name}.${key}`, value as Record<string, unknown>]);
+          continue;
+        }
+        // a value set in a file's sub-table is recorded under the table's name
+        const source = loaded.sources[`${name}.${key}`] ?? loaded.sources[name] ?? "default";
         lines.push(`${toToml({ [key]: value }).trim()}  # ${source}`);
       }
-    }
+      for (const [sub, subValues] of tables) table(sub, subValues);
+    };
+    for (const [section, values] of Object.entries(shown)) table(section, values);
     println(lines.join("\n"));
     return 0;
   },

@@ -16,7 +16,8 @@ Deno.test("config/loam.example.toml is valid and documents every key with its en
     await Deno.remove(path);
   }
   for (const key of configKeys()) {
-    const [section, name] = key.split(".");
+    const name = key.slice(key.lastIndexOf(".") + 1);
+    const section = key.slice(0, key.lastIndexOf("."));
     const sectionText = text.split(`[${section}]`)[1]?.split(/^\[/m)[0] ?? "";
     assert.match(
       sectionText,

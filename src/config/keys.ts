@@ -20,27 +20,37 @@ function shapeOf(schema: AnySchema): Record<string, AnySchema> | undefined {
   return def.type === "object" ? def.shape : undefined;
 }
 
-/** Every config key as `section.key`, in schema order. */
+/**
+ * Every config key as `section.key`, or `section.table.key` inside a section's sub-table (such
+ * as `mesh.limits`), in schema order.
+ */
 export function configKeys(): string[] {
   const keys: string[] = [];
-  for (const [section, schema] of Object.entries(ConfigSchema.shape)) {
-    for (const key of Object.keys(shapeOf(schema) ?? {})) keys.push(`${section}.${key}`);
-  }
+  const walk = (prefix: string, schema: AnySchema) => {
+    for (const [key, child] of Object.entries(shapeOf(schema) ?? {})) {
+      if (shapeOf(child)) walk(`${prefix}.${key}`, child);
+      else keys.push(`${prefix}.${key}`);
+    }
+  };
+  for (const [section, schema] of Object.entries(ConfigSchema.shape)) walk(section, schema);
   return keys;
 }
 
-/** The base type (`string`, `number`, `boolean`, `array`, ...) of a `section.key`, or undefined. */
+/** The base type (`string`, `number`, `boolean`, `array`, ...) of a config key, or undefined. */
 export function keyType(dotted: string): string | undefined {
-  const [section, key, ...rest] = dotted.split(".");
-  if (!section || !key || rest.length > 0) return undefined;
-  const sectionSchema = (ConfigSchema.shape as Record<string, AnySchema>)[section];
-  const leaf = sectionSchema ? shapeOf(sectionSchema)?.[key] : undefined;
-  return leaf ? (unwrap(leaf)._zod.def as { type: string }).type : undefined;
+  const [section, ...path] = dotted.split(".");
+  let schema: AnySchema | undefined = (ConfigSchema.shape as Record<string, AnySchema>)[
+    section ?? ""
+  ];
+  if (path.length === 0) return undefined;
+  for (const part of path) schema = schema && shapeOf(schema)?.[part];
+  if (!schema || shapeOf(schema)) return undefined;
+  return (unwrap(schema)._zod.def as { type: string }).type;
 }
 
-/** The environment variable that sets `section.key`: `LOAM_SECTION_KEY`. */
+/** The environment variable that sets `section.key`: `LOAM_SECTION_KEY` (and so on, nested). */
 export function envNameFor(dotted: string): string {
-  return `LOAM_${dotted.replace(".", "_").toUpperCase()}`;
+  return `LOAM_${dotted.replaceAll(".", "_").toUpperCase()}`;
 }
 
 /**

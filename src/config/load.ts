@@ -47,8 +47,16 @@ export interface LoadedConfig {
 type Tree = Record<string, Record<string, unknown>>;
 
 function setIn(tree: Tree, dotted: string, value: unknown): void {
-  const [section, key] = dotted.split(".") as [string, string];
-  (tree[section] ??= {})[key] = value;
+  const parts = dotted.split(".");
+  const key = parts.pop()!;
+  let node = tree as Record<string, unknown>;
+  for (const part of parts) {
+    const next = node[part];
+    node = (node[part] = next !== null && typeof next === "object" && !Array.isArray(next)
+      ? next
+      : {}) as Record<string, unknown>;
+  }
+  node[key] = value;
 }
 
 async function readConfigFile(path: string): Promise<Tree> {
@@ -155,8 +163,9 @@ export async function loadConfig(inputs: ConfigInputs): Promise<LoadedConfig> {
       );
     }
     const dotted = issue.path.join(".");
-    const topKey = issue.path.slice(0, 2).join(".");
-    const source = sources[topKey] ?? "default";
+    // the most specific place the value came from: the key itself, else its table in a file
+    const source = [3, 2].map((n) => sources[issue.path.slice(0, n).join(".")])
+      .find((s) => s !== undefined) ?? "default";
     throw new UserError(
       `invalid config value ${dotted} = ${
         describeValue(tree, issue.path)

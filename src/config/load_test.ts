@@ -182,3 +182,36 @@ Deno.test("a number too large for a double is reported as given, not as null", a
     /fetch\.timeout_seconds = "1e400" \(from flag --set\)/,
   );
 });
+
+Deno.test("a section's sub-table (mesh.limits) is set from the file, the env and --set", async () => {
+  await withFile("[mesh.limits]\ngossip_per_second = 20\n", async (path) => {
+    const fromFile = await loadConfig({ configPath: path, env: {}, flags: [] });
+    assert.equal(fromFile.config.mesh.limits.gossip_per_second, 20);
+    assert.equal(fromFile.config.mesh.limits.blob_streams_per_peer, 8, "the rest defaulted");
+    const layered = await loadConfig({
+      configPath: path,
+      env: { LOAM_MESH_LIMITS_GOSSIP_PER_SECOND: "30" },
+      flags: [{ key: "mesh.limits.blob_streams_per_peer", value: "2", flag: "--set" }],
+    });
+    assert.equal(layered.config.mesh.limits.gossip_per_second, 30);
+    assert.equal(layered.config.mesh.limits.blob_streams_per_peer, 2);
+    assert.equal(
+      layered.sources["mesh.limits.gossip_per_second"],
+      "env LOAM_MESH_LIMITS_GOSSIP_PER_SECOND",
+    );
+  });
+  await rejectsWith(
+    loadConfig({
+      configPath: undefined,
+      env: { LOAM_MESH_LIMITS_GOSSIP_PER_SECOND: "-1" },
+      flags: [],
+    }),
+    /mesh\.limits\.gossip_per_second.*env LOAM_MESH_LIMITS_GOSSIP_PER_SECOND/,
+  );
+  await withFile("[mesh.limits]\nstreams = 1\n", async (path) => {
+    await rejectsWith(
+      loadConfig({ configPath: path, env: {}, flags: [] }),
+      /unknown config key "mesh\.limits\.streams"/,
+    );
+  });
+});

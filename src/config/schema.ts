@@ -51,6 +51,17 @@ const peerId = z.string().refine((s) => {
   }
 }, "expected a libp2p peer id such as 12D3KooW...");
 
+/** The `[mesh.limits]` table: what one peer may cost this node. */
+export const MeshLimitsSchema = z.strictObject({
+  /**
+   * Gossip messages per second one peer may forward to this node (it may send ten seconds' worth
+   * at once); past that they are ignored unread and counted. 0 = no limit.
+   */
+  gossip_per_second: z.number().int().min(0).max(1_000_000).default(200),
+  /** Blob transfers one peer may have open from this node at once; more are told "busy". */
+  blob_streams_per_peer: z.number().int().min(1).max(1024).default(8),
+});
+
 /** The `[mesh]` section: the libp2p node. */
 export const MeshSectionSchema = z.strictObject({
   /** Where the mesh listens (TCP multiaddr); port 0 picks a free port. */
@@ -77,6 +88,7 @@ export const MeshSectionSchema = z.strictObject({
   advert_interval: z.number().min(1).max(86400).default(30),
   /** Largest accepted wire message in bytes; bigger ones are dropped unread. */
   max_message_bytes: z.number().int().min(1024).max(16 * 1024 * 1024).default(1024 * 1024),
+  limits: MeshLimitsSchema.prefault({}),
 });
 
 /** The `[api]` section: the local HTTP API. */

@@ -35,6 +35,9 @@ const encode = (value: unknown) => new TextEncoder().encode(JSON.stringify(value
 const decode = (bytes: { subarray(): Uint8Array }) =>
   parseBoundedJson(new TextDecoder().decode(bytes.subarray()), { maxBytes: MAX_HEADER_BYTES });
 
+/** A holder's answer when the asking peer already has its share of transfers open. */
+const BUSY = "busy: too many blob transfers open from this peer";
+
 /**
  * Serves verified blobs from the store: request `{sha256, offset}` (length-prefixed JSON),
  * answer `{ok, size}` then the raw bytes from `offset`, sent with back-pressure. Only committed
@@ -45,15 +48,34 @@ export async function serveBlobs(
   store: BlobStore,
   registry: Registry,
   logger: Logger,
+  limits: { maxStreamsPerPeer: number },
 ): Promise<void> {
   const served = new Counter({
     name: "loam_blob_bytes_served_total",
     help: "Blob bytes sent to peers.",
     registers: [registry],
   });
+  const refused = new Counter({
+    name: "loam_blob_streams_refused_total",
+    help: "Blob requests answered busy: the peer had mesh.limits.blob_streams_per_peer open.",
+    registers: [registry],
+  });
+  const open = new Map<string, number>();
   await node.handle(BLOB_PROTOCOL, async (stream, connection) => {
     const peer = connection.remotePeer.toString();
     const lp = lpStream(stream, { maxDataLength: MAX_HEADER_BYTES });
+    const mine = (open.get(peer) ?? 0) + 1;
+    if (mine > limits.maxStreamsPerPeer) {
+      refused.inc();
+      try {
+        await lp.write(encode({ ok: false, error: BUSY }));
+        await stream.close();
+      } catch {
+        // the peer went away: nothing to answer
+      }
+      return;
+    }
+    open.set(peer, mine);
     let file: Deno.FsFile | undefined;
     try {
       const request = BlobRequestSchema.safeParse(
@@ -88,8 +110,11 @@ export async function serveBlobs(
       stream.abort(err as Error);
     } finally {
       file?.close();
+      const left = (open.get(peer) ?? 1) - 1;
+      if (left > 0) open.set(peer, left);
+      else open.delete(peer);
     }
-  });
+  }, { maxInboundStreams: limits.maxStreamsPerPeer + 1 });
 }
 
 /** Opens blob `hex` on `peer` from `offset` ({@link PeerSource.open}). */
@@ -121,7 +146,9 @@ export async function openPeerBlob(
   if (!answer.success) throw new AttemptError("permanent", "peer sent an invalid answer");
   if (!answer.data.ok) {
     await stream.close().catch(() => {});
-    throw new AttemptError("permanent", `peer: ${answer.data.error}`);
+    // busy is for now: the same holder may serve it later
+    const kind = answer.data.error === BUSY ? "transient" : "permanent";
+    throw new AttemptError(kind, `peer: ${answer.data.error}`);
   }
   const raw = lp.unwrap();
   signal.addEventListener("abort", () => raw.abort(new Error("aborted")), { once: true });

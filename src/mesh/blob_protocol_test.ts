@@ -31,7 +31,7 @@ Deno.test({
       const hex = await writeRandomFile(`${dir}/blob`, SIZE);
       await Deno.rename(`${dir}/blob`, `${dir}/sha256/${hex}`);
       const registry = new Registry();
-      await serveBlobs(holder, new BlobStore(dir), registry, quiet);
+      await serveBlobs(holder, new BlobStore(dir), registry, quiet, { maxStreamsPerPeer: 8 });
       await reader.dial(holder.getMultiaddrs()[0]!);
 
       const signal = AbortSignal.timeout(60_000);
@@ -68,6 +68,46 @@ Deno.test({
       assert.equal(received, SIZE);
       assert.equal(hash.digest("hex"), hex);
       assert.equal(await servedBytes(registry), SIZE);
+    } finally {
+      await Promise.all([holder.stop(), reader.stop()]);
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name: "a peer past mesh.limits.blob_streams_per_peer is told busy (transient) and counted",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn() {
+    const dir = await Deno.makeTempDir({ prefix: "loam-busy-" });
+    const [holder, reader] = [await startTestNode("busy-test"), await startTestNode("busy-test")];
+    try {
+      await Deno.mkdir(`${dir}/sha256`);
+      const hex = await writeRandomFile(`${dir}/blob`, 8 * 1024 * 1024);
+      await Deno.rename(`${dir}/blob`, `${dir}/sha256/${hex}`);
+      const registry = new Registry();
+      await serveBlobs(holder, new BlobStore(dir), registry, quiet, { maxStreamsPerPeer: 1 });
+      await reader.dial(holder.getMultiaddrs()[0]!);
+      const signal = AbortSignal.timeout(30_000);
+      const holderId = holder.peerId.toString();
+      const first = await openPeerBlob(reader, holderId, hex, 0, signal);
+      await assert.rejects(
+        openPeerBlob(reader, holderId, hex, 0, signal),
+        (err: Error & { kind?: string }) => {
+          assert.match(err.message, /busy: too many blob transfers open from this peer/);
+          assert.equal(err.kind, "transient");
+          return true;
+        },
+      );
+      const refused = registry.getSingleMetric("loam_blob_streams_refused_total") as Counter;
+      assert.equal((await refused.get()).values[0]?.value, 1);
+      let got = 0;
+      for await (const chunk of first.chunks) got += chunk.length;
+      assert.equal(got, 8 * 1024 * 1024, "the first transfer is unharmed");
+      // once it is done, the peer may open another
+      const again = await openPeerBlob(reader, holderId, hex, 0, signal);
+      for await (const _ of again.chunks) { /* drain */ }
     } finally {
       await Promise.all([holder.stop(), reader.stop()]);
       await Deno.remove(dir, { recursive: true });

@@ -90,6 +90,7 @@ export class Mesh {
       privateKey: options.identity.privateKey,
       registry: options.registry,
       logger,
+      gossipPerSecond: options.config.limits.gossip_per_second,
     });
     this.peers = new PeerTable(node, logger);
     this.blobSource = new MeshBlobSource(node, this.peers);
@@ -156,7 +157,9 @@ export class Mesh {
       );
     }
     const mesh = new Mesh(node, options, problems, clash);
-    await serveBlobs(node, options.store, options.registry, options.logger);
+    await serveBlobs(node, options.store, options.registry, options.logger, {
+      maxStreamsPerPeer: options.config.limits.blob_streams_per_peer,
+    });
     mesh.#timers.push(
       setInterval(() => void mesh.#cycle(), options.config.advert_interval * 1000),
     );

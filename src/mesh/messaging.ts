@@ -12,9 +12,15 @@ import {
   sealEnvelope,
 } from "../protocol/envelope.ts";
 import type { Logger } from "../system/logger.ts";
+import { GossipRateLimit } from "./gossip_rate.ts";
 
 /** Reasons beyond the envelope's own: who may send what, on which topic. */
-type PolicyDropReason = "wrong_topic" | "signer_mismatch" | "untrusted_issuer" | "unsigned";
+type PolicyDropReason =
+  | "wrong_topic"
+  | "signer_mismatch"
+  | "untrusted_issuer"
+  | "unsigned"
+  | "rate_limited";
 
 /** Receives accepted messages of one kind. */
 export type MessageHandler<K extends MessageKind> = (payload: PayloadOf[K], signer: string) => void;
@@ -28,6 +34,8 @@ export interface MessagingOptions {
   privateKey: PrivateKey;
   registry: Registry;
   logger: Logger;
+  /** `mesh.limits.gossip_per_second` for each forwarding peer; 0 or absent = no limit. */
+  gossipPerSecond?: number;
 }
 
 /**
@@ -46,9 +54,11 @@ export class MeshMessaging {
   };
   readonly #received: Counter<"kind">;
   readonly #dropped: Counter<"reason">;
+  readonly #rate: GossipRateLimit;
 
   constructor(options: MessagingOptions) {
     this.#options = options;
+    this.#rate = new GossipRateLimit(options.gossipPerSecond ?? 0);
     this.topics = meshTopics(options.network);
     this.#received = new Counter({
       name: "loam_mesh_messages_accepted_total",
@@ -69,7 +79,14 @@ export class MeshMessaging {
       [this.topics.adverts, ["advert"]],
     ];
     for (const [topic, allowed] of kinds) {
-      pubsub.topicValidators.set(topic, (_from, msg) => this.#validate(allowed, msg));
+      pubsub.topicValidators.set(topic, (from, msg) => {
+        // before decoding or a signature check: a flood costs a counter increment
+        if (!this.#rate.take(from.toString())) {
+          this.#dropped.inc({ reason: "rate_limited" });
+          return TopicValidatorResult.Ignore;
+        }
+        return this.#validate(allowed, msg);
+      });
       pubsub.subscribe(topic);
     }
   }
