@@ -58,6 +58,11 @@ export const MeshLimitsSchema = z.strictObject({
    * at once); past that they are ignored unread and counted. 0 = no limit.
    */
   gossip_per_second: z.number().int().min(0).max(1_000_000).default(200),
+  /**
+   * Open inbound connections one address may hold; more are refused before any handshake. Sites
+   * behind one NAT need many.
+   */
+  connections_per_ip: z.number().int().min(1).max(100_000).default(128),
   /** Blob transfers one peer may have open from this node at once; more are told "busy". */
   blob_streams_per_peer: z.number().int().min(1).max(1024).default(8),
 });

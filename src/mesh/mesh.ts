@@ -4,6 +4,8 @@ import { createMeshNode, type MeshNode } from "./node.ts";
 import type { FleetKey } from "./fleet_key.ts";
 import { fleetKeyProtector, MismatchReporter } from "./fleet_guard.ts";
 import { PeerAllowlist } from "./peer_allowlist.ts";
+import { ConnectionsPerIp } from "./connections_per_ip.ts";
+import { combineGaters } from "./combined_gater.ts";
 import { MeshMessaging } from "./messaging.ts";
 import { PeerTable } from "./peers.ts";
 import { serveBlobs } from "./blob_protocol.ts";
@@ -130,15 +132,20 @@ export class Mesh {
         network: options.config.network,
         mdns: options.config.mdns ?? options.fleetKey !== undefined,
         maxMessageBytes: options.config.max_message_bytes,
-        connectionGater: {
-          ...clash.gater,
-          ...new PeerAllowlist(
+        connectionGater: combineGaters(
+          clash.gater,
+          new PeerAllowlist(
             options.config.allowed_peers,
             options.config.trusted_issuers,
             options.logger,
             options.registry,
           ).gater(),
-        },
+          new ConnectionsPerIp(
+            options.config.limits.connections_per_ip,
+            options.logger,
+            options.registry,
+          ).gater,
+        ),
         connectionProtector: options.fleetKey &&
           fleetKeyProtector(
             options.fleetKey.psk,

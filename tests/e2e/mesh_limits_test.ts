@@ -54,3 +54,27 @@ Deno.test("a member flooding gossip is throttled and counted; the node keeps dep
     await victim.stop();
   }
 });
+
+Deno.test("past mesh.limits.connections_per_ip, connections from one address are refused and counted", async () => {
+  await using dir = await tempDir();
+  const agent = await startAgent(`${dir.path}/a`, ["--set", "mesh.limits.connections_per_ip=2"]);
+  try {
+    await using first = await startTestPeer({ dial: agent.meshAddrs[0]! });
+    await using _second = await startTestPeer({ dial: agent.meshAddrs[0]! });
+    await assert.rejects(startTestPeer({ dial: agent.meshAddrs[0]! }));
+    assert.ok((await metric(agent, "loam_mesh_connections_refused_total")) >= 1);
+    assert.ok(agent.logs.some((l) => l.msg.startsWith("refused a mesh connection")));
+    // a closed connection frees its place
+    await first.close();
+    await eventually("a place is free again", async () => {
+      try {
+        await (await startTestPeer({ dial: agent.meshAddrs[0]! })).close();
+        return true;
+      } catch {
+        return undefined;
+      }
+    });
+  } finally {
+    await agent.stop();
+  }
+});
