@@ -204,6 +204,7 @@ const SHIPPED_SUITE = [
   "mesh_test.ts",
   "fleet_key_test.ts",
   "mesh_limits_test.ts",
+  "mesh_lan_test.ts",
   "deploy_test.ts",
   "deploy_cancel_test.ts",
   "onnx_test.ts",
