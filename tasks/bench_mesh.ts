@@ -14,7 +14,8 @@ import { BlobStore } from "../src/blobs/store.ts";
 import { createFleetKey } from "../src/mesh/fleet_key.ts";
 import { fleetKeyProtector } from "../src/mesh/fleet_guard.ts";
 import { createLogger } from "../src/system/logger.ts";
-import { startAgent } from "../tests/e2e/harness.ts";
+import { type AgentProcess, startAgent } from "../tests/e2e/harness.ts";
+import { startTestPeer } from "../tests/fixtures/mesh_peer.ts";
 import { agentFlags } from "./permissions.ts";
 import { eventually, peerIdOf, peersOf, requestBlob } from "../tests/e2e/mesh_helpers.ts";
 import { writeRandomFile } from "../tests/fixtures/blob_server.ts";
@@ -188,6 +189,54 @@ async function idleRssMb(pid: number): Promise<number> {
 }
 
 /** Measures the mesh in `dir`; returns the table rows. */
+/** Latencies of `/v1/status` (ms): `n` requests one after another, or fewer once `until` says so. */
+async function statusLatencies(
+  agent: AgentProcess,
+  n: number,
+  until: () => boolean = () => false,
+): Promise<number[]> {
+  const out: number[] = [];
+  for (let i = 0; i < n && !until(); i++) {
+    const [res, seconds] = await timed(() =>
+      agent.request("/v1/status", { token: agent.adminToken() })
+    );
+    await res.body?.cancel();
+    out.push(seconds * 1000);
+  }
+  return out;
+}
+
+/**
+ * `/v1/status` latency of an agent while a fleet member floods it with 10,000 gossip messages as
+ * fast as it can, and of the same agent idle: [during, idle] in ms.
+ */
+async function statusUnderFlood(dir: string, keyFile: string): Promise<[number[], number[]]> {
+  const victim = await startAgent(`${dir}/victim`, [
+    "--fleet-key",
+    keyFile,
+    "--set",
+    "mesh.mdns=false",
+  ]);
+  try {
+    const idle = await statusLatencies(victim, 200);
+    await using flooder = await startTestPeer({
+      dial: victim.meshAddrs[0]!,
+      fleetKey: await Deno.readFile(keyFile),
+    });
+    const junk = new TextEncoder().encode("not an envelope");
+    let done = false;
+    const flood = (async () => {
+      for (let i = 0; i < 10_000; i++) await flooder.publish(flooder.topics.status, junk);
+      done = true;
+    })();
+    const during = await statusLatencies(victim, 200, () => done);
+    await flood;
+    return [during, idle];
+  } finally {
+    await victim.stop();
+  }
+}
+
 export async function benchMesh(dir: string): Promise<BenchRow[]> {
   console.error(`mesh: writing ${SIZE / 1024 / 1024} MiB of random data ...`);
   const storeDir = `${dir}/a/blobs`;
@@ -271,6 +320,8 @@ export async function benchMesh(dir: string): Promise<BenchRow[]> {
     )).trim(),
   ) / 1024;
 
+  console.error("mesh: /v1/status while a member floods gossip");
+  const [flooded, calm] = await statusUnderFlood(dir, keyFile);
   console.error(`mesh: gossip latency over ${MESSAGES} messages`);
   const gossip = await gossipLatencyMs();
   const tcpLatency = await rawTcpLatencyMs();
@@ -322,6 +373,18 @@ export async function benchMesh(dir: string): Promise<BenchRow[]> {
       "gossip one-way p99 (ms) vs raw TCP",
       percentile(gossip, 99),
       percentile(tcpLatency, 99),
+      "reference",
+    ],
+    [
+      "/v1/status p50 during a gossip flood (ms) vs idle",
+      percentile(flooded, 50),
+      percentile(calm, 50),
+      "reference",
+    ],
+    [
+      "/v1/status p99 during a gossip flood (ms) vs idle",
+      percentile(flooded, 99),
+      percentile(calm, 99),
       "reference",
     ],
     ["agent start to ready (ms) vs loading its modules", startMs, loadSeconds * 1000, "<= 400 ms"],
