@@ -189,6 +189,24 @@ async function idleRssMb(pid: number): Promise<number> {
 }
 
 /** Measures the mesh in `dir`; returns the table rows. */
+/** Seconds for `to` to fetch blob `hex` from `holder` (POST /v1/blobs), once its advert is in. */
+async function agentTransferSeconds(
+  holder: AgentProcess,
+  to: AgentProcess,
+  hex: string,
+): Promise<number> {
+  await eventually(
+    "the holder's advert",
+    async () =>
+      (await peersOf(to)).some((p) => p.peer_id === peerIdOf(holder) && p.advert?.blobs === 1),
+  );
+  const [result, seconds] = await timed(() => requestBlob(to, { sha256: hex, size: SIZE }));
+  if (result.status !== 200) {
+    throw new Error(`agent transfer failed: ${JSON.stringify(result.body)}`);
+  }
+  return seconds;
+}
+
 /** Latencies of `/v1/status` (ms): `n` requests one after another, or fewer once `until` says so. */
 async function statusLatencies(
   agent: AgentProcess,
@@ -275,16 +293,7 @@ export async function benchMesh(dir: string): Promise<BenchRow[]> {
   try {
     await new Promise((r) => setTimeout(r, 3000));
     idleRss = await idleRssMb(b.pid);
-    await eventually(
-      "a's advert at b",
-      async () =>
-        (await peersOf(b)).some((p) => p.peer_id === peerIdOf(a) && p.advert?.blobs === 1),
-    );
-    const [result, seconds] = await timed(() => requestBlob(b, { sha256: hex, size: SIZE }));
-    if (result.status !== 200) {
-      throw new Error(`agent transfer failed: ${JSON.stringify(result.body)}`);
-    }
-    agentSeconds = seconds;
+    agentSeconds = await agentTransferSeconds(a, b, hex);
     servedRss = await idleRssMb(a.pid);
     receivedRss = await idleRssMb(b.pid);
   } finally {
@@ -296,16 +305,7 @@ export async function benchMesh(dir: string): Promise<BenchRow[]> {
   const kb = await startAgent(`${dir}/kb`, ["--bootstrap", ka.meshAddrs[0]!, ...keyed]);
   let keyedAgentSeconds: number;
   try {
-    await eventually(
-      "a's advert at kb",
-      async () =>
-        (await peersOf(kb)).some((p) => p.peer_id === peerIdOf(ka) && p.advert?.blobs === 1),
-    );
-    const [result, seconds] = await timed(() => requestBlob(kb, { sha256: hex, size: SIZE }));
-    if (result.status !== 200) {
-      throw new Error(`keyed agent transfer failed: ${JSON.stringify(result.body)}`);
-    }
-    keyedAgentSeconds = seconds;
+    keyedAgentSeconds = await agentTransferSeconds(ka, kb, hex);
   } finally {
     await Promise.all([ka.stop(), kb.stop()]);
   }

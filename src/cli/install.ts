@@ -122,6 +122,7 @@ export const installCommand: Command = {
     const source = v.binary ?? compiledBinary();
     // checked before anything changes: a bad key must not leave a service that cannot start
     const fleetKey = v["fleet-key"] === undefined ? undefined : await readFleetKey(v["fleet-key"]);
+    const fleetKeyFile = fleetKey && join(dirname(DEFAULT_UNIT.config), "fleet.key");
     const options: UnitOptions = {
       ...DEFAULT_UNIT,
       ...(v.config ? { config: v.config } : {}),
@@ -130,7 +131,7 @@ export const installCommand: Command = {
       containers: v.containers ?? false,
       watchdogSeconds: watchdog,
       writablePaths: v["rw-path"] ?? [],
-      ...(fleetKey ? { fleetKeyFile: join(dirname(DEFAULT_UNIT.config), "fleet.key") } : {}),
+      ...(fleetKeyFile ? { fleetKeyFile } : {}),
     };
     const unit = renderUnit(options);
     const steps: InstallStep[] = [];
@@ -175,15 +176,14 @@ export const installCommand: Command = {
         if (!await exists(options.config)) await atomicWriteFile(options.config, exampleConfig);
       },
     });
-    if (fleetKey && options.fleetKeyFile) {
-      const keyFile = options.fleetKeyFile;
+    if (fleetKey && fleetKeyFile) {
       steps.push({
-        describe: `install the fleet key ${fleetKey.fingerprint} as ${keyFile} (mode 0600` +
+        describe: `install the fleet key ${fleetKey.fingerprint} as ${fleetKeyFile} (mode 0600` +
           `${options.user ? `, owned by ${options.user}` : ""})`,
         run: async () => {
-          await Deno.mkdir(dirname(keyFile), { recursive: true, mode: 0o755 });
-          await atomicWriteFile(keyFile, fleetKey.psk, { mode: 0o600 });
-          if (options.user) await run("chown", [`${options.user}:`, keyFile]);
+          await Deno.mkdir(dirname(fleetKeyFile), { recursive: true, mode: 0o755 });
+          await atomicWriteFile(fleetKeyFile, fleetKey.psk, { mode: 0o600 });
+          if (options.user) await run("chown", [`${options.user}:`, fleetKeyFile]);
         },
       });
     }

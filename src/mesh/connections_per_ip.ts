@@ -8,19 +8,18 @@
 import type { ConnectionGater, MultiaddrConnection } from "@libp2p/interface";
 import { Counter, type Registry } from "prom-client";
 import type { Logger } from "../system/logger.ts";
-import { hostOf, HostRateLimit } from "./host_rate_limit.ts";
+import { hostOf, RefusalLog } from "./host_rate_limit.ts";
 
 /** Counts inbound connections per remote host and refuses those past the limit. */
 export class ConnectionsPerIp {
   readonly #limit: number;
-  readonly #logger: Logger;
   readonly #refused: Counter;
   readonly #open = new Map<string, number>();
-  readonly #lines = new HostRateLimit();
+  readonly #lines: RefusalLog;
 
   constructor(limit: number, logger: Logger, registry: Registry) {
     this.#limit = limit;
-    this.#logger = logger;
+    this.#lines = new RefusalLog(logger);
     this.#refused = new Counter({
       name: "loam_mesh_connections_refused_total",
       help: "Inbound mesh connections refused: their address had mesh.limits.connections_per_ip.",
@@ -35,15 +34,11 @@ export class ConnectionsPerIp {
       const open = this.#open.get(host) ?? 0;
       if (open >= this.#limit) {
         this.#refused.inc();
-        const gate = this.#lines.admit(host);
-        if (gate.log) {
-          this.#logger.warn("refused a mesh connection: its address has too many open", {
-            remote: maConn.remoteAddr.toString(),
-            open,
-            limit: this.#limit,
-            ...(gate.held ? { more_since_last_report: gate.held } : {}),
-          });
-        }
+        this.#lines.warn(
+          maConn.remoteAddr,
+          "refused a mesh connection: its address has too many open",
+          { open, limit: this.#limit },
+        );
         return true;
       }
       this.#open.set(host, open + 1);

@@ -11,7 +11,7 @@ import type { Multiaddr } from "@multiformats/multiaddr";
 import { preSharedKey } from "@libp2p/pnet";
 import { Counter, type Registry } from "prom-client";
 import type { Logger } from "../system/logger.ts";
-import { hostOf, HostRateLimit } from "./host_rate_limit.ts";
+import { RefusalLog } from "./host_rate_limit.ts";
 
 /** What every libp2p connection sends first: multistream-select's varint-prefixed header. */
 const MULTISTREAM_HEADER = new TextEncoder().encode("\x13/multistream/1.0.0\n");
@@ -59,7 +59,6 @@ function watchFirstBytes(stream: DecryptingStream, mismatch: (why: string) => vo
   const onData = stream.onData.bind(stream);
   stream.onData = (data) => {
     onData(data);
-    if (seen.length >= MULTISTREAM_HEADER.length) return;
     add(data instanceof Uint8Array ? data : data.subarray());
     if (check()) stream.onData = onData;
   };
@@ -99,12 +98,11 @@ export function fleetKeyProtector(
  * `loam_mesh_fleet_key_mismatches_total`.
  */
 export class MismatchReporter {
-  readonly #logger: Logger;
   readonly #counter: Counter;
-  readonly #limit = new HostRateLimit();
+  readonly #lines: RefusalLog;
 
   constructor(logger: Logger, registry: Registry) {
-    this.#logger = logger;
+    this.#lines = new RefusalLog(logger);
     this.#counter = new Counter({
       name: "loam_mesh_fleet_key_mismatches_total",
       help: "Mesh connections refused because the peer holds another fleet key or none.",
@@ -115,12 +113,8 @@ export class MismatchReporter {
   /** The {@link OnMismatch} to give {@link fleetKeyProtector}. */
   readonly report: OnMismatch = (remoteAddr, why) => {
     this.#counter.inc();
-    const gate = this.#limit.admit(hostOf(remoteAddr));
-    if (!gate.log) return;
-    this.#logger.warn("fleet key mismatch: a peer without this fleet key was refused", {
-      remote: remoteAddr.toString(),
+    this.#lines.warn(remoteAddr, "fleet key mismatch: a peer without this fleet key was refused", {
       why,
-      ...(gate.held ? { more_since_last_report: gate.held } : {}),
     });
   };
 }

@@ -7,7 +7,7 @@
  */
 import { generateKey } from "@libp2p/pnet";
 import { createSha256 } from "../blobs/digest.ts";
-import { atomicWriteFile } from "../system/atomic_write.ts";
+import { atomicWriteFile, refuseToOverwrite } from "../system/atomic_write.ts";
 import { UserError } from "../system/errors.ts";
 
 /** A fleet key file is 95 bytes; anything much bigger is not one (and is not read whole). */
@@ -62,12 +62,7 @@ export async function readFleetKey(path: string): Promise<FleetKey> {
 
 /** Writes a new random fleet key to `path` (mode 0600); refuses to overwrite an existing file. */
 export async function createFleetKey(path: string): Promise<FleetKey> {
-  try {
-    await Deno.lstat(path);
-    throw new UserError(`${path} already exists; refusing to overwrite a fleet key`);
-  } catch (err) {
-    if (!(err instanceof Deno.errors.NotFound)) throw err;
-  }
+  await refuseToOverwrite(path, "a fleet key");
   const bytes = new Uint8Array(95);
   generateKey(bytes);
   await atomicWriteFile(path, bytes, { mode: 0o600 });

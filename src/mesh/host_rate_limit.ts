@@ -5,6 +5,7 @@
  * @module
  */
 import type { Multiaddr } from "@multiformats/multiaddr";
+import type { Logger } from "../system/logger.ts";
 
 /** One line per host per this long. */
 const WINDOW_MS = 60_000;
@@ -34,5 +35,26 @@ export class HostRateLimit {
     if (this.#hosts.size >= MAX_HOSTS) this.#hosts.clear();
     this.#hosts.set(host, { at: now, held: 0 });
     return { log: true, held: last?.held || undefined };
+  }
+}
+
+/** The mesh's refusal warnings, each host's at most once a minute through a {@link HostRateLimit}. */
+export class RefusalLog {
+  readonly #logger: Logger;
+  readonly #limit = new HostRateLimit();
+
+  constructor(logger: Logger) {
+    this.#logger = logger;
+  }
+
+  /** Logs `message` for a refusal of `remote`, unless its host already had a line this minute. */
+  warn(remote: Multiaddr, message: string, fields: Record<string, unknown> = {}): void {
+    const gate = this.#limit.admit(hostOf(remote));
+    if (!gate.log) return;
+    this.#logger.warn(message, {
+      remote: remote.toString(),
+      ...fields,
+      ...(gate.held ? { more_since_last_report: gate.held } : {}),
+    });
   }
 }

@@ -2,7 +2,7 @@ import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from "@
 import { peerIdFromPrivateKey } from "@libp2p/peer-id";
 import type { PrivateKey } from "@libp2p/interface";
 import { toString as bytesToString } from "uint8arrays/to-string";
-import { atomicWriteFile } from "../system/atomic_write.ts";
+import { atomicWriteFile, refuseToOverwrite } from "../system/atomic_write.ts";
 import { UserError } from "../system/errors.ts";
 
 /** This node's Ed25519 key and the libp2p peer id derived from it. */
@@ -46,12 +46,7 @@ export async function readIdentity(path: string): Promise<Identity> {
 
 /** Creates a new Ed25519 identity at `path` (mode 0600); refuses to overwrite an existing file. */
 export async function createIdentity(path: string): Promise<Identity> {
-  try {
-    await Deno.lstat(path);
-    throw new UserError(`${path} already exists; refusing to overwrite an identity key`);
-  } catch (err) {
-    if (!(err instanceof Deno.errors.NotFound)) throw err;
-  }
+  await refuseToOverwrite(path, "an identity key");
   const key = await generateKeyPair("Ed25519");
   await atomicWriteFile(path, privateKeyToProtobuf(key), { mode: 0o600 });
   return toIdentity(key);

@@ -8,19 +8,18 @@
 import type { ConnectionGater, MultiaddrConnection, PeerId } from "@libp2p/interface";
 import { Counter, type Registry } from "prom-client";
 import type { Logger } from "../system/logger.ts";
-import { hostOf, HostRateLimit } from "./host_rate_limit.ts";
+import { RefusalLog } from "./host_rate_limit.ts";
 
 /** Refuses peers that are not listed. */
 export class PeerAllowlist {
   /** Undefined when `mesh.allowed_peers` is empty: no restriction. */
   readonly #allowed?: Set<string>;
-  readonly #logger: Logger;
   readonly #refused: Counter<"direction">;
-  readonly #limit = new HostRateLimit();
+  readonly #lines: RefusalLog;
 
   constructor(allowed: string[], trustedIssuers: string[], logger: Logger, registry: Registry) {
     if (allowed.length > 0) this.#allowed = new Set([...allowed, ...trustedIssuers]);
-    this.#logger = logger;
+    this.#lines = new RefusalLog(logger);
     this.#refused = new Counter({
       name: "loam_mesh_unlisted_peers_refused_total",
       help: "Mesh connections refused because the peer is not in mesh.allowed_peers.",
@@ -37,15 +36,10 @@ export class PeerAllowlist {
   ): boolean {
     if (allowed.has(peer.toString())) return false;
     this.#refused.inc({ direction });
-    const gate = this.#limit.admit(hostOf(maConn.remoteAddr));
-    if (gate.log) {
-      this.#logger.warn("refused a peer that is not in mesh.allowed_peers", {
-        peer: peer.toString(),
-        remote: maConn.remoteAddr.toString(),
-        direction,
-        ...(gate.held ? { more_since_last_report: gate.held } : {}),
-      });
-    }
+    this.#lines.warn(maConn.remoteAddr, "refused a peer that is not in mesh.allowed_peers", {
+      peer: peer.toString(),
+      direction,
+    });
     return true;
   }
 

@@ -1,4 +1,5 @@
 import { dirname, join } from "node:path";
+import { UserError } from "./errors.ts";
 
 /** Options for {@link atomicWriteFile}. */
 export interface AtomicWriteOptions {
@@ -47,4 +48,18 @@ export async function syncDir(dir: string): Promise<void> {
   } finally {
     handle.close();
   }
+}
+
+/**
+ * Throws a {@link UserError} when anything is at `path`: key files are never replaced by a new
+ * one, since the old may be the only copy of an identity or a fleet's key.
+ */
+export async function refuseToOverwrite(path: string, what: string): Promise<void> {
+  try {
+    await Deno.lstat(path);
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) return;
+    throw err;
+  }
+  throw new UserError(`${path} already exists; refusing to overwrite ${what}`);
 }

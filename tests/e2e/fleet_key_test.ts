@@ -1,6 +1,13 @@
 import assert from "node:assert/strict";
 import { type AgentProcess, runLoam, spawnAgent, startAgent, tempDir } from "./harness.ts";
-import { eventually, metric, peerIdOf, peersOf, requestBlob } from "./mesh_helpers.ts";
+import {
+  eventually,
+  hasConnectedAdvert,
+  metric,
+  peerIdOf,
+  peersOf,
+  requestBlob,
+} from "./mesh_helpers.ts";
 import { startTestPeer } from "../fixtures/mesh_peer.ts";
 import { sha256Hex, startBlobServer, writeRandomFile } from "../fixtures/blob_server.ts";
 
@@ -148,10 +155,7 @@ Deno.test("with a fleet key, mDNS is on by default: two members find each other 
   try {
     await eventually(
       "x and y find each other by mDNS and exchange adverts",
-      async () =>
-        (await peersOf(y)).some((p) =>
-          p.peer_id === peerIdOf(x) && p.connected && p.advert !== null
-        ),
+      () => hasConnectedAdvert(y, x),
     );
   } finally {
     await Promise.all([x.stop(), y.stop()]);

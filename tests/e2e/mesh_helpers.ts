@@ -61,3 +61,13 @@ export async function requestBlob(
 export function peerIdOf(agent: AgentProcess): string {
   return agent.meshAddrs[0]!.split("/p2p/")[1]!;
 }
+
+/** Whether `agent` is connected to `other` and has its advert (what mesh-forming tests wait for). */
+export async function hasConnectedAdvert(
+  agent: AgentProcess,
+  other: AgentProcess,
+): Promise<boolean> {
+  return (await peersOf(agent)).some((p) =>
+    p.peer_id === peerIdOf(other) && p.connected && p.advert !== null
+  );
+}

@@ -3,7 +3,14 @@ import { generateKeyPair } from "@libp2p/crypto/keys";
 import { peerIdFromPrivateKey } from "@libp2p/peer-id";
 import { toString as bytesToString } from "uint8arrays/to-string";
 import { type AgentProcess, runLoam, startAgent, tempDir } from "./harness.ts";
-import { eventually, metric, peerIdOf, peersOf, requestBlob } from "./mesh_helpers.ts";
+import {
+  eventually,
+  hasConnectedAdvert,
+  metric,
+  peerIdOf,
+  peersOf,
+  requestBlob,
+} from "./mesh_helpers.ts";
 import { startTestPeer } from "../fixtures/mesh_peer.ts";
 import { testAdvert } from "../fixtures/advert.ts";
 import {
@@ -382,10 +389,7 @@ Deno.test("mDNS finds peers of the same network on the LAN; other networks never
   try {
     await eventually(
       "x and y find each other by mDNS and exchange adverts",
-      async () =>
-        (await peersOf(y)).some((p) =>
-          p.peer_id === peerIdOf(x) && p.connected && p.advert !== null
-        ),
+      () => hasConnectedAdvert(y, x),
     );
     // z is connected to x (bootstrap) but speaks another network: no adverts cross over
     await eventually(
