@@ -22,6 +22,8 @@ import { buildAdvert } from "./mesh/adverts.ts";
 import { detectContainerRuntimes } from "./system/container_runtimes.ts";
 import { DeploymentEngine } from "./deploy/engine.ts";
 import { DeploymentRecords, SeenDirectives } from "./deploy/records.ts";
+import { DirectiveArchive } from "./deploy/directive_archive.ts";
+import { DirectiveIntake } from "./deploy/directive_intake.ts";
 import { nodeFacts } from "./deploy/node_facts.ts";
 import type { NodeFacts } from "./deploy/targeting.ts";
 import { modelsReport } from "./deploy/models.ts";
@@ -121,6 +123,16 @@ export async function startAgent(loaded: LoadedConfig, logger: Logger): Promise<
     )
   ) {
     logger.warn("disk is full: removed a partial download no deployment resumes", freed);
+  }
+  const archive = new DirectiveArchive({
+    dir: paths.directives,
+    ttlHours: config.deploy.directive_ttl_hours,
+    trustedIssuers: config.mesh.trusted_issuers,
+    maxMessageBytes: config.mesh.max_message_bytes,
+    logger,
+  });
+  for (const problem of await archive.load()) {
+    logger.warn("archived directive dropped", { problem });
   }
   const seen = new SeenDirectives(paths.seenDirectives);
   const seenProblem = await seen.load();
@@ -300,26 +312,25 @@ export async function startAgent(loaded: LoadedConfig, logger: Logger): Promise<
     publishStatus: (status) => {
       notifier.status(summary()).catch(() => {});
       if (HOLDINGS_CHANGED.includes(status.state)) mesh.advertiseSoon();
-      mesh.messaging.publish("status", status).catch((err) =>
+      mesh.publishStatus(status).catch((err) =>
         logger.debug("status not published", { error: err })
       );
     },
     maxConcurrent: config.deploy.max_concurrent,
+    directiveTtlHours: config.deploy.directive_ttl_hours,
     logger: logger.child({ component: "deploy" }),
   });
   late.engine = engine;
-  mesh.messaging.on("directive", (directive) => {
-    engine.submit(directive, "mesh").catch((err) =>
-      logger.error("directive not handled", { directive_id: directive.directive_id, error: err })
-    );
+  const intake = new DirectiveIntake(archive, engine, logger.child({ component: "deploy" }));
+  mesh.messaging.on("directive", (payload, _signer, envelope) => {
+    void intake.take({ kind: "directive", payload, envelope }, "gossip");
   });
-  mesh.messaging.on("rollback", (order) => {
-    engine.rollback(order).catch((err) =>
-      logger.error("rollback not applied", { directive_id: order.directive_id, error: err })
-    );
+  mesh.messaging.on("rollback", (payload, _signer, envelope) => {
+    void intake.take({ kind: "rollback", payload, envelope }, "gossip");
   });
   await reconciled;
   await engine.resume();
+  await mesh.startDirectivesSync(archive, (orders) => intake.takeAll(orders, "sync"));
   // after a (re)connection, once gossip has formed its mesh, repeat the current statuses
   let republish: ReturnType<typeof setTimeout> | undefined;
   mesh.node.addEventListener("peer:connect", () => {

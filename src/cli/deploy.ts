@@ -2,21 +2,25 @@ import { Registry } from "prom-client";
 import type { Command } from "./command.ts";
 import { parseFlags, println } from "./command.ts";
 import { CONFIG_OPTIONS, CONFIG_OPTIONS_HELP, loadConfigFromFlags } from "./config_flags.ts";
-import { readIdentity } from "../mesh/identity.ts";
+import { ephemeralIdentity, type Identity, readIdentity } from "../mesh/identity.ts";
 import { createMeshNode } from "../mesh/node.ts";
 import { readFleetKey } from "../mesh/fleet_key.ts";
 import { fleetKeyProtector } from "../mesh/fleet_guard.ts";
 import { MeshMessaging } from "../mesh/messaging.ts";
+import { queryStatuses } from "../mesh/status_query.ts";
 import { type DeploymentDirective, DeploymentDirectiveSchema } from "../protocol/directive.ts";
-import { TERMINAL_STATES } from "../protocol/status.ts";
+import type { DeploymentStatus } from "../protocol/status.ts";
 import { DeploymentWatch } from "./deploy_watch.ts";
 import { createLogger } from "../system/logger.ts";
 import { UserError } from "../system/errors.ts";
 
 const HELP = `Usage: loam deploy [<directive.json>] --key <c2.key> --bootstrap <multiaddr> [options]
+       loam deploy --watch-only <directive id> --bootstrap <multiaddr> [options]
 
 Signs a deployment directive with the command post's key and publishes it on the mesh. Agents
-accept it when the key's peer id is in their mesh.trusted_issuers.
+accept it when the key's peer id is in their mesh.trusted_issuers. Nodes that are offline get it
+from their peers when they come back (until it expires: expires_at, else issued_at +
+deploy.directive_ttl_hours).
 
   <directive.json>       the directive (directive_id, issued_at and issuer_node_id are filled
                          in when missing); or build one from the flags below
@@ -27,6 +31,12 @@ accept it when the key's peer id is in their mesh.trusted_issuers.
                          every reporting node is final; exit 0 when all are active, 1 otherwise.
                          Nodes are counted by peer id; a node id reported by two peer ids is
                          warned about
+  --expect <n>           with --watch or --watch-only: wait until n nodes have reported and are
+                         final, so nodes that join late are shown arriving (default: the
+                         first quiet spell ends it)
+  --watch-only <id>      publish nothing: show the fleet's current state of a directive published
+                         earlier (each node's last signed report, from the nodes reached), then
+                         follow it as --watch does; --key is not needed
   --timeout <s>          give up watching after this long (default 300)
   --quiet-seconds <s>    with --watch: final once no new node reported for this long (default 5)
   --rollback-threshold <percent>
@@ -91,6 +101,15 @@ async function readDirective(path: string): Promise<Record<string, unknown>> {
   }
 }
 
+/** Polls `done` every 200 ms until it is true (resolves true) or `deadline` passes (false). */
+async function until(done: () => boolean, deadline: number): Promise<boolean> {
+  while (!done()) {
+    if (Date.now() > deadline) return false;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  return true;
+}
+
 /** `loam deploy`: sign and publish a directive, optionally watching the fleet's answers. */
 export const deployCommand: Command = {
   name: "deploy",
@@ -101,6 +120,8 @@ export const deployCommand: Command = {
       key: { type: "string" },
       listen: { type: "string" },
       watch: { type: "boolean" },
+      "watch-only": { type: "string" },
+      expect: { type: "string" },
       timeout: { type: "string" },
       "quiet-seconds": { type: "string" },
       "artifact-url": { type: "string" },
@@ -120,47 +141,45 @@ export const deployCommand: Command = {
       return 0;
     }
     const v = parsed.values;
-    if (!v.key) throw new UserError("deploy: --key <c2.key> is required");
+    const watchOnly = v["watch-only"];
+    if (!v.key && watchOnly === undefined) {
+      throw new UserError("deploy: --key <c2.key> is required");
+    }
     const loaded = await loadConfigFromFlags(v);
     if (loaded.config.mesh.bootstrap.length === 0) {
       throw new UserError("deploy: --bootstrap <multiaddr of an agent> is required");
     }
-    const identity = await readIdentity(v.key);
+    const identity: Identity = v.key ? await readIdentity(v.key) : await ephemeralIdentity();
     const keyFile = loaded.config.mesh.fleet_key_file;
     const fleetKey = keyFile === undefined ? undefined : await readFleetKey(keyFile);
-    const input = parsed.positionals[0]
-      ? await readDirective(parsed.positionals[0])
-      : directiveFromFlags(v);
-    const checked = DeploymentDirectiveSchema.safeParse({
-      directive_id: `d-${crypto.randomUUID().slice(0, 8)}`,
-      issued_at: new Date().toISOString(),
-      issuer_node_id: identity.peerId,
-      ...input,
-    });
-    if (!checked.success) {
-      const issue = checked.error.issues[0]!;
-      throw new UserError(`directive ${issue.path.join(".") || "body"}: ${issue.message}`);
-    }
-    const directive = checked.data;
+    const directive = watchOnly === undefined
+      ? await directiveToPublish(parsed.positionals[0], v, identity)
+      : undefined;
+    const directiveId = directive?.directive_id ?? watchOnly!;
     const thresholdText = v["rollback-threshold"];
     const threshold = thresholdText !== undefined
       ? Number(thresholdText)
-      : directive.options.rollback_threshold_percent;
+      : directive?.options.rollback_threshold_percent;
     if (threshold !== undefined && !(threshold >= 0 && threshold <= 100)) {
       throw new UserError(`deploy: --rollback-threshold "${thresholdText}": expected 0-100`);
     }
-    const watch = v.watch || threshold !== undefined;
+    const expect = Number(v.expect ?? "1");
+    if (!Number.isInteger(expect) || expect < 1) {
+      throw new UserError(`deploy: --expect "${v.expect}": expected a whole number of nodes`);
+    }
+    const watch = v.watch || watchOnly !== undefined || threshold !== undefined;
     const timeoutMs = Number(v.timeout ?? "300") * 1000;
     const quietMs = Number(v["quiet-seconds"] ?? "5") * 1000;
 
     const logger = createLogger({ level: "error", format: loaded.config.log.format });
+    const maxMessageBytes = loaded.config.mesh.max_message_bytes;
     const node = await createMeshNode({
       privateKey: identity.privateKey,
       listen: v.listen ?? "/ip4/0.0.0.0/tcp/0",
       bootstrap: loaded.config.mesh.bootstrap,
       network: loaded.config.mesh.network,
       mdns: false,
-      maxMessageBytes: loaded.config.mesh.max_message_bytes,
+      maxMessageBytes,
       connectionProtector: fleetKey &&
         fleetKeyProtector(
           fleetKey.psk,
@@ -172,76 +191,78 @@ export const deployCommand: Command = {
         node,
         network: loaded.config.mesh.network,
         trustedIssuers: [],
-        maxMessageBytes: loaded.config.mesh.max_message_bytes,
+        maxMessageBytes,
         privateKey: identity.privateKey,
         registry: new Registry(),
         logger,
       });
       const fleet = new DeploymentWatch();
-      let lastNew = Date.now();
-      messaging.on("status", (status, signer) => {
-        if (status.directive_id !== directive.directive_id) return;
+      const show = (status: DeploymentStatus, signer: string) => {
+        if (status.directive_id !== directiveId) return;
         const update = fleet.record(status, signer);
-        if (update.newNode) lastNew = Date.now();
         if (!watch) return;
         if (update.warning) console.error(update.warning);
         if (update.line) println(update.line);
-      });
-      const deadline = Date.now() + timeoutMs;
-      const joinDeadline = Date.now() + 15_000;
-      const pubsub = node.services.pubsub;
-      while (pubsub.getSubscribers(messaging.topics.directives).length === 0) {
-        if (Date.now() > joinDeadline) {
-          throw new UserError(
-            "deploy: no agent reachable through --bootstrap within 15 s" +
-              (fleetKey ? "" : " (a fleet that uses a fleet key needs --fleet-key)"),
-            1,
-          );
-        }
-        await new Promise((r) => setTimeout(r, 100));
-      }
-      // issued now, once the mesh is reached, unless the directive file says otherwise
-      const issued = "issued_at" in input
-        ? directive
-        : { ...directive, issued_at: new Date().toISOString() };
-      await messaging.publish("directive", issued);
-      console.error(`published directive ${directive.directive_id} (signed by ${identity.peerId})`);
-      if (!watch) return 0;
-      const settled = async (): Promise<boolean> => {
-        for (;;) {
-          await new Promise((r) => setTimeout(r, 200));
-          const all = fleet.statuses();
-          const final = all.length > 0 && all.every((s) => TERMINAL_STATES.includes(s.state));
-          if (final && Date.now() - lastNew >= quietMs) return true;
-          if (Date.now() > deadline) {
-            console.error(`deploy: gave up watching after ${timeoutMs / 1000} s`);
-            return false;
-          }
-        }
       };
-      if (!await settled()) return 1;
-      const reporting = fleet.statuses().length;
-      const active = fleet.statuses().filter((s) => s.state === "active").length;
+      messaging.on("status", show);
+      const deadline = Date.now() + timeoutMs;
+      const pubsub = node.services.pubsub;
+      const joined = await until(
+        () => pubsub.getSubscribers(messaging.topics.directives).length > 0,
+        Date.now() + 15_000,
+      );
+      if (!joined) {
+        throw new UserError(
+          "deploy: no agent reachable through --bootstrap within 15 s" +
+            (fleetKey ? "" : " (a fleet that uses a fleet key needs --fleet-key)"),
+          1,
+        );
+      }
+      if (directive) {
+        await messaging.publish("directive", directive);
+        console.error(`published directive ${directiveId} (signed by ${identity.peerId})`);
+        if (!watch) return 0;
+      } else {
+        for (const peer of node.getPeers()) {
+          const statuses = await queryStatuses(node, peer, directiveId, maxMessageBytes).catch(
+            (err) => {
+              console.error(`deploy: ${peer} did not answer: ${(err as Error).message}`);
+              return [];
+            },
+          );
+          for (const { status, signer } of statuses) show(status, signer);
+        }
+        if (fleet.tally().reporting === 0) console.error(`no node has reported on ${directiveId}`);
+      }
+      if (!await until(() => fleet.settled(quietMs, expect), deadline)) {
+        const { reporting } = fleet.tally();
+        console.error(
+          `deploy: gave up watching after ${timeoutMs / 1000} s` +
+            (reporting < expect ? ` (${reporting} of ${expect} expected nodes reported)` : ""),
+        );
+        return 1;
+      }
+      const { reporting, active } = fleet.tally();
       console.error(`${active} of ${reporting} nodes active`);
+      const bootstrap = loaded.config.mesh.bootstrap[0];
+      console.error(
+        `nodes that were offline get it when they return: loam deploy --watch-only ${directiveId} ` +
+          `--bootstrap ${bootstrap} shows them`,
+      );
       if (threshold === undefined || active * 100 >= threshold * reporting) {
         return active === reporting ? 0 : 1;
       }
       const reason = `${active} of ${reporting} nodes active, below the ${threshold}% threshold`;
       await messaging.publish("rollback", {
-        rollback_id: `rollback-${directive.directive_id}`,
-        directive_id: directive.directive_id,
+        rollback_id: `rollback-${directiveId}`,
+        directive_id: directiveId,
         issued_at: new Date().toISOString(),
         issuer_node_id: identity.peerId,
         reason,
       });
-      console.error(`published rollback of ${directive.directive_id}: ${reason}`);
-      lastNew = Date.now();
-      const rollbackDeadline = Date.now() + Math.min(timeoutMs, 60_000);
-      while (
-        fleet.statuses().some((s) => s.state === "active") && Date.now() < rollbackDeadline
-      ) {
-        await new Promise((r) => setTimeout(r, 200));
-      }
+      console.error(`published rollback of ${directiveId}: ${reason}`);
+      const anyActive = () => fleet.statuses().some((s) => s.state === "active");
+      await until(() => !anyActive(), Date.now() + Math.min(timeoutMs, 60_000));
       const undone = fleet.statuses().filter((s) => s.state === "rolled_back").length;
       const still = fleet.statuses().filter((s) => s.state === "active").length;
       console.error(`${undone} nodes rolled back` + (still ? `, ${still} still active` : ""));
@@ -251,3 +272,26 @@ export const deployCommand: Command = {
     }
   },
 };
+
+/**
+ * The directive to sign: from a file or from the flags, with its id, issuer and `issued_at`
+ * filled in when missing (issued now, so that its TTL counts from the publishing).
+ */
+async function directiveToPublish(
+  file: string | undefined,
+  v: Values,
+  identity: Identity,
+): Promise<DeploymentDirective> {
+  const input = file ? await readDirective(file) : directiveFromFlags(v);
+  const checked = DeploymentDirectiveSchema.safeParse({
+    directive_id: `d-${crypto.randomUUID().slice(0, 8)}`,
+    issued_at: new Date().toISOString(),
+    issuer_node_id: identity.peerId,
+    ...input,
+  });
+  if (!checked.success) {
+    const issue = checked.error.issues[0]!;
+    throw new UserError(`directive ${issue.path.join(".") || "body"}: ${issue.message}`);
+  }
+  return checked.data;
+}

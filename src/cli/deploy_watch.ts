@@ -1,4 +1,4 @@
-import type { DeploymentStatus } from "../protocol/status.ts";
+import { type DeploymentStatus, TERMINAL_STATES } from "../protocol/status.ts";
 
 /**
  * The tail of a peer id: enough to tell nodes apart on one screen (every Ed25519 peer id starts
@@ -6,6 +6,15 @@ import type { DeploymentStatus } from "../protocol/status.ts";
  */
 export function shortPeerId(peerId: string): string {
   return peerId.slice(-8);
+}
+
+/** A report older than this is shown with its age (a node that is offline now, say). */
+const STALE_SECONDS = 60;
+
+function ageText(seconds: number): string {
+  if (seconds < 3600) return `${Math.round(seconds / 60)} min`;
+  if (seconds < 172_800) return `${Math.round(seconds / 3600)} h`;
+  return `${Math.round(seconds / 86_400)} days`;
 }
 
 /** What one status changed in a watch: the line to print, and a warning if it showed a clash. */
@@ -27,11 +36,17 @@ export interface WatchUpdate {
 export class DeploymentWatch {
   readonly #byPeer = new Map<string, DeploymentStatus>();
   readonly #warned = new Set<string>();
+  #lastNewAt = Date.now();
 
   /** Takes a status for the watched directive, signed by `signer`. */
   record(status: DeploymentStatus, signer: string): WatchUpdate {
     const previous = this.#byPeer.get(signer);
     const update: WatchUpdate = { newNode: !previous };
+    if (!previous) this.#lastNewAt = Date.now();
+    // gossip may deliver an older report after a newer one (a republish, a relay)
+    if (previous && Date.parse(previous.reported_at) > Date.parse(status.reported_at)) {
+      return update;
+    }
     const twin = [...this.#byPeer.entries()].find(([peer, s]) =>
       peer !== signer && s.node_id === status.node_id
     )?.[0];
@@ -47,10 +62,28 @@ export class DeploymentWatch {
     ) return update;
     this.#byPeer.set(signer, status);
     const error = status.error_message ? `  ${status.error_message}` : "";
+    const age = (Date.now() - Date.parse(status.reported_at)) / 1000;
+    const stale = age >= STALE_SECONDS ? `  (reported ${ageText(age)} ago)` : "";
     update.line = `${status.node_id.padEnd(20)} ${shortPeerId(signer)} ${status.state.padEnd(12)} ${
       String(status.progress_percent).padStart(3)
-    }%${error}`;
+    }%${error}${stale}`;
     return update;
+  }
+
+  /**
+   * True once at least `expect` nodes reported, all of them are in a final state, and no new
+   * node reported for `quietMs`: late nodes that report before then are still waited for.
+   */
+  settled(quietMs: number, expect = 1): boolean {
+    const all = this.statuses();
+    return all.length >= expect && all.every((s) => TERMINAL_STATES.includes(s.state)) &&
+      Date.now() - this.#lastNewAt >= quietMs;
+  }
+
+  /** Counts the nodes that reported, and those that are active. */
+  tally(): { reporting: number; active: number } {
+    const all = this.statuses();
+    return { reporting: all.length, active: all.filter((s) => s.state === "active").length };
   }
 
   /** The latest status of every peer id that reported. */

@@ -108,6 +108,12 @@ export const ApiSectionSchema = z.strictObject({
 export const DeploySectionSchema = z.strictObject({
   /** Deployments downloading or activating at once; the rest wait by priority. */
   max_concurrent: z.number().int().min(1).max(64).default(2),
+  /**
+   * Hours a directive without `expires_at` stays in force after its `issued_at`: kept and handed
+   * to nodes that come back online until then, ignored afterwards. Fractions are allowed; the
+   * default, a week, outlasts most edge link outages.
+   */
+  directive_ttl_hours: z.number().positive().max(87_600).default(168),
 });
 
 /** The `[jobs]` section: each inference instance's job queue. */

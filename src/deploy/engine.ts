@@ -16,6 +16,8 @@ import {
   type SeenDirectives,
 } from "./records.ts";
 import { TransitionRefused } from "./transitions.ts";
+import { replaces } from "./replacement.ts";
+import { inForceUntil } from "./directive_expiry.ts";
 
 /** What the engine works with. */
 export interface EngineDeps {
@@ -30,6 +32,8 @@ export interface EngineDeps {
   facts(): NodeFacts;
   publishStatus(status: DeploymentStatus): void;
   maxConcurrent: number;
+  /** `deploy.directive_ttl_hours`: how long a directive without `expires_at` is in force. */
+  directiveTtlHours: number;
   logger: Logger;
 }
 
@@ -105,9 +109,12 @@ export class DeploymentEngine {
     await seen.add(id).catch((err) =>
       log.error("directive id not persisted for replay protection", { error: err.message })
     );
-    if (directive.expires_at && Date.parse(directive.expires_at) < Date.now()) {
-      log.info("directive ignored", { reason: "expired", expires_at: directive.expires_at });
-      return { outcome: "expired", reason: `directive ${id} expired at ${directive.expires_at}` };
+    const until = inForceUntil(directive, this.#deps.directiveTtlHours);
+    if (until < Date.now()) {
+      const at = new Date(until).toISOString();
+      const why = directive.expires_at ? "" : " (issued_at + deploy.directive_ttl_hours)";
+      log.info("directive ignored", { reason: "expired", expires_at: at });
+      return { outcome: "expired", reason: `directive ${id} expired at ${at}${why}` };
     }
     const facts = this.#deps.facts();
     const target = matchScope(directive.scope, facts);
@@ -486,19 +493,11 @@ export class DeploymentEngine {
     }
   }
 
-  /**
-   * Active deployments that `directive` replaces: those providing any of the same
-   * capabilities or, when it names none, an artifact of the same name.
-   */
+  /** Active deployments that `directive` replaces (see {@link replaces}). */
   #replacedBy(directive: DeploymentDirective): DeploymentRecord[] {
-    const provides = new Set(directive.capabilities);
-    const name = directive.artifact.name;
     return this.#deps.records.list().filter((r) =>
       r.directive_id !== directive.directive_id && r.state === "active" &&
-      r.instance_id !== undefined &&
-      (provides.size > 0
-        ? r.directive.capabilities.some((c) => provides.has(c))
-        : name !== undefined && r.directive.artifact.name === name)
+      r.instance_id !== undefined && replaces(directive, r.directive)
     );
   }
 

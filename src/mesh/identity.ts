@@ -44,6 +44,11 @@ export async function readIdentity(path: string): Promise<Identity> {
   return toIdentity(key);
 }
 
+/** A throwaway identity for a command that only watches (`loam deploy --watch-only`). */
+export async function ephemeralIdentity(): Promise<Identity> {
+  return toIdentity(await generateKeyPair("Ed25519"));
+}
+
 /** Creates a new Ed25519 identity at `path` (mode 0600); refuses to overwrite an existing file. */
 export async function createIdentity(path: string): Promise<Identity> {
   await refuseToOverwrite(path, "an identity key");

@@ -9,6 +9,11 @@ import { combineGaters } from "./combined_gater.ts";
 import { MeshMessaging } from "./messaging.ts";
 import { PeerTable } from "./peers.ts";
 import { serveBlobs } from "./blob_protocol.ts";
+import { DirectivesSync, type SyncLedger } from "./directives_sync.ts";
+import type { SignedOrder } from "../protocol/directives_sync.ts";
+import type { DeploymentStatus } from "../protocol/status.ts";
+import { StatusCache } from "./status_cache.ts";
+import { catchUpStatuses, serveStatusQueries } from "./status_query.ts";
 import { blobCid, MeshBlobSource } from "./blob_source.ts";
 import { type IdentityProblem, IdentityProblems } from "./identity_problems.ts";
 import { PeerIdClash } from "./peer_id_clash.ts";
@@ -59,6 +64,7 @@ export class Mesh {
   readonly messaging: MeshMessaging;
   readonly peers: PeerTable;
   readonly blobSource: MeshBlobSource;
+  readonly #statuses = new StatusCache();
   readonly #options: MeshOptions;
   readonly #problems: IdentityProblems;
   readonly #clash: PeerIdClash;
@@ -70,6 +76,7 @@ export class Mesh {
   /** The last advert reached no peer. */
   #unheard = false;
   #stopped = false;
+  #sync?: DirectivesSync;
 
   private constructor(
     node: MeshNode,
@@ -100,6 +107,9 @@ export class Mesh {
       if (!this.#advertIdentity.received(advert, signer)) return;
       this.peers.recordAdvert(advert);
       logger.debug("advert received", { peer: advert.peer_id, node_id: advert.node_id });
+    });
+    this.messaging.on("status", (status, signer, envelope) => {
+      this.#statuses.record(status, signer, envelope);
     });
     node.addEventListener("peer:connect", (evt) => {
       logger.info("peer connected", { peer: evt.detail.toString() });
@@ -164,6 +174,7 @@ export class Mesh {
       );
     }
     const mesh = new Mesh(node, options, problems, clash);
+    await serveStatusQueries(node, mesh.#statuses, options.logger);
     await serveBlobs(node, options.store, options.registry, options.logger, {
       maxStreamsPerPeer: options.config.limits.blob_streams_per_peer,
     });
@@ -179,6 +190,44 @@ export class Mesh {
   /** The addresses other nodes can dial, each ending in /p2p/<peer id>. */
   listenAddrs(): string[] {
     return this.node.getMultiaddrs().map((a) => a.toString());
+  }
+
+  /**
+   * Signs and publishes this node's status of a deployment, and keeps it for command posts that
+   * ask later (`loam deploy --watch-only`); resolves with how many peers it was sent to.
+   */
+  async publishStatus(status: DeploymentStatus): Promise<number> {
+    const data = await this.messaging.seal("status", status);
+    this.#statuses.record(status, this.node.peerId.toString(), new TextDecoder().decode(data));
+    return await this.messaging.send("status", data);
+  }
+
+  /**
+   * Starts handing signed orders to late nodes and taking theirs (`/loam/directives-sync/1`),
+   * once the agent can act on what arrives; stopped with the mesh.
+   */
+  async startDirectivesSync(
+    ledger: SyncLedger,
+    receive: (orders: SignedOrder[]) => Promise<number>,
+  ): Promise<void> {
+    this.#sync = await DirectivesSync.start({
+      node: this.node,
+      ledger,
+      trustedIssuers: this.#options.config.trusted_issuers,
+      maxMessageBytes: this.#options.config.max_message_bytes,
+      receive,
+      received: (peer, ids) =>
+        void catchUpStatuses(
+          this.node,
+          peer,
+          ids,
+          this.#statuses,
+          this.#options.config.max_message_bytes,
+          this.#options.logger,
+        ),
+      registry: this.#options.registry,
+      logger: this.#options.logger,
+    });
   }
 
   /** Identity problems noticed since start (`identity_problems` in `/v1/status`). */
@@ -269,6 +318,7 @@ export class Mesh {
     this.#stopped = true;
     clearTimeout(this.#debounce);
     this.#witness.stop();
+    this.#sync?.stop();
     for (const timer of this.#timers) clearInterval(timer);
     await this.node.stop();
   }

@@ -22,8 +22,15 @@ type PolicyDropReason =
   | "unsigned"
   | "rate_limited";
 
-/** Receives accepted messages of one kind. */
-export type MessageHandler<K extends MessageKind> = (payload: PayloadOf[K], signer: string) => void;
+/**
+ * Receives accepted messages of one kind: the payload, its signer, and the envelope's text as
+ * received (signature included), for what is kept and handed on.
+ */
+export type MessageHandler<K extends MessageKind> = (
+  payload: PayloadOf[K],
+  signer: string,
+  envelope: string,
+) => void;
 
 /** Options for {@link MeshMessaging}. */
 export interface MessagingOptions {
@@ -98,8 +105,18 @@ export class MeshMessaging {
 
   /** Signs and publishes a message on its kind's topic; returns how many peers it was sent to. */
   async publish<K extends MessageKind>(kind: K, payload: PayloadOf[K]): Promise<number> {
+    return await this.send(kind, await this.seal(kind, payload));
+  }
+
+  /** Signs a message with this node's key, for {@link send} (and for keeping what was sent). */
+  seal<K extends MessageKind>(kind: K, payload: PayloadOf[K]): Promise<Uint8Array> {
     const { node, privateKey } = this.#options;
-    const data = await sealEnvelope(kind, payload, privateKey, node.peerId.toString());
+    return sealEnvelope(kind, payload, privateKey, node.peerId.toString());
+  }
+
+  /** Publishes a sealed envelope of `kind` on its topic; returns how many peers it was sent to. */
+  async send(kind: MessageKind, data: Uint8Array): Promise<number> {
+    const { node } = this.#options;
     const topic = kind === "directive" || kind === "rollback"
       ? this.topics.directives
       : kind === "status"
@@ -142,14 +159,15 @@ export class MeshMessaging {
       );
     }
     this.#received.inc({ kind: message.kind });
-    queueMicrotask(() => this.#dispatch(message));
+    const envelope = new TextDecoder().decode(msg.data);
+    queueMicrotask(() => this.#dispatch(message, envelope));
     return TopicValidatorResult.Accept;
   }
 
-  #dispatch(message: OpenedMessage): void {
+  #dispatch(message: OpenedMessage, envelope: string): void {
     for (const handler of this.#handlers[message.kind] as MessageHandler<typeof message.kind>[]) {
       try {
-        handler(message.payload as never, message.signer);
+        handler(message.payload as never, message.signer, envelope);
       } catch (err) {
         this.#options.logger.error("gossip handler failed", { kind: message.kind, error: err });
       }

@@ -2,6 +2,7 @@ import { z } from "zod";
 import { HardwareRequirementsSchema } from "./hardware_requirements.ts";
 import { ModelManifestSchema } from "./model_manifest.ts";
 import { capabilityProblem } from "./wasi_capabilities.ts";
+import { OrderIdSchema } from "./order_id.ts";
 
 const sha256Ref = z.string().regex(/^sha256:[0-9a-f]{64}$/, 'expected "sha256:<64 lowercase hex>"');
 const httpUrl = z.url({ protocol: /^https?$/, error: "expected an http or https URL" });
@@ -80,10 +81,7 @@ export const DeploymentOptionsSchema = z.strictObject({
 
 /** A signed order from the command post to deploy one artifact (Peat DeploymentDirective). */
 export const DeploymentDirectiveSchema = z.strictObject({
-  directive_id: z.string().regex(
-    /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/,
-    "expected 1-128 letters, digits, ., _, : or -",
-  ),
+  directive_id: OrderIdSchema,
   issued_at: z.iso.datetime({ offset: true }),
   expires_at: z.iso.datetime({ offset: true }).optional(),
   issuer_node_id: z.string().min(1),

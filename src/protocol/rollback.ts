@@ -1,9 +1,5 @@
 import { z } from "zod";
-
-const id = z.string().regex(
-  /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/,
-  "expected 1-128 letters, digits, ., _, : or -",
-);
+import { OrderIdSchema as id } from "./order_id.ts";
 
 /**
  * A signed order from the command post to undo a deployment (sent on the directives topic when

@@ -14,6 +14,8 @@ export interface DataPaths {
   deployments: string;
   /** Ids of every directive seen (targeted or not), for replay protection across restarts. */
   seenDirectives: string;
+  /** Signed directives and rollback orders in force, as received, handed to late nodes. */
+  directives: string;
   instances: string;
 }
 
@@ -49,6 +51,7 @@ export function dataPaths(root: string): DataPaths {
     blobs: join(root, "blobs"),
     deployments: join(root, "deployments"),
     seenDirectives: join(root, "seen-directives.json"),
+    directives: join(root, "directives"),
     instances: join(root, "instances"),
   };
 }

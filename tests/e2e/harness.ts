@@ -59,7 +59,9 @@ function loamCommand(args: string[], options: LoamOptions, stdio: "piped" | "nul
   // a self-extracting file (or a wrapper) is a shell script: sh runs it, as a user's shell would
   const script = binary !== undefined && isScript(binary);
   return new Deno.Command(binary ? (script ? "sh" : binary) : "deno", {
-    args: binary ? [...(script ? [binary] : []), ...args] : ["run", ...agentFlags(), MAIN, ...args],
+    args: binary
+      ? [...(script ? [binary] : []), ...args]
+      : ["run", "--quiet", ...agentFlags(), MAIN, ...args],
     env: childEnv({ ...(binary ? { LOAM_RUNTIME_DIR: TEST_RUNTIME_DIR } : {}), ...options.env }),
     clearEnv: true,
     stdin: "null",
