@@ -2,7 +2,8 @@
  * Deployment benchmark: one directive for a small native binary to N agents on this machine;
  * per node, the seconds from `issued_at` to `active` (both stamped by the same clock), as p50
  * and p99, split into the phases of the node's history, and the CPU the agents spent on the
- * deployment beyond their idle load. Baseline: the same for N = 1.
+ * deployment beyond their idle load. Baseline: the same for N = 1. And a node that joins after
+ * the deployment: how long it takes to catch up.
  * @module
  */
 import { type AgentProcess, runLoam, startAgent } from "../tests/e2e/harness.ts";
@@ -139,6 +140,49 @@ async function deployToFleet(
   }
 }
 
+/**
+ * A node that joins after the deployment: seconds from its `agent ready` to `active` (the
+ * directive comes over /loam/directives-sync/1 from the node it bootstraps to), and the online
+ * node's issued → active for comparison.
+ */
+async function lateJoin(dir: string, url: string): Promise<{ online: number; late: number }> {
+  const key = `${dir}/c2-late.key`;
+  const c2 =
+    JSON.parse((await runLoam(["keys", "generate", "--out", key, "--json"])).stdout).peer_id;
+  const trust = ["--set", `mesh.trusted_issuers=${c2}`];
+  const online = await startAgent(`${dir}/late-a`, trust);
+  const agents = [online];
+  const id = "bench-late";
+  const activeRecord = (agent: AgentProcess) =>
+    eventually(`${id} active`, async () => {
+      const r = await agent.request(`/v1/deployments/${id}`, { token: agent.adminToken() });
+      const body = r.status === 200 ? await r.json() as Record : undefined;
+      return body?.state === "active" ? body : undefined;
+    }, 120_000);
+  try {
+    const res = await runLoam([
+      "deploy",
+      ...["--key", key, "--bootstrap", online.meshAddrs[0]!, "--listen", "/ip4/127.0.0.1/tcp/0"],
+      ...["--artifact-url", url, "--sha256", sha256Hex(PROGRAM), "--size", String(PROGRAM.length)],
+      ...["--type", "native_binary", "--id", id],
+    ]);
+    if (res.code !== 0) throw new Error(`loam deploy failed: ${res.stderr}`);
+    const first = nodeTimes(await activeRecord(online));
+    const late = await startAgent(`${dir}/late-b`, [
+      "--bootstrap",
+      online.meshAddrs[0]!,
+      ...trust,
+    ]);
+    const readyAt = Date.now();
+    agents.push(late);
+    const record = await activeRecord(late);
+    const activeAt = Date.parse(record.history.find((h) => h.state === "active")!.at);
+    return { online: first.total, late: (activeAt - readyAt) / 1000 };
+  } finally {
+    await Promise.all(agents.map((a) => a.stop()));
+  }
+}
+
 /** Measures directive → active for a fleet of `count` agents; returns the table rows. */
 export async function benchDeploy(
   dir: string,
@@ -150,6 +194,8 @@ export async function benchDeploy(
   const single = await deployToFleet(dir, 1, http.url("/program"), "one");
   console.error(`deploy: ${count} agents`);
   const fleet = await deployToFleet(dir, count, http.url("/program"), "fleet");
+  console.error("deploy: a node that joins afterwards");
+  const late = await lateJoin(dir, http.url("/program"));
   const p50 = (phase: keyof NodeTimes, result: FleetResult) =>
     percentile(result.nodes.map((n) => n[phase]), 50);
   const fleetName = `${count} agents`;
@@ -182,6 +228,12 @@ export async function benchDeploy(
       `… install and start (1 s start check), p50 (s) vs 1 agent`,
       p50("activate", fleet),
       p50("activate", single),
+      "reference",
+    ],
+    [
+      "late node: ready → active, over directives-sync (s) vs an online node's issued → active",
+      late.late,
+      late.online,
       "reference",
     ],
     [
