@@ -48,10 +48,15 @@ export class DirectiveIntake {
     return fresh;
   }
 
+  /**
+   * Logs why an order stopped at the archive: an id already held is a replay when it came by
+   * gossip (worth an info line), and routine when a sync round crossed a fresh copy (debug).
+   */
   #skipped(kind: string, id: string, verdict: string, via: string): false {
-    this.#logger[verdict === "known" ? "debug" : "info"](`${kind} ignored`, {
+    const known = verdict === "known";
+    this.#logger[known && via === "sync" ? "debug" : "info"](`${kind} ignored`, {
       id,
-      reason: verdict,
+      reason: known && via === "gossip" ? "replay" : verdict,
       via,
     });
     return false;
