@@ -10,6 +10,8 @@ import { parseArgs } from "node:util";
 import { fuzzConfig } from "./fuzz_config.ts";
 import { fuzzWire } from "./fuzz_wire.ts";
 import { fuzzApi } from "./fuzz_api.ts";
+import { fuzzTar } from "./fuzz_tar.ts";
+import { fuzzModels } from "./fuzz_models.ts";
 import { type FamilyTally, printReport } from "./fuzz_tally.ts";
 
 const { values } = parseArgs({
@@ -24,7 +26,7 @@ if (!Number.isInteger(count) || count < 1 || !Number.isInteger(seed)) {
 }
 
 /** Each family's share of `--count`. */
-const SHARES = { config: 0.2, wire: 0.35, api: 0.2 };
+const SHARES = { config: 0.2, wire: 0.35, api: 0.2, tar: 0.1, models: 0.15 };
 
 const dir = await Deno.makeTempDir({ prefix: "loam-fuzz-" });
 for (const sub of Object.keys(SHARES)) await Deno.mkdir(`${dir}/${sub}`);
@@ -35,6 +37,8 @@ try {
   families.push(...await fuzzConfig(`${dir}/config`, share("config"), seed));
   families.push(...await fuzzWire(`${dir}/wire`, share("wire"), seed));
   families.push(...await fuzzApi(`${dir}/api`, share("api"), seed));
+  families.push(...await fuzzTar(`${dir}/tar`, share("tar"), seed));
+  families.push(...await fuzzModels(`${dir}/models`, share("models"), seed));
 } finally {
   await Deno.remove(dir, { recursive: true });
 }

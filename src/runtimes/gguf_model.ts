@@ -7,6 +7,7 @@ import type {
   LlamaContextSequence,
   LlamaModel,
 } from "node-llama-cpp";
+import { checkGgufFile } from "./gguf_check.ts";
 import type { DeploymentDirective } from "../protocol/directive.ts";
 import type { Instance, InstanceView, RuntimeAdapter } from "./adapter.ts";
 import type { JobRequest } from "./job_queue.ts";
@@ -275,6 +276,8 @@ export class GgufModelAdapter implements RuntimeAdapter {
         this.#settings.contextLength,
     };
     return await this.#loaded.load(instanceId, directive.directive_id, fields, async (loaded) => {
+      // llama.cpp parses the file in native code, in this process: only a consistent one
+      await checkGgufFile(blobPath);
       const m = await this.#llamaModule();
       const llama = await this.#binding();
       const useGpu = llama.gpu !== false;
