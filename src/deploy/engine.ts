@@ -451,7 +451,8 @@ export class DeploymentEngine {
    * activating → active through the artifact type's runtime adapter (throws its reason). With
    * `replace_existing`, the deployments this one replaces are retired only after it is active;
    * when it fails they keep running and this one ends rolled_back, saying so. An instance that
-   * came up although the signal aborted is deactivated again.
+   * came up although the signal aborted, or whose active record could not be written, is
+   * deactivated again.
    */
   async #activate(
     id: string,
@@ -476,13 +477,15 @@ export class DeploymentEngine {
       this.#deps.logger.warn("deployment rolled back", { directive_id: id, error: reason });
       return;
     }
+    if (!signal.aborted) await this.#move(id, "active", { instance_id: instanceId });
+    // aborted meanwhile, or the record could not say active (a full disk aborts the work): the
+    // instance must not outlive a record that does not own it
     if (signal.aborted) {
       await adapter.deactivate(instanceId).catch((err) =>
         this.#deps.logger.error("instance not removed", { instance_id: instanceId, error: err })
       );
       throw signal.reason;
     }
-    await this.#move(id, "active", { instance_id: instanceId });
     this.#deps.logger.info("deployment active", { directive_id: id, instance_id: instanceId });
     for (const old of replaced) {
       const adapter = this.#deps.adapters.get(old.directive.artifact.artifact_type.type);

@@ -1,6 +1,6 @@
 // @ts-types="@types/tar-stream"
 import tar from "tar-stream";
-import { dirname, isAbsolute, join, normalize } from "node:path";
+import { basename, dirname, isAbsolute, join, normalize } from "node:path";
 import type { DeploymentDirective } from "../protocol/directive.ts";
 import type { Instance, InstanceView, RuntimeAdapter } from "./adapter.ts";
 import { atomicWriteFile, syncDir } from "../system/atomic_write.ts";
@@ -80,6 +80,20 @@ async function extractInto(blobPath: string, dir: string): Promise<void> {
 }
 
 /**
+ * Removes staging directories an activation of `target` left when the agent died while
+ * unpacking (`deno task chaos` found them piling up, one per crash): only an activation
+ * creates them, and only one runs per target, so any that exists now is stale.
+ */
+async function removeStaleStaging(target: string): Promise<void> {
+  const prefix = `${basename(target)}.loam-staging-`;
+  for await (const entry of Deno.readDir(dirname(target))) {
+    if (entry.name.startsWith(prefix)) {
+      await Deno.remove(join(dirname(target), entry.name), { recursive: true });
+    }
+  }
+}
+
+/**
  * `config_package`: a tar or tar.gz unpacked to `target_path`. Every entry is checked (no
  * absolute paths, no `..`, no links or devices) while unpacking into a staging directory
  * beside the target; only a complete, clean package replaces the target, by rename. The
@@ -109,6 +123,7 @@ export class ConfigPackageAdapter implements RuntimeAdapter {
     const stamp = `${Date.now()}-${crypto.randomUUID().slice(0, 8)}`;
     const staging = `${target}.loam-staging-${stamp}`;
     await Deno.mkdir(dirname(target), { recursive: true });
+    await removeStaleStaging(target);
     await Deno.mkdir(staging, { mode: 0o755 });
     try {
       await extractInto(blobPath, staging);
@@ -123,13 +138,20 @@ export class ConfigPackageAdapter implements RuntimeAdapter {
     const applied: Applied = { target_path: target };
     if (await Deno.lstat(target).then(() => true, () => false)) {
       applied.previous = `${target}.loam-previous-${stamp}`;
-      await Deno.rename(target, applied.previous);
     }
+    // what deactivation needs is written before anything is swapped: a write that fails (a
+    // full disk) leaves the target as it was, never new content that nothing can roll back
+    const instanceDir = join(this.#instancesDir, instanceId);
+    try {
+      await Deno.mkdir(instanceDir, { recursive: true, mode: 0o700 });
+      await atomicWriteFile(join(instanceDir, "config_package.json"), JSON.stringify(applied));
+    } catch (err) {
+      await Deno.remove(staging, { recursive: true });
+      throw err;
+    }
+    if (applied.previous) await Deno.rename(target, applied.previous);
     await Deno.rename(staging, target);
     await syncDir(dirname(target));
-    const instanceDir = join(this.#instancesDir, instanceId);
-    await Deno.mkdir(instanceDir, { recursive: true, mode: 0o700 });
-    await atomicWriteFile(join(instanceDir, "config_package.json"), JSON.stringify(applied));
     this.#track(directive, instanceId, new Date().toISOString());
     return { instance_id: instanceId, provider: "filesystem" };
   }
@@ -171,7 +193,12 @@ export class ConfigPackageAdapter implements RuntimeAdapter {
       await Deno.readTextFile(join(instanceDir, "config_package.json")),
     ) as Applied;
     await Deno.remove(applied.target_path, { recursive: true }).catch(() => {});
-    if (applied.previous) await Deno.rename(applied.previous, applied.target_path);
+    // a crash between writing the record and the swap leaves no previous to bring back
+    if (applied.previous) {
+      await Deno.rename(applied.previous, applied.target_path).catch((err) => {
+        if (!(err instanceof Deno.errors.NotFound)) throw err;
+      });
+    }
     await syncDir(dirname(applied.target_path));
     await Deno.remove(instanceDir, { recursive: true });
   }

@@ -1,0 +1,94 @@
+/**
+ * What `deno task chaos` checks after every restart: each record on disk is readable and the
+ * API lists it; what its state says matches what really runs (a native program's process, a
+ * config package's files, an ONNX model's instance), nothing runs or lies around that no active
+ * record owns (processes working in an instance dir, staging directories), and every blob in the
+ * store re-hashes to its name. Returns the violations, empty when consistent.
+ * @module
+ */
+import { type AgentProcess, runLoam } from "../tests/e2e/harness.ts";
+
+interface RecordView {
+  directive_id: string;
+  state: string;
+  directive: { artifact: { artifact_type: { type: string; target_path?: string } } };
+}
+
+async function api<T>(agent: AgentProcess, path: string): Promise<T> {
+  const res = await agent.request(path, { token: agent.adminToken() });
+  if (!res.ok) throw new Error(`${path}: ${res.status} ${await res.text()}`);
+  return await res.json() as T;
+}
+
+/** The violations of the agent at `dataDir` (running as `agent`); empty when consistent. */
+export async function violations(agent: AgentProcess, dataDir: string): Promise<string[]> {
+  const found: string[] = [];
+  const onDisk: string[] = [];
+  for await (const entry of Deno.readDir(`${dataDir}/deployments`)) {
+    if (!entry.name.endsWith(".json")) continue;
+    try {
+      JSON.parse(await Deno.readTextFile(`${dataDir}/deployments/${entry.name}`));
+      onDisk.push(entry.name.slice(0, -5));
+    } catch (err) {
+      found.push(`record ${entry.name} unreadable: ${(err as Error).message}`);
+    }
+  }
+  const { deployments } = await api<{ deployments: RecordView[] }>(agent, "/v1/deployments");
+  if (deployments.length !== onDisk.length) {
+    found.push(`${onDisk.length} records on disk, the API lists ${deployments.length}`);
+  }
+  const { instances } = await api<{ instances: { instance_id: string }[] }>(agent, "/v1/instances");
+  const loaded = new Set(instances.map((i) => i.instance_id));
+  // by working directory, which survives an exec: programs run in their instance dir
+  const listing = await new Deno.Command("sh", {
+    args: [
+      "-c",
+      'for p in /proc/[0-9]*; do d=$(readlink "$p/cwd" 2>/dev/null) && echo "${p#/proc/} $d"; done',
+    ],
+    stdout: "piped",
+  }).output();
+  const processes = new TextDecoder().decode(listing.stdout).split("\n").filter((l) =>
+    l.includes(`${dataDir}/instances/`)
+  );
+  const owned = new Set<string>();
+  for (const record of deployments) {
+    const id = record.directive_id;
+    const active = record.state === "active";
+    const type = record.directive.artifact.artifact_type;
+    let running: boolean;
+    if (type.type === "native_binary") {
+      const dir = `${dataDir}/instances/bin-${id}`;
+      running = processes.some((l) => l.endsWith(` ${dir}`));
+      if (active) owned.add(dir);
+    } else if (type.type === "config_package") {
+      running = await Deno.readTextFile(`${type.target_path}/app.conf`).then(
+        (text) => text === "v=1\n",
+        () => false,
+      );
+    } else {
+      running = loaded.has(`onnx-${id}`);
+    }
+    if (running !== active) {
+      found.push(`${id} is ${record.state} but ${running ? "runs" : "does not run"}`);
+    }
+  }
+  for (const line of processes) {
+    if (![...owned].some((dir) => line.endsWith(` ${dir}`))) {
+      found.push(`orphan process: ${line.trim().slice(0, 160)}`);
+    }
+  }
+  const verified = await runLoam(["blobs", "verify", "--data-dir", dataDir]);
+  if (verified.code !== 0) {
+    found.push(`loam blobs verify: ${verified.stdout.trim().split("\n").at(-1)}`);
+  }
+  return found;
+}
+
+/** Staging directories a config package left beside its target (none after any outcome). */
+export async function stagingLeft(targets: string): Promise<string[]> {
+  const left: string[] = [];
+  for await (const entry of Deno.readDir(targets)) {
+    if (entry.name.includes(".loam-staging-")) left.push(`staging left: ${entry.name}`);
+  }
+  return left;
+}
