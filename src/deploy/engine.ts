@@ -337,7 +337,8 @@ export class DeploymentEngine {
    * Moves a deployment to `state`, one write after another, so a late progress write never
    * undoes a state. Never rejects: a change the table refuses is logged and skipped; a write
    * that fails leaves the new state in memory (and published), and a full disk stops the
-   * deployment's work, which then fails with "disk full".
+   * deployment's work (an activation too, whose instance is then stopped), which then fails
+   * with "disk full".
    */
   #move(
     id: string,
@@ -356,7 +357,8 @@ export class DeploymentEngine {
           logger.error("deployment record not written", { directive_id: id, error: err.message });
           const record = records.get(id);
           if (record) this.#publish(record);
-          if (err.diskFull && !TERMINAL_STATES.includes(state)) {
+          // an active state that is not on disk is not active: its instance is stopped
+          if (err.diskFull && (state === "active" || !TERMINAL_STATES.includes(state))) {
             this.#work.get(id)?.controller.abort(new Stop(err.message, "failed"));
           }
         } else {

@@ -140,3 +140,37 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name:
+    "a program whose active record cannot be written (the disk filled during its start check) is stopped",
+  ignore: skipReason !== undefined,
+  async fn() {
+    await using disk = await smallDisk("12m");
+    const data = disk.path;
+    const program = new TextEncoder().encode("#!/bin/sh\nwhile :; do sleep 0.2; done\n");
+    await using server = startBlobServer({ "/prog": { body: program } });
+    const agent = await startAgent(data, ["--set", "blobs.disk_reserve_mb=0"]);
+    try {
+      const res = await postArtifact(agent, "prog", program, server.url("/prog"), {
+        type: "native_binary",
+        arch: Deno.build.arch,
+        args: [],
+      });
+      assert.equal(res.status, 202);
+      // the 1 s start check runs: the record's next write is the one saying active
+      await settledDeployment(agent, "prog", ["activating"]);
+      await fillDisk(`${data}/filler`);
+      const record = await settledDeployment(agent, "prog", ["active", "failed"]);
+      assert.equal(record.state, "failed");
+      assert.match(record.error_message, /disk full/);
+      const ps = await new Deno.Command("sh", { args: ["-c", "ps -eo args"], stdout: "piped" })
+        .output();
+      const running = new TextDecoder().decode(ps.stdout).split("\n")
+        .filter((l) => l.includes(`${data}/instances/bin-prog/program`));
+      assert.deepEqual(running, [], "no program runs that no record says active");
+    } finally {
+      await agent.stop();
+    }
+  },
+});
