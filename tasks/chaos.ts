@@ -245,6 +245,9 @@ for (const [i, round] of plan.entries()) {
   if (gc.code !== 0) console.log(`    loam blobs gc: ${gc.stderr.trim()}`);
 }
 await agent.stop();
+// a workload's last child (a `sleep 0.2`) may still hold the small disk for a moment
+await sleep(500);
 console.log(`seed ${seed}`);
 console.log(`${consistent}/${rounds} consistent`);
-Deno.exit(consistent === rounds ? 0 : 1);
+// not Deno.exit: the disk, the server and the temp dirs are disposed of on the way out
+Deno.exitCode = consistent === rounds ? 0 : 1;

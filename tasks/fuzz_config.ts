@@ -27,6 +27,10 @@ const VALID = new TextEncoder().encode(stringify({
   deploy: { directive_ttl_hours: 168 },
 }));
 
+/** Keys the real agents get as flags (loopback ports, their data dir, JSON logs): a file
+ * refused for one of these would start, the flag winning. */
+const OVERRIDDEN = ["api.listen", "mesh.listen", "data.dir", "log.format"];
+
 /** Real `loam run` starts given a refused file. */
 const AGENT_SAMPLE = 4;
 
@@ -93,7 +97,10 @@ export async function fuzzConfig(dir: string, count: number, seed: number): Prom
       outcome,
       () => "file" in input ? describe(input.file) : describe(input.env),
     );
-    if (outcome.kind === "rejected" && "file" in input && refused.length < AGENT_SAMPLE) {
+    if (
+      outcome.kind === "rejected" && "file" in input && refused.length < AGENT_SAMPLE &&
+      !OVERRIDDEN.some((key) => outcome.reason.includes(key))
+    ) {
       refused.push(path);
     } else if ("file" in input) {
       await Deno.remove(path);

@@ -171,6 +171,8 @@ Deno.test({
       assert.deepEqual(running, [], "no program runs that no record says active");
     } finally {
       await agent.stop();
+      // the stopped loop's last `sleep 0.2` may hold the small disk for a moment
+      await new Promise((r) => setTimeout(r, 500));
     }
   },
 });
