@@ -11,7 +11,7 @@ import { tinyOnnxModel } from "../tests/fixtures/tiny_onnx.ts";
 import { toString as bytesToString } from "uint8arrays/to-string";
 
 /** The kinds chaos deploys. */
-export type ChaosKind = "native_binary" | "config_package" | "onnx_model";
+export type ChaosKind = "native_binary" | "config_package" | "onnx_model" | "container";
 
 /** Bytes per second of the throttled routes: a 3 MiB artifact downloads in ~1.5 s. */
 const SLOW_RATE = 2 * 1024 * 1024;
@@ -33,7 +33,7 @@ export interface ChaosArtifacts extends AsyncDisposable {
   /**
    * A large, throttled artifact of `kind` that no round used before (a new hash), so that a
    * kill lands in a download that really runs rather than on a blob already stored. ONNX
-   * models cannot be padded: the small one is returned.
+   * models and image archives cannot be padded: the small one is returned.
    */
   fresh(kind: ChaosKind, round: number): Promise<Artifact>;
 }
@@ -56,12 +56,13 @@ const pkg = async (padding: number) =>
     ...(padding ? [{ name: "pad.txt", content: bytesToString(random(padding), "base64") }] : []),
   ]);
 
-/** Builds the small artifacts and serves them on 127.0.0.1. */
-export async function chaosArtifacts(): Promise<ChaosArtifacts> {
+/** Builds the small artifacts (and a container image archive, when given) and serves them. */
+export async function chaosArtifacts(image?: Uint8Array): Promise<ChaosArtifacts> {
   const small: Artifact[] = [
     { kind: "native_binary", path: "/prog", bytes: program(8) },
     { kind: "config_package", path: "/pkg", bytes: await pkg(0) },
     { kind: "onnx_model", path: "/model", bytes: tinyOnnxModel() },
+    ...(image ? [{ kind: "container" as const, path: "/image", bytes: image }] : []),
   ];
   const server = startBlobServer(Object.fromEntries(small.map((a) => [a.path, { body: a.bytes }])));
   const of = (kind: ChaosKind) => small.find((a) => a.kind === kind)!;
@@ -69,7 +70,7 @@ export async function chaosArtifacts(): Promise<ChaosArtifacts> {
     server,
     of,
     fresh: async (kind, round) => {
-      if (kind === "onnx_model") return of(kind);
+      if (kind === "onnx_model" || kind === "container") return of(kind);
       const bytes = kind === "native_binary" ? program(PAD) : await pkg(PAD);
       const path = `/${kind}-${round}`;
       server.routes[path] = { body: bytes, bytesPerSecond: SLOW_RATE };
@@ -90,6 +91,8 @@ export function chaosDirective(
     ? { type: "native_binary", arch: Deno.build.arch, args: [] }
     : artifact.kind === "config_package"
     ? { type: "config_package", target_path: `${targets}/${id}` }
+    : artifact.kind === "container"
+    ? { type: "container", runtime: "podman", ports: [], env: {} }
     : { type: "onnx_model" };
   return {
     directive_id: id,

@@ -1,8 +1,9 @@
 /**
  * What `deno task chaos` checks after every restart: each record on disk is readable and the
  * API lists it; what its state says matches what really runs (a native program's process, a
- * config package's files, an ONNX model's instance), nothing runs or lies around that no active
- * record owns (processes working in an instance dir, staging directories), and every blob in the
+ * config package's files, an ONNX model's instance, a container), nothing runs or lies around
+ * that no active record owns (processes working in an instance dir, this agent's containers,
+ * staging directories), and every blob in the
  * store re-hashes to its name. Returns the violations, empty when consistent.
  * @module
  */
@@ -20,8 +21,21 @@ async function api<T>(agent: AgentProcess, path: string): Promise<T> {
   return await res.json() as T;
 }
 
-/** The violations of the agent at `dataDir` (running as `agent`); empty when consistent. */
-export async function violations(agent: AgentProcess, dataDir: string): Promise<string[]> {
+/** A running container as the checks see it. */
+export interface RunningContainer {
+  name: string;
+  labels: Record<string, string>;
+}
+
+/**
+ * The violations of the agent at `dataDir` (running as `agent`); empty when consistent.
+ * `containers` lists the running containers of the agent's store, where podman is in play.
+ */
+export async function violations(
+  agent: AgentProcess,
+  dataDir: string,
+  containers?: () => Promise<RunningContainer[]>,
+): Promise<string[]> {
   const found: string[] = [];
   const onDisk: string[] = [];
   for await (const entry of Deno.readDir(`${dataDir}/deployments`)) {
@@ -50,26 +64,41 @@ export async function violations(agent: AgentProcess, dataDir: string): Promise<
   const processes = new TextDecoder().decode(listing.stdout).split("\n").filter((l) =>
     l.includes(`${dataDir}/instances/`)
   );
+  const running = containers ? await containers() : [];
+  const peerId = String(
+    agent.logs.find((l) => l.msg === "identity created" || l.msg === "identity loaded")?.peer_id,
+  );
+  const ours = running.filter((c) => c.labels["loam.agent"] === peerId);
+  const activeIds = new Set(
+    deployments.filter((d) => d.state === "active").map((d) => d.directive_id),
+  );
+  for (const c of ours) {
+    if (!activeIds.has(c.labels["loam.deployment"] ?? "")) {
+      found.push(`orphan container: ${c.name}`);
+    }
+  }
   const owned = new Set<string>();
   for (const record of deployments) {
     const id = record.directive_id;
     const active = record.state === "active";
     const type = record.directive.artifact.artifact_type;
-    let running: boolean;
-    if (type.type === "native_binary") {
+    let runs: boolean;
+    if (type.type === "container") {
+      runs = ours.some((c) => c.labels["loam.deployment"] === id);
+    } else if (type.type === "native_binary") {
       const dir = `${dataDir}/instances/bin-${id}`;
-      running = processes.some((l) => l.endsWith(` ${dir}`));
+      runs = processes.some((l) => l.endsWith(` ${dir}`));
       if (active) owned.add(dir);
     } else if (type.type === "config_package") {
-      running = await Deno.readTextFile(`${type.target_path}/app.conf`).then(
+      runs = await Deno.readTextFile(`${type.target_path}/app.conf`).then(
         (text) => text === "v=1\n",
         () => false,
       );
     } else {
-      running = loaded.has(`onnx-${id}`);
+      runs = loaded.has(`onnx-${id}`);
     }
-    if (running !== active) {
-      found.push(`${id} is ${record.state} but ${running ? "runs" : "does not run"}`);
+    if (runs !== active) {
+      found.push(`${id} is ${record.state} but ${runs ? "runs" : "does not run"}`);
     }
   }
   for (const line of processes) {
