@@ -28,6 +28,7 @@ import {
 } from "./chaos_artifacts.ts";
 import { stagingLeft, violations } from "./chaos_checks.ts";
 import { draw } from "./fuzz_inputs.ts";
+import { type DeploymentState, TERMINAL_STATES } from "../src/protocol/status.ts";
 import { sha256Hex } from "../tests/fixtures/blob_server.ts";
 
 const { values } = parseArgs({
@@ -48,7 +49,6 @@ type Round =
   | { fault: "restarts"; delaysMs: number[] };
 
 const ORDER = ["pending", "downloading", "ready", "activating", "active"];
-const SETTLED = ["active", "failed", "rolled_back"];
 /** Chaos deployments kept at once; older ones are deleted (their removal is checked too). */
 const KEEP = 3;
 
@@ -150,7 +150,7 @@ async function settle(): Promise<string[]> {
     const { deployments } = await res.json() as {
       deployments: { directive_id: string; state: string }[];
     };
-    const moving = deployments.filter((d) => !SETTLED.includes(d.state));
+    const moving = deployments.filter((d) => !TERMINAL_STATES.includes(d.state as DeploymentState));
     if (moving.length === 0 || Date.now() > deadline) {
       return moving.map((d) => `${d.directive_id} still ${d.state}`);
     }

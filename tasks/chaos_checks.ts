@@ -8,6 +8,7 @@
  * @module
  */
 import { type AgentProcess, runLoam } from "../tests/e2e/harness.ts";
+import { peerIdOf } from "../tests/e2e/mesh_helpers.ts";
 
 interface RecordView {
   directive_id: string;
@@ -65,9 +66,7 @@ export async function violations(
     l.includes(`${dataDir}/instances/`)
   );
   const running = containers ? await containers() : [];
-  const peerId = String(
-    agent.logs.find((l) => l.msg === "identity created" || l.msg === "identity loaded")?.peer_id,
-  );
+  const peerId = peerIdOf(agent);
   const ours = running.filter((c) => c.labels["loam.agent"] === peerId);
   const activeIds = new Set(
     deployments.filter((d) => d.state === "active").map((d) => d.directive_id),

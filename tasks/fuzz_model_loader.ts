@@ -11,7 +11,8 @@ import { OnnxModelAdapter } from "../src/runtimes/onnx_model.ts";
 import { GgufModelAdapter } from "../src/runtimes/gguf_model.ts";
 import { createJobMetrics } from "../src/runtimes/job_metrics.ts";
 import { createLogger } from "../src/system/logger.ts";
-import { type DeploymentDirective, DeploymentDirectiveSchema } from "../src/protocol/directive.ts";
+import type { DeploymentDirective } from "../src/protocol/directive.ts";
+import { testDirective } from "../tests/fixtures/directive.ts";
 
 const logger = createLogger({ level: "error", format: "json", write: () => {} });
 const inference = {
@@ -25,19 +26,8 @@ const onnx = new OnnxModelAdapter(inference);
 const gguf = new GgufModelAdapter({ ...inference, contextLength: 64, gpuLayers: 0, hasGpu: false });
 
 function directive(id: string, type: "onnx_model" | "gguf_model"): DeploymentDirective {
-  return DeploymentDirectiveSchema.parse({
-    directive_id: id,
-    issued_at: new Date().toISOString(),
-    issuer_node_id: "fuzz",
-    scope: { type: "broadcast" },
-    artifact: {
-      blob_hash: `sha256:${"0".repeat(64)}`,
-      size_bytes: 1,
-      urls: ["http://127.0.0.1:9/x"],
-      name: id,
-      artifact_type: type === "onnx_model" ? { type } : { type, context_length: 64 },
-    },
-  });
+  const artifactType = type === "onnx_model" ? { type } : { type, context_length: 64 };
+  return testDirective(id, artifactType, { artifact: { name: id } });
 }
 
 const [listPath, from] = Deno.args;

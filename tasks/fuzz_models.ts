@@ -10,7 +10,7 @@ import { agentFlags } from "./permissions.ts";
 import { buildTinyGguf } from "./gen_tiny_gguf.ts";
 import { tinyOnnxModel } from "../tests/fixtures/tiny_onnx.ts";
 import { describe, draw, mutatedBytes, randomBytes } from "./fuzz_inputs.ts";
-import { FamilyTally, judge, type Outcome } from "./fuzz_tally.ts";
+import { FamilyTally, judge, type Outcome, outcomeOfFailure } from "./fuzz_tally.ts";
 
 const LOADER = new URL("./fuzz_model_loader.ts", import.meta.url).pathname;
 const WASM = new URL("../tests/fixtures/wasm/hello.wasm", import.meta.url).pathname;
@@ -48,9 +48,7 @@ async function loadAll(
       outcomes.push(
         answer.ok
           ? { kind: "accepted" }
-          : ["TypeError", "RangeError", "ReferenceError"].includes(answer.name ?? "")
-          ? { kind: "crash", what: `${answer.name}: ${answer.error}` }
-          : { kind: "rejected", reason: answer.error ?? "" },
+          : outcomeOfFailure(answer.name ?? "Error", answer.error ?? ""),
       );
     }
     if (outcomes.length < files.length && !out.success) {

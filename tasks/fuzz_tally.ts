@@ -13,15 +13,24 @@ export type Outcome =
   | { kind: "crash"; what: string };
 
 /** JavaScript's own errors: thrown by a bug, never on purpose with a reason for the user. */
-const BUG_ERRORS = [TypeError, ReferenceError, RangeError, EvalError];
+const BUG_ERRORS = ["TypeError", "ReferenceError", "RangeError", "EvalError"];
 
-/** Reads a thrown value as an outcome: an Error with a message is a reason, a bug is a crash. */
+/**
+ * Reads a failure (an error's name and message, here or reported by a child process) as an
+ * outcome: a message is a reason, one of JavaScript's own errors is a crash.
+ */
+export function outcomeOfFailure(
+  name: string,
+  message: string,
+): Exclude<Outcome, { kind: "accepted" }> {
+  if (BUG_ERRORS.includes(name)) return { kind: "crash", what: `${name}: ${message}` };
+  return { kind: "rejected", reason: message.trim() };
+}
+
+/** Reads a thrown value as an outcome (see {@link outcomeOfFailure}). */
 export function outcomeOfError(err: unknown): Exclude<Outcome, { kind: "accepted" }> {
   if (!(err instanceof Error)) return { kind: "crash", what: `threw a non-error: ${String(err)}` };
-  if (BUG_ERRORS.some((type) => err instanceof type)) {
-    return { kind: "crash", what: `${err.name}: ${err.message}` };
-  }
-  return { kind: "rejected", reason: err.message.trim() };
+  return outcomeOfFailure(err.name, err.message);
 }
 
 /** Runs `work` on one input: resolving is accepted, throwing is judged, hanging is a crash. */

@@ -5,11 +5,10 @@
  * wrong and leave nothing behind: no target, no staging directory.
  * @module
  */
-// @ts-types="@types/tar-stream"
-import tar from "tar-stream";
 import fc from "fast-check";
 import { ConfigPackageAdapter } from "../src/runtimes/config_package.ts";
-import type { DeploymentDirective } from "../src/protocol/directive.ts";
+import { testDirective } from "../tests/fixtures/directive.ts";
+import { tarball, type TarEntry } from "../tests/fixtures/tarball.ts";
 import { describe, draw, mutatedBytes, randomBytes } from "./fuzz_inputs.ts";
 import { FamilyTally, judge, type Outcome } from "./fuzz_tally.ts";
 
@@ -19,21 +18,16 @@ interface Entry {
   content: string;
 }
 
-async function pack(entries: Entry[], gzip: boolean): Promise<Uint8Array> {
-  const p = tar.pack();
-  for (const e of entries) {
-    if (e.type === "file") p.entry({ name: e.name, mode: 0o644 }, e.content);
-    else if (e.type === "symlink" || e.type === "link") {
-      p.entry({ name: e.name, type: e.type, linkname: e.content });
-    } else p.entry({ name: e.name, type: e.type });
+/** The fixture's entry for a drawn one (`content` is a link's target for links). */
+function tarEntry(e: Entry): TarEntry {
+  if (e.type === "file") return { name: e.name, content: e.content };
+  if (e.type === "symlink" || e.type === "link") {
+    return { name: e.name, type: e.type, linkname: e.content };
   }
-  p.finalize();
-  const chunks: Uint8Array[] = [];
-  for await (const chunk of p) chunks.push(chunk);
-  const body = new Blob(chunks as BlobPart[]);
-  const stream = gzip ? body.stream().pipeThrough(new CompressionStream("gzip")) : body.stream();
-  return new Uint8Array(await new Response(stream).arrayBuffer());
+  return { name: e.name, type: e.type };
 }
+
+const pack = (entries: Entry[], gzip: boolean) => tarball(entries.map(tarEntry), gzip);
 
 const NAME = fc.oneof(
   { arbitrary: fc.constantFrom("app.conf", "dir/", "dir/a.conf", "./b.conf"), weight: 4 },
@@ -60,29 +54,6 @@ const ENTRY: fc.Arbitrary<Entry> = fc.record({
   ),
   content: fc.oneof(fc.string({ maxLength: 100 }), fc.constantFrom("/etc/passwd", "../../x")),
 });
-
-function directive(id: string, target: string): DeploymentDirective {
-  return {
-    directive_id: id,
-    issued_at: new Date().toISOString(),
-    issuer_node_id: "fuzz",
-    scope: { type: "broadcast" },
-    artifact: {
-      blob_hash: `sha256:${"0".repeat(64)}`,
-      size_bytes: 1,
-      urls: [],
-      artifact_type: { type: "config_package", target_path: target },
-    },
-    capabilities: [],
-    config: {},
-    options: {
-      priority: "normal",
-      timeout_seconds: 60,
-      replace_existing: false,
-      auto_activate: true,
-    },
-  } as DeploymentDirective;
-}
 
 /** What is in `dir` besides the blob files: a refused package must leave nothing. */
 async function leftovers(dir: string): Promise<string[]> {
@@ -124,7 +95,7 @@ export async function fuzzTar(dir: string, count: number, seed: number): Promise
     const blob = `${dir}/targets/${i}.tar`;
     await Deno.writeFile(blob, bytes);
     const target = `${dir}/targets/t${i}`;
-    const d = directive(`fuzz-tar-${i}`, target);
+    const d = testDirective(`fuzz-tar-${i}`, { type: "config_package", target_path: target });
     let outcome: Outcome = await judge(() =>
       adapter.activate(d, blob, new AbortController().signal)
     );

@@ -18,6 +18,8 @@ import { STATUS_QUERY_PROTOCOL } from "../src/mesh/status_query.ts";
 import { type AgentProcess, runLoam, startAgent } from "../tests/e2e/harness.ts";
 import { eventually } from "../tests/e2e/mesh_helpers.ts";
 import { startTestPeer, type TestPeer } from "../tests/fixtures/mesh_peer.ts";
+import { testAdvert } from "../tests/fixtures/advert.ts";
+import { testDirective } from "../tests/fixtures/directive.ts";
 import {
   describe,
   draw,
@@ -41,27 +43,10 @@ type Kind = "directive" | "status" | "advert" | "rollback";
 function validPayloads(issuer: string): Record<Kind, unknown> {
   const now = new Date().toISOString();
   return {
-    directive: {
-      directive_id: "fuzz-1",
-      issued_at: now,
+    directive: testDirective("fuzz-1", { type: "native_binary", arch: "x86_64", args: [] }, {
       issuer_node_id: issuer,
-      scope: { type: "broadcast" },
-      artifact: {
-        blob_hash: `sha256:${"0".repeat(64)}`,
-        size_bytes: 10,
-        // a closed port: a mutation that stays valid fails its download at once, on loopback
-        urls: ["http://127.0.0.1:9/x"],
-        artifact_type: { type: "native_binary", arch: "x86_64", args: [] },
-      },
-      capabilities: [],
-      config: {},
-      options: {
-        priority: "normal",
-        timeout_seconds: 5,
-        replace_existing: false,
-        auto_activate: true,
-      },
-    },
+      options: { timeout_seconds: 5 },
+    }),
     status: {
       directive_id: "fuzz-1",
       node_id: "n1",
@@ -69,23 +54,7 @@ function validPayloads(issuer: string): Record<Kind, unknown> {
       state: "active",
       progress_percent: 100,
     },
-    advert: {
-      node_id: "n1",
-      peer_id: issuer,
-      formation_id: null,
-      version: "0.1.0",
-      sent_at: now,
-      arch: "x86_64",
-      os: "linux",
-      ram_mb: { total: 1, free: 1 },
-      disk_mb: { total: 1, free: 1 },
-      gpus: [],
-      execution_providers: [],
-      container_runtimes: [],
-      capabilities: [],
-      blobs: [],
-      instances: [],
-    },
+    advert: testAdvert("n1", issuer),
     rollback: {
       rollback_id: "rb-1",
       directive_id: "fuzz-1",

@@ -2,7 +2,8 @@ import assert from "node:assert/strict";
 import { generateKeyPair } from "@libp2p/crypto/keys";
 import { peerIdFromPrivateKey } from "@libp2p/peer-id";
 import type { PrivateKey } from "@libp2p/interface";
-import { type DeploymentDirective, DeploymentDirectiveSchema } from "../protocol/directive.ts";
+import type { DeploymentDirective } from "../protocol/directive.ts";
+import { testDirective } from "../../tests/fixtures/directive.ts";
 import type { RollbackOrder } from "../protocol/rollback.ts";
 import { sealEnvelope } from "../protocol/envelope.ts";
 import { createLogger } from "../system/logger.ts";
@@ -10,18 +11,11 @@ import { type ArchiveOptions, DirectiveArchive } from "./directive_archive.ts";
 
 const logger = createLogger({ level: "error", format: "json" });
 
+/** A config package directive of issuer "c2" named "svc" (the name replacement matches on). */
 function directive(id: string, extra: Record<string, unknown> = {}): DeploymentDirective {
-  return DeploymentDirectiveSchema.parse({
-    directive_id: id,
-    issued_at: new Date().toISOString(),
+  return testDirective(id, { type: "config_package", target_path: "/tmp/x" }, {
     issuer_node_id: "c2",
-    scope: { type: "broadcast" },
-    artifact: {
-      blob_hash: `sha256:${"0".repeat(64)}`,
-      size_bytes: 1,
-      name: "svc",
-      artifact_type: { type: "config_package", target_path: "/tmp/x" },
-    },
+    artifact: { name: "svc" },
     ...extra,
   });
 }

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { ConfigPackageAdapter } from "./config_package.ts";
-import { DeploymentDirectiveSchema } from "../protocol/directive.ts";
+import { testDirective } from "../../tests/fixtures/directive.ts";
 import { tarGz } from "../../tests/fixtures/tarball.ts";
 
 Deno.test("config package: an activation clears the staging a crashed one left beside the target", async () => {
@@ -13,18 +13,7 @@ Deno.test("config package: an activation clears the staging a crashed one left b
       `${dir}/pkg.tar.gz`,
       await tarGz([{ name: "app.conf", content: "v=1\n" }]),
     );
-    const directive = DeploymentDirectiveSchema.parse({
-      directive_id: "cfg",
-      issued_at: new Date().toISOString(),
-      issuer_node_id: "test",
-      scope: { type: "broadcast" },
-      artifact: {
-        blob_hash: `sha256:${"0".repeat(64)}`,
-        size_bytes: 1,
-        urls: ["http://127.0.0.1:9/x"],
-        artifact_type: { type: "config_package", target_path: target },
-      },
-    });
+    const directive = testDirective("cfg", { type: "config_package", target_path: target });
     const adapter = new ConfigPackageAdapter(`${dir}/instances`);
     await adapter.activate(directive, `${dir}/pkg.tar.gz`, new AbortController().signal);
     assert.equal(await Deno.readTextFile(`${target}/app.conf`), "v=1\n");
@@ -52,18 +41,7 @@ Deno.test("config package: when its record cannot be written, the target keeps i
     // a file where the instances dir should be: the record's write fails, as on a full disk
     await Deno.writeTextFile(`${dir}/instances`, "");
     const adapter = new ConfigPackageAdapter(`${dir}/instances`);
-    const directive = DeploymentDirectiveSchema.parse({
-      directive_id: "cfg",
-      issued_at: new Date().toISOString(),
-      issuer_node_id: "test",
-      scope: { type: "broadcast" },
-      artifact: {
-        blob_hash: `sha256:${"0".repeat(64)}`,
-        size_bytes: 1,
-        urls: ["http://127.0.0.1:9/x"],
-        artifact_type: { type: "config_package", target_path: target },
-      },
-    });
+    const directive = testDirective("cfg", { type: "config_package", target_path: target });
     await assert.rejects(
       adapter.activate(directive, `${dir}/pkg.tar.gz`, new AbortController().signal),
     );

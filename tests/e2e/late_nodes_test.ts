@@ -11,6 +11,7 @@ import { type AgentProcess, runLoam, spawnLoam, startAgent, tempDir } from "./ha
 import { eventually, metric, peerIdOf } from "./mesh_helpers.ts";
 import { sha256Hex, startBlobServer } from "../fixtures/blob_server.ts";
 import { startTestPeer } from "../fixtures/mesh_peer.ts";
+import { testDirective } from "../fixtures/directive.ts";
 import { sealEnvelope } from "../../src/protocol/envelope.ts";
 import type { DeploymentDirective } from "../../src/protocol/directive.ts";
 import type { RollbackOrder } from "../../src/protocol/rollback.ts";
@@ -48,27 +49,17 @@ async function synced(agent: AgentProcess, what: string): Promise<void> {
   );
 }
 
+/** The looping service as a broadcast directive of `issuer`, downloaded from `url`. */
 function serviceDirective(id: string, issuer: string, url: string): DeploymentDirective {
-  return {
-    directive_id: id,
-    issued_at: new Date().toISOString(),
+  return testDirective(id, { type: "native_binary", arch: Deno.build.arch, args: [] }, {
     issuer_node_id: issuer,
-    scope: { type: "broadcast" },
     artifact: {
       blob_hash: `sha256:${sha256Hex(SERVICE)}`,
       size_bytes: SERVICE.length,
       urls: [url],
-      artifact_type: { type: "native_binary", arch: Deno.build.arch, args: [] },
     },
-    capabilities: [],
-    config: {},
-    options: {
-      priority: "normal",
-      timeout_seconds: 60,
-      replace_existing: false,
-      auto_activate: true,
-    },
-  };
+    options: { timeout_seconds: 60 },
+  });
 }
 
 Deno.test("late nodes: a node that joins after the deployment ends active, through a relay chain; --watch and --watch-only show them", async () => {
