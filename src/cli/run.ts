@@ -3,7 +3,7 @@ import { parseFlags, println } from "./command.ts";
 import { CONFIG_OPTIONS, CONFIG_OPTIONS_HELP, loadConfigFromFlags } from "./config_flags.ts";
 import { createLogger } from "../system/logger.ts";
 import { installCrashGuard } from "../system/crash_guard.ts";
-import { startAgent } from "../agent.ts";
+import { startAgent } from "../agent/agent.ts";
 
 /** Longest a graceful stop may take before the process exits anyway. */
 const STOP_DEADLINE_MS = 5000;

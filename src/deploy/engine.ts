@@ -25,7 +25,7 @@ export interface EngineDeps {
   seen: SeenDirectives;
   fetcher: BlobFetcher;
   /** Runtime adapters by artifact type; a type without one fails at activation. */
-  adapters: Map<ArtifactKind, RuntimeAdapter>;
+  adapters: ReadonlyMap<ArtifactKind, RuntimeAdapter>;
   /** This node's id, for status reports. */
   nodeId: string;
   /** Read fresh for each directive (free disk changes). */

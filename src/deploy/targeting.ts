@@ -1,5 +1,6 @@
 import type { DeploymentDirective } from "../protocol/directive.ts";
 import type { HardwareRequirements } from "../protocol/hardware_requirements.ts";
+import { normalArch } from "../system/arch.ts";
 
 /** What targeting and requirement checks know about this node. */
 export interface NodeFacts {
@@ -55,11 +56,6 @@ export function matchScope(scope: DeploymentDirective["scope"], node: NodeFacts)
     }
   }
 }
-
-const ARCH_ALIASES: Record<string, string> = { arm64: "aarch64", amd64: "x86_64", x64: "x86_64" };
-/** `arm64` → `aarch64`, `amd64` → `x86_64`, lowercase. */
-export const normalArch = (arch: string): string =>
-  ARCH_ALIASES[arch.toLowerCase()] ?? arch.toLowerCase();
 
 /** `CUDAExecutionProvider` → `cuda`, `cpu` → `cpu`. */
 export function normalProvider(name: string): string {

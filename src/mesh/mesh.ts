@@ -60,7 +60,7 @@ export interface MeshOptions {
  * {@link identityProblems}).
  */
 export class Mesh {
-  readonly node: MeshNode;
+  readonly #node: MeshNode;
   readonly messaging: MeshMessaging;
   readonly peers: PeerTable;
   readonly blobSource: MeshBlobSource;
@@ -84,7 +84,7 @@ export class Mesh {
     problems: IdentityProblems,
     clash: PeerIdClash,
   ) {
-    this.node = node;
+    this.#node = node;
     this.#options = options;
     this.#problems = problems;
     this.#clash = clash;
@@ -187,9 +187,24 @@ export class Mesh {
     return mesh;
   }
 
+  /** How many peers are connected now. */
+  peerCount(): number {
+    return this.#node.getPeers().length;
+  }
+
+  /**
+   * Calls `listener` each time a peer connects (a first connection or a reconnection after a
+   * partition), so callers never hold the libp2p node; returns the function that stops it.
+   */
+  onPeerConnect(listener: (peerId: string) => void): () => void {
+    const handler = (evt: CustomEvent<{ toString(): string }>) => listener(evt.detail.toString());
+    this.#node.addEventListener("peer:connect", handler);
+    return () => this.#node.removeEventListener("peer:connect", handler);
+  }
+
   /** The addresses other nodes can dial, each ending in /p2p/<peer id>. */
   listenAddrs(): string[] {
-    return this.node.getMultiaddrs().map((a) => a.toString());
+    return this.#node.getMultiaddrs().map((a) => a.toString());
   }
 
   /**
@@ -198,7 +213,7 @@ export class Mesh {
    */
   async publishStatus(status: DeploymentStatus): Promise<number> {
     const data = await this.messaging.seal("status", status);
-    this.#statuses.record(status, this.node.peerId.toString(), new TextDecoder().decode(data));
+    this.#statuses.record(status, this.#node.peerId.toString(), new TextDecoder().decode(data));
     return await this.messaging.send("status", data);
   }
 
@@ -211,14 +226,14 @@ export class Mesh {
     receive: (orders: SignedOrder[]) => Promise<number>,
   ): Promise<void> {
     this.#sync = await DirectivesSync.start({
-      node: this.node,
+      node: this.#node,
       ledger,
       trustedIssuers: this.#options.config.trusted_issuers,
       maxMessageBytes: this.#options.config.max_message_bytes,
       receive,
       received: (peer, ids) =>
         void catchUpStatuses(
-          this.node,
+          this.#node,
           peer,
           ids,
           this.#statuses,
@@ -273,7 +288,7 @@ export class Mesh {
       const fresh = held.filter((hex) => !this.#provided.has(hex)).slice(0, PROVIDES_PER_CYCLE);
       for (const hex of fresh) {
         this.#provided.add(hex);
-        this.node.contentRouting.provide(blobCid(hex), { signal: AbortSignal.timeout(30_000) })
+        this.#node.contentRouting.provide(blobCid(hex), { signal: AbortSignal.timeout(30_000) })
           .catch((err) => {
             this.#provided.delete(hex);
             this.#options.logger.debug("DHT provide failed", { sha256: hex, error: err });
@@ -286,7 +301,7 @@ export class Mesh {
 
   /** Bootstrap entries naming this node's own peer id: dialling them is probing for a clone. */
   #ownBootstrap(): Multiaddr[] {
-    const own = this.node.peerId.toString();
+    const own = this.#node.peerId.toString();
     return this.#options.config.bootstrap.map((a) => multiaddr(a)).filter((ma) =>
       ma.getComponents().find((c) => c.name === "p2p")?.value === own
     );
@@ -295,19 +310,19 @@ export class Mesh {
   async #probeOwnBootstrap(): Promise<void> {
     for (const ma of this.#ownBootstrap()) {
       if (this.#stopped) return;
-      await this.#clash.probe(this.node, ma);
+      await this.#clash.probe(this.#node, ma);
     }
   }
 
   async #redialBootstrap(): Promise<void> {
     await this.#probeOwnBootstrap();
-    const own = this.node.peerId.toString();
-    const connected = new Set(this.node.getPeers().map((p) => p.toString()));
+    const own = this.#node.peerId.toString();
+    const connected = new Set(this.#node.getPeers().map((p) => p.toString()));
     for (const address of this.#options.config.bootstrap) {
       const ma = multiaddr(address);
       const peer = ma.getComponents().find((c) => c.name === "p2p")?.value;
       if (peer === own || (peer && connected.has(peer))) continue;
-      await this.node.dial(ma, { signal: AbortSignal.timeout(10_000) }).catch((err) => {
+      await this.#node.dial(ma, { signal: AbortSignal.timeout(10_000) }).catch((err) => {
         this.#options.logger.debug("bootstrap peer unreachable", { address, error: err });
       });
     }
@@ -320,6 +335,6 @@ export class Mesh {
     this.#witness.stop();
     this.#sync?.stop();
     for (const timer of this.#timers) clearInterval(timer);
-    await this.node.stop();
+    await this.#node.stop();
   }
 }

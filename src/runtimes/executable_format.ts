@@ -5,7 +5,7 @@
  * that names the mismatch instead of an exec error (or, worse, nothing until the first start).
  * @module
  */
-import { normalArch } from "../deploy/targeting.ts";
+import { normalArch } from "../system/arch.ts";
 
 /** How many leading bytes {@link executableProblem} reads: the ELF identification and e_machine. */
 export const HEADER_BYTES = 20;

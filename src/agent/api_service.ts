@@ -1,0 +1,141 @@
+import type { Config } from "../config/schema.ts";
+import { formatListenAddress, parseListenAddress } from "../config/listen_address.ts";
+import type { ApiMetrics } from "../api/metrics.ts";
+import { registerStateMetrics } from "../api/state_metrics.ts";
+import { createRouter } from "../api/router.ts";
+import { apiRoutes } from "../api/routes.ts";
+import { type ApiServer, startApiServer } from "../api/server.ts";
+import type { StatusReport } from "../api/status.ts";
+import { blobsReport } from "../deploy/references.ts";
+import { probeLiveHardware } from "../system/hardware.ts";
+import { atomicWriteFile } from "../system/atomic_write.ts";
+import type { DataPaths } from "../system/paths.ts";
+import type { Logger } from "../system/logger.ts";
+import { VERSION } from "../version.ts";
+import type { IdentityService } from "./identity_service.ts";
+import type { StoreService } from "./store_service.ts";
+import type { RuntimesService } from "./runtimes_service.ts";
+import type { MeshService } from "./mesh_service.ts";
+import type { DeployService } from "./deploy_service.ts";
+import type { Service } from "./service.ts";
+
+/** What the API service is built from: the services whose state it shows. */
+export interface ApiServiceOptions {
+  config: Config;
+  paths: DataPaths;
+  identity: IdentityService;
+  store: StoreService;
+  runtimes: RuntimesService;
+  mesh: MeshService;
+  deploy: DeployService;
+  metrics: ApiMetrics;
+  /** When the agent started (ms since the epoch), for uptime. */
+  startedAt: number;
+  logger: Logger;
+}
+
+/**
+ * The local HTTP API. Started before the mesh and the deployments, so `/livez` answers (and
+ * `/readyz` says 503) while they come up; the bound address goes to `<data>/api/address` for
+ * `loam status`.
+ */
+export class ApiService implements Service {
+  readonly name = "api";
+  readonly #o: ApiServiceOptions;
+  #server?: ApiServer;
+  #address = "";
+  #ready = false;
+
+  constructor(options: ApiServiceOptions) {
+    this.#o = options;
+  }
+
+  /** @throws a UserError naming `api.listen` when the address cannot be bound. */
+  async start(): Promise<void> {
+    const { config, paths, identity, store, runtimes, mesh, deploy, metrics, logger } = this.#o;
+    const tokens = identity.tokens;
+    registerStateMetrics(metrics.registry, {
+      deploymentStates: () => store.records.list().map((r) => r.state),
+      blobBytes: async () => (await store.blobs.list()).reduce((sum, b) => sum + b.size_bytes, 0),
+      fetchedBytes: () => deploy.receivedBytes(),
+    });
+    const handler = createRouter(
+      apiRoutes({
+        isReady: () => this.#ready,
+        status: () => this.#status(),
+        blobs: async () => ({
+          ...await blobsReport(store.blobs, paths.deployments),
+          downloads: deploy.downloads(),
+        }),
+        peers: () => mesh.running?.peers.list() ?? [],
+        fetchBlob: (request) => deploy.fetchBlob(request),
+        submitDirective: (directive) => deploy.submit(directive),
+        deployments: () => store.records.list(),
+        instances: () => runtimes.instances(),
+        instanceLogs: (id, lines) => runtimes.logs(id, lines),
+        activateDeployment: (id) => deploy.activate(id),
+        cancelDeployment: (id) => deploy.cancel(id),
+        models: () => deploy.models(),
+        onnxModel: (id) => runtimes.onnxModel(id),
+        llm: (nameOrId) => runtimes.llm(nameOrId),
+        tokens,
+        metrics,
+        maxBodyBytes: config.api.max_body_bytes,
+        maxInputBytes: config.jobs.max_input_bytes,
+      }),
+      { tokens, publicMetrics: config.api.public_metrics, metrics, logger },
+    );
+    this.#server = startApiServer(parseListenAddress(config.api.listen)!, handler);
+    this.#address = formatListenAddress(this.#server.address);
+    await atomicWriteFile(paths.apiAddress, this.#address + "\n").catch((err) =>
+      logger.warn("api address file not written (loam status needs api.listen)", {
+        path: paths.apiAddress,
+        error: err.message,
+      })
+    );
+    logger.info("api listening", { addr: this.#address });
+  }
+
+  /** Waits for the requests in flight, then removes the address file. */
+  async stop(): Promise<void> {
+    await this.#server?.shutdown();
+    await Deno.remove(this.#o.paths.apiAddress).catch(() => {});
+  }
+
+  /** The bound address, e.g. `127.0.0.1:7411`. */
+  get address(): string {
+    return this.#address;
+  }
+
+  /** Readiness (`/readyz`): on once every service runs, off when shutdown begins. */
+  setReady(ready: boolean): void {
+    this.#ready = ready;
+  }
+
+  #status(): StatusReport {
+    const { config, paths, identity, runtimes, startedAt } = this.#o;
+    const mesh = this.#o.mesh.running;
+    const fleetKey = identity.fleetKey;
+    const hardware = runtimes.hardware;
+    return {
+      node_id: config.node.id,
+      peer_id: identity.identity.peerId,
+      version: VERSION,
+      uptime_s: Math.floor((Date.now() - startedAt) / 1000),
+      started_at: new Date(startedAt).toISOString(),
+      arch: hardware.arch,
+      os: hardware.os,
+      formation_id: config.node.formation_id ?? null,
+      capabilities: config.node.capabilities,
+      data_dir: paths.root,
+      api: this.#address,
+      ready: this.#ready,
+      network: config.mesh.network,
+      peer_count: mesh?.peerCount() ?? 0,
+      listen_addrs: mesh?.listenAddrs() ?? [],
+      identity_problems: mesh?.identityProblems() ?? [],
+      mesh: { open: fleetKey === undefined, fleet_key: fleetKey?.fingerprint ?? null },
+      hardware: probeLiveHardware(hardware, paths.root),
+    };
+  }
+}

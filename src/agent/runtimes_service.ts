@@ -1,0 +1,150 @@
+import type { Registry } from "prom-client";
+import type { Config } from "../config/schema.ts";
+import { probeStaticHardware, type StaticHardware } from "../system/hardware.ts";
+import { detectContainerRuntimes } from "../system/container_runtimes.ts";
+import type { WorkloadUser } from "../system/workload_user.ts";
+import type { DataPaths } from "../system/paths.ts";
+import type { Logger } from "../system/logger.ts";
+import { loadableProviders } from "../runtimes/onnx_providers.ts";
+import { createAdapters } from "../runtimes/adapters.ts";
+import type {
+  ArtifactKind,
+  InstanceFailed,
+  InstanceView,
+  RuntimeAdapter,
+} from "../runtimes/adapter.ts";
+import type { LogLine } from "../runtimes/log_ring.ts";
+import type { OnnxInference, OnnxModelAdapter } from "../runtimes/onnx_model.ts";
+import type { GgufModelAdapter, LlmInference } from "../runtimes/gguf_model.ts";
+import type { Service } from "./service.ts";
+
+/** What this host can run, probed once at start: it goes into adverts and targeting. */
+export interface HostRuntimes {
+  hardware: StaticHardware;
+  /** Container CLIs found on PATH. */
+  containerRuntimes: string[];
+  /** ONNX execution providers that load here. */
+  executionProviders: string[];
+  /** Artifact types this build can activate. */
+  adapterKinds: ArtifactKind[];
+}
+
+/** What the runtimes are built from; `peerId` and `activeInstances` are read at start. */
+export interface RuntimesOptions {
+  config: Config;
+  paths: DataPaths;
+  peerId: () => string;
+  registry: Registry;
+  workloadUser?: WorkloadUser;
+  /** The instance ids the deployment records say are active (the rest is swept at start). */
+  activeInstances: () => string[];
+  /** A supervised instance broke for good. */
+  onFailed: InstanceFailed;
+  logger: Logger;
+}
+
+/**
+ * The runtime adapters and what the host offers them. At start the adapters sweep away what an
+ * earlier agent left running for deployments no longer active, and the container runtimes and
+ * execution providers are probed; both run in the background, so the API answers `/livez`
+ * meanwhile, and {@link whenReconciled} / {@link whenDetected} say when they are done.
+ */
+export class RuntimesService implements Service {
+  readonly name = "runtimes";
+  readonly #options: RuntimesOptions;
+  #hardware?: StaticHardware;
+  #adapters = new Map<ArtifactKind, RuntimeAdapter>();
+  #reconciled: Promise<unknown> = Promise.resolve();
+  #detected?: Promise<HostRuntimes>;
+  #onnx?: OnnxModelAdapter;
+  #gguf?: GgufModelAdapter;
+
+  constructor(options: RuntimesOptions) {
+    this.#options = options;
+  }
+
+  async start(): Promise<void> {
+    const o = this.#options;
+    const hardware = await probeStaticHardware();
+    this.#hardware = hardware;
+    const { adapters, onnx, gguf } = createAdapters({
+      config: o.config,
+      peerId: o.peerId(),
+      instancesDir: o.paths.instances,
+      hardware,
+      registry: o.registry,
+      logger: o.logger,
+      workloadUser: o.workloadUser,
+      onFailed: o.onFailed,
+    });
+    this.#adapters = adapters;
+    this.#onnx = onnx;
+    this.#gguf = gguf;
+    const active = o.activeInstances();
+    this.#reconciled = Promise.all(
+      [...this.#adapters.values()].map((adapter) =>
+        adapter.reconcile?.(active).catch((err) =>
+          o.logger.warn("reconcile failed", { adapter: adapter.kind, error: err })
+        )
+      ),
+    );
+    this.#detected = (async () => ({
+      hardware,
+      containerRuntimes: await detectContainerRuntimes(),
+      executionProviders: await loadableProviders(hardware.gpus.some((g) => g.kind === "nvidia")),
+      adapterKinds: [...this.#adapters.keys()],
+    }))();
+  }
+
+  /** Stops every workload, leaving it to be resumed at the next start. */
+  async stop(): Promise<void> {
+    await this.#reconciled;
+    await Promise.all([...this.#adapters.values()].map((adapter) => adapter.stopAll?.()));
+  }
+
+  /** Resolves once what an earlier agent left running has been swept (before any resume). */
+  async whenReconciled(): Promise<void> {
+    await this.#reconciled;
+  }
+
+  /** What this host can run, once probed. */
+  whenDetected(): Promise<HostRuntimes> {
+    if (!this.#detected) throw new Error("the runtimes are probed at start");
+    return this.#detected;
+  }
+
+  /** The hardware probed at start (CPU, GPUs, RAM). */
+  get hardware(): StaticHardware {
+    if (!this.#hardware) throw new Error("the hardware is probed at start");
+    return this.#hardware;
+  }
+
+  /** The adapter for each artifact type, for the deployment engine. */
+  get adapters(): ReadonlyMap<ArtifactKind, RuntimeAdapter> {
+    return this.#adapters;
+  }
+
+  /** Every instance this node runs now, of every adapter. */
+  instances(): InstanceView[] {
+    return [...this.#adapters.values()].flatMap((adapter) => adapter.list());
+  }
+
+  /** The last output lines of an instance; undefined when no adapter has it. */
+  async logs(instanceId: string, lines?: number): Promise<LogLine[] | undefined> {
+    for (const adapter of this.#adapters.values()) {
+      const logs = await adapter.logs?.(instanceId, lines);
+      if (logs) return logs;
+    }
+    return undefined;
+  }
+
+  /** The model behind an ONNX instance: "loading" while it loads, undefined if there is none. */
+  onnxModel(instanceId: string): OnnxInference | "loading" | undefined {
+    return this.#onnx?.model(instanceId);
+  }
+
+  /** The LLM an instance id or model name refers to: "loading" while it loads, else undefined. */
+  llm(nameOrId: string): LlmInference | "loading" | undefined {
+    return this.#gguf?.model(nameOrId);
+  }
+}
