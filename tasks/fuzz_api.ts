@@ -10,7 +10,7 @@
  */
 import fc from "fast-check";
 import { apiRoutes } from "../src/api/routes.ts";
-import type { ApiState } from "../src/api/routes.ts";
+import type { ApiDeps } from "../src/api/routes.ts";
 import { type AgentProcess, startAgent } from "../tests/e2e/harness.ts";
 import { eventually } from "../tests/e2e/mesh_helpers.ts";
 import { sha256Hex, startBlobServer } from "../tests/fixtures/blob_server.ts";
@@ -59,7 +59,7 @@ const PARAM = fc.oneof(
 );
 
 function requests(count: number, seed: number, tokens: Record<string, string>): Request[] {
-  const routes = apiRoutes({} as ApiState).map((r) => ({ method: r.method, path: r.path }));
+  const routes = apiRoutes({} as ApiDeps).map((r) => ({ method: r.method, path: r.path }));
   const bodies = validBodies();
   const auth = fc.oneof(
     { arbitrary: fc.constantFrom(...Object.values(tokens).map((t) => `Bearer ${t}`)), weight: 6 },

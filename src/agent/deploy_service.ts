@@ -1,5 +1,10 @@
 import type { Config } from "../config/schema.ts";
-import { BlobFetcher, type BlobRequest, type FetchProgress } from "../blobs/fetcher.ts";
+import {
+  BlobFetcher,
+  type BlobRequest,
+  type FetchedBlob,
+  type FetchProgress,
+} from "../blobs/fetcher.ts";
 import { type CancelResult, DeploymentEngine, type SubmitResult } from "../deploy/engine.ts";
 import { DirectiveIntake } from "../deploy/directive_intake.ts";
 import { nodeFacts } from "../deploy/node_facts.ts";
@@ -157,12 +162,12 @@ export class DeployService implements Service {
     this.#engine?.instanceFailed(instanceId, reason);
   }
 
-  /** Makes a blob present (peers, then URLs) and advertises it; resolves with its path. */
-  async fetchBlob(request: BlobRequest): Promise<string> {
+  /** Makes a blob present (peers, then URLs) and advertises it. */
+  async fetchBlob(request: BlobRequest): Promise<FetchedBlob> {
     if (!this.#fetcher) throw new Error("the agent is not ready to fetch yet");
-    const path = await this.#fetcher.ensure(request);
+    const blob = await this.#fetcher.ensure(request);
     this.#o.mesh.running?.advertiseSoon();
-    return path;
+    return blob;
   }
 
   /** Downloads running now. */

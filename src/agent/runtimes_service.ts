@@ -9,12 +9,12 @@ import { loadableProviders } from "../runtimes/onnx_providers.ts";
 import { createAdapters } from "../runtimes/adapters.ts";
 import type {
   ArtifactKind,
+  InferCall,
   InstanceFailed,
   InstanceView,
   RuntimeAdapter,
 } from "../runtimes/adapter.ts";
 import type { LogLine } from "../runtimes/log_ring.ts";
-import type { OnnxInference, OnnxModelAdapter } from "../runtimes/onnx_model.ts";
 import type { GgufModelAdapter, LlmInference } from "../runtimes/gguf_model.ts";
 import type { Service } from "./service.ts";
 
@@ -56,7 +56,6 @@ export class RuntimesService implements Service {
   #adapters = new Map<ArtifactKind, RuntimeAdapter>();
   #reconciled: Promise<unknown> = Promise.resolve();
   #detected?: Promise<HostRuntimes>;
-  #onnx?: OnnxModelAdapter;
   #gguf?: GgufModelAdapter;
 
   constructor(options: RuntimesOptions) {
@@ -67,7 +66,7 @@ export class RuntimesService implements Service {
     const o = this.#options;
     const hardware = await probeStaticHardware();
     this.#hardware = hardware;
-    const { adapters, onnx, gguf } = createAdapters({
+    const { adapters, gguf } = createAdapters({
       config: o.config,
       peerId: o.peerId(),
       instancesDir: o.paths.instances,
@@ -78,7 +77,6 @@ export class RuntimesService implements Service {
       onFailed: o.onFailed,
     });
     this.#adapters = adapters;
-    this.#onnx = onnx;
     this.#gguf = gguf;
     const active = o.activeInstances();
     this.#reconciled = Promise.all(
@@ -138,9 +136,15 @@ export class RuntimesService implements Service {
     return undefined;
   }
 
-  /** The model behind an ONNX instance: "loading" while it loads, undefined if there is none. */
-  onnxModel(instanceId: string): OnnxInference | "loading" | undefined {
-    return this.#onnx?.model(instanceId);
+  /**
+   * Hands an inference request to the adapter running `instanceId`; undefined when that adapter
+   * (or none) takes inference requests.
+   */
+  infer(instanceId: string, call: InferCall): Promise<Response> | undefined {
+    const adapter = [...this.#adapters.values()].find((a) =>
+      a.list().some((i) => i.instance_id === instanceId)
+    );
+    return adapter?.infer?.(instanceId, call);
   }
 
   /** The LLM an instance id or model name refers to: "loading" while it loads, else undefined. */

@@ -1,4 +1,4 @@
-import { errorResponse, HttpError } from "./http_error.ts";
+import { errorResponse, HttpError } from "../system/http_error.ts";
 import { grants, type Scope } from "./scopes.ts";
 import type { TokenRecord, TokenStore } from "./tokens.ts";
 import type { ApiMetrics } from "./metrics.ts";

@@ -2,6 +2,7 @@ import pLimit from "p-limit";
 import type { Config } from "../config/schema.ts";
 import type { Logger } from "../system/logger.ts";
 import { UserError } from "../system/errors.ts";
+import { BlobFetchFailed, BlobRequestInvalid } from "./fetch_errors.ts";
 import { atomicWriteFile } from "../system/atomic_write.ts";
 import { diskSpace } from "../system/disk.ts";
 import { sleep } from "../system/sleep.ts";
@@ -14,9 +15,6 @@ import { backoffDelay } from "./backoff.ts";
 import { abortMessage, AttemptError } from "./attempt.ts";
 import { httpAttempt, type PartialMeta } from "./http_attempt.ts";
 import { peerAttempt, type PeerSource } from "./peer_attempt.ts";
-
-/** Exit code of a fetch that failed (network, hash mismatch, disk). */
-export const EXIT_FETCH_FAILED = 1;
 
 /** How the fetcher behaves; built from `[fetch]` and `[blobs]` by {@link fetchSettings}. */
 export interface FetchSettings {
@@ -69,6 +67,15 @@ export interface BlobRequest {
   size?: number;
 }
 
+/** A verified blob in the store. */
+export interface FetchedBlob {
+  /** Lowercase hex. */
+  sha256: string;
+  /** Its read-only file under blobs/sha256. */
+  path: string;
+  size_bytes: number;
+}
+
 /** Progress of one download, for bars and deployment status. */
 export interface FetchProgress {
   sha256: string;
@@ -115,10 +122,10 @@ function checkUrl(url: string): void {
   try {
     parsed = new URL(url);
   } catch {
-    throw new UserError(`"${url}" is not a URL`);
+    throw new BlobRequestInvalid(`"${url}" is not a URL`);
   }
   if (parsed.protocol !== "http:" && parsed.protocol !== "https:") {
-    throw new UserError(
+    throw new BlobRequestInvalid(
       `unsupported URL scheme "${parsed.protocol}" in ${url}: only http and https`,
     );
   }
@@ -165,27 +172,30 @@ export class BlobFetcher {
   }
 
   /**
-   * The path of verified blob `request.sha256`, downloading it first when absent. Concurrent
-   * calls for one hash share a download. Failure is a {@link UserError} (exit 1) naming each
-   * URL's last error; nothing lands under blobs/sha256 unless it verified.
+   * Verified blob `request.sha256`, downloaded first when absent. Concurrent calls for one hash
+   * share a download. Nothing lands under blobs/sha256 unless it verified.
    *
    * When `signal` aborts, this call rejects with its reason: at once while other callers still
    * wait for the blob, else once the download has stopped (its partial stays for a later
    * fetch of the same hash).
+   *
+   * @throws {BlobRequestInvalid} a malformed hash, URL or size, or nowhere to get the blob from.
+   * @throws {BlobFetchFailed} no source gave verified bytes (the message names each one's error).
    */
-  ensure(
+  async ensure(
     request: BlobRequest,
     onProgress?: ProgressListener,
     signal?: AbortSignal,
-  ): Promise<string> {
+  ): Promise<FetchedBlob> {
     let hex: string;
     try {
       hex = parseSha256(request.sha256);
     } catch (err) {
-      return Promise.reject(err);
+      throw new BlobRequestInvalid((err as Error).message);
     }
     const running = this.#inFlight.get(hex) ?? this.#begin(hex, request);
-    return this.#join(hex, running, onProgress, signal);
+    const path = await this.#join(hex, running, onProgress, signal);
+    return { sha256: hex, path, size_bytes: (await Deno.stat(path)).size };
   }
 
   #begin(hex: string, request: BlobRequest): InFlight {
@@ -199,13 +209,13 @@ export class BlobFetcher {
     flight.promise = (async () => {
       if (await this.#store.has(hex)) return this.#store.pathOf(hex);
       if (request.urls.length === 0 && !this.#peers) {
-        throw new UserError(
+        throw new BlobRequestInvalid(
           `blob sha256:${hex} is not in the store and has no URL to fetch it from`,
         );
       }
       request.urls.forEach(checkUrl);
       if (request.size !== undefined && (!Number.isSafeInteger(request.size) || request.size < 0)) {
-        throw new UserError(`size ${request.size} is not a byte count`);
+        throw new BlobRequestInvalid(`size ${request.size} is not a byte count`);
       }
       return await this.#limit(() => {
         controller.signal.throwIfAborted(); // every caller gave up while it was queued
@@ -507,7 +517,7 @@ export class BlobFetcher {
       throw new AttemptError("fatal", reasons.join("; "));
     } catch (err) {
       if (!(err instanceof AttemptError)) throw err;
-      throw new UserError(`cannot fetch sha256:${hex}: ${err.message}`, EXIT_FETCH_FAILED);
+      throw new BlobFetchFailed(`cannot fetch sha256:${hex}: ${err.message}`);
     } finally {
       this.#reservations.delete(hex);
       if (keepPartial) {

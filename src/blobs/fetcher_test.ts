@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { BlobFetcher, type FetchProgress, type FetchSettings } from "./fetcher.ts";
 import { BlobStore } from "./store.ts";
 import { createLogger } from "../system/logger.ts";
-import { UserError } from "../system/errors.ts";
+import { BlobFetchFailed, BlobRequestInvalid } from "./fetch_errors.ts";
 import { randomBytes, sha256Hex, startBlobServer } from "../../tests/fixtures/blob_server.ts";
 
 const SETTINGS: FetchSettings = {
@@ -51,7 +51,7 @@ async function storeContents(store: BlobStore): Promise<{ verified: string[]; pa
 
 async function rejectsFetch(promise: Promise<unknown>, pattern: RegExp): Promise<void> {
   await assert.rejects(promise, (err: unknown) => {
-    assert.ok(err instanceof UserError, String(err));
+    assert.ok(err instanceof BlobFetchFailed, String(err));
     assert.equal(err.exitCode, 1);
     assert.match(err.message, pattern);
     return true;
@@ -65,7 +65,7 @@ Deno.test("fetch: downloads, verifies while streaming, commits read-only and rep
   await using f = await fixture();
   await using server = startBlobServer({ "/a": { body: DATA, etag: '"v1"' } });
   const events: FetchProgress[] = [];
-  const path = await f.fetcher.ensure(
+  const { path } = await f.fetcher.ensure(
     { sha256: `sha256:${HEX.toUpperCase()}`, urls: [server.url("/a")], size: DATA.length },
     (p) => events.push(p),
   );
@@ -80,7 +80,7 @@ Deno.test("fetch: downloads, verifies while streaming, commits read-only and rep
   assert.equal(last.source, server.url("/a"));
 
   const again = await f.fetcher.ensure({ sha256: HEX, urls: [server.url("/a")] });
-  assert.equal(again, path);
+  assert.deepEqual(again, { sha256: HEX, path, size_bytes: DATA.length });
   assert.equal(server.requests.length, 1, "a present blob is not fetched again");
   assert.deepEqual((await f.store.list()).map((b) => [b.sha256, b.size_bytes]), [[
     HEX,
@@ -238,7 +238,7 @@ Deno.test("fetch: concurrent requests for one hash share a single download", asy
     f.fetcher.ensure({ sha256: HEX, urls: [server.url("/a")] }),
     f.fetcher.ensure({ sha256: HEX, urls: [server.url("/a")] }, (p) => seen.push(p.bytes)),
   ]);
-  assert.equal(a, b);
+  assert.deepEqual(a, b);
   assert.equal(server.requests.length, 1);
   assert.ok(seen.length > 0, "the second caller gets progress too");
 });
@@ -269,16 +269,25 @@ Deno.test("fetch: the bandwidth limit holds the transfer to the configured rate"
 
 Deno.test("fetch: bad requests are clear errors", async () => {
   await using f = await fixture();
+  const invalid = (pattern: RegExp) => (err: unknown) => {
+    assert.ok(err instanceof BlobRequestInvalid, String(err));
+    assert.equal(err.exitCode, 2);
+    assert.match(err.message, pattern);
+    return true;
+  };
   await assert.rejects(
     f.fetcher.ensure({ sha256: HEX, urls: ["ftp://127.0.0.1/a"] }),
-    /unsupported URL scheme "ftp:"/,
+    invalid(/unsupported URL scheme "ftp:"/),
   );
   await assert.rejects(
     f.fetcher.ensure({ sha256: HEX, urls: ["not a url"] }),
-    /"not a url" is not a URL/,
+    invalid(/"not a url" is not a URL/),
   );
-  await assert.rejects(f.fetcher.ensure({ sha256: HEX, urls: [] }), /has no URL to fetch it from/);
-  await assert.rejects(f.fetcher.ensure({ sha256: "abc", urls: [] }), /is not a SHA-256/);
+  await assert.rejects(
+    f.fetcher.ensure({ sha256: HEX, urls: [] }),
+    invalid(/has no URL to fetch it from/),
+  );
+  await assert.rejects(f.fetcher.ensure({ sha256: "abc", urls: [] }), invalid(/is not a SHA-256/));
 });
 
 Deno.test("fetch: HTTPS verifies certificates; fetch.ca_file adds a trusted CA", async () => {

@@ -63,7 +63,7 @@ export const fetchCommand: Command = {
     );
     const progress = createProgressReporter();
     try {
-      const path = await fetcher.ensure(
+      const { path } = await fetcher.ensure(
         {
           sha256: parsed.values.sha256,
           urls: parsed.positionals,

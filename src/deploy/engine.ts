@@ -5,7 +5,7 @@ import {
   type DeploymentStatus,
   TERMINAL_STATES,
 } from "../protocol/status.ts";
-import type { BlobFetcher } from "../blobs/fetcher.ts";
+import type { BlobFetcher, BlobRequest } from "../blobs/fetcher.ts";
 import type { ArtifactKind, RuntimeAdapter } from "../runtimes/adapter.ts";
 import type { Logger } from "../system/logger.ts";
 import { matchScope, type NodeFacts, unmetRequirement } from "./targeting.ts";
@@ -18,6 +18,14 @@ import {
 import { TransitionRefused } from "./transitions.ts";
 import { replaces } from "./replacement.ts";
 import { inForceUntil } from "./directive_expiry.ts";
+
+/**
+ * The fetch of a directive's artifact, the same for each of its fetches (first download,
+ * activation of a `ready` one, re-activation after a restart): hash, URLs and declared size.
+ */
+function blobRequest(artifact: DeploymentDirective["artifact"]): BlobRequest {
+  return { sha256: artifact.blob_hash, urls: artifact.urls, size: artifact.size_bytes };
+}
 
 /** What the engine works with. */
 export interface EngineDeps {
@@ -271,10 +279,7 @@ export class DeploymentEngine {
     const id = record.directive_id;
     const { artifact } = record.directive;
     try {
-      const path = await this.#deps.fetcher.ensure({
-        sha256: artifact.blob_hash,
-        urls: artifact.urls,
-      });
+      const { path } = await this.#deps.fetcher.ensure(blobRequest(artifact));
       const adapter = this.#deps.adapters.get(artifact.artifact_type.type);
       await adapter?.resume(record.directive, record.instance_id!, path);
       this.#deps.logger.info("deployment re-activated", {
@@ -423,8 +428,8 @@ export class DeploymentEngine {
       const { artifact } = directive;
       let lastAt = 0;
       let lastPercent = 0;
-      const path = await fetcher.ensure(
-        { sha256: artifact.blob_hash, urls: artifact.urls, size: artifact.size_bytes },
+      const { path } = await fetcher.ensure(
+        blobRequest(artifact),
         (p) => {
           const percent = Math.floor((p.bytes / Math.max(1, artifact.size_bytes)) * 100);
           const now = performance.now();
@@ -519,11 +524,7 @@ export class DeploymentEngine {
     }
     const { artifact } = record.directive;
     await this.#perform(id, async (signal) => {
-      const path = await this.#deps.fetcher.ensure(
-        { sha256: artifact.blob_hash, urls: artifact.urls },
-        undefined,
-        signal,
-      );
+      const { path } = await this.#deps.fetcher.ensure(blobRequest(artifact), undefined, signal);
       await this.#activate(id, record.directive, path, signal);
     });
     return this.#deps.records.get(id);

@@ -28,6 +28,19 @@ export interface InstanceView {
 }
 
 /**
+ * An inference request on its way to an instance: the request as it arrived (its body, content
+ * type and Accept say what is asked and how to answer) and who sent it (jobs are queued fairly
+ * per client). Transport-neutral: the local API passes its HTTP request as it is.
+ */
+export interface InferCall {
+  request: Request;
+  /** The caller's name (its token's), for fair queueing. */
+  client: string;
+  /** Largest request body taken (`jobs.max_input_bytes`). */
+  maxInputBytes: number;
+}
+
+/**
  * Turns a verified blob into a running instance and back. One file per adapter under
  * src/runtimes/; the deployment engine only uses this interface.
  */
@@ -57,6 +70,15 @@ export interface RuntimeAdapter {
    * deactivated.
    */
   retire?(instanceId: string): Promise<void>;
+  /**
+   * Answers an inference request for one of its instances, in the form that adapter's models
+   * take. Present only on adapters whose instances take inference requests, so callers need not
+   * know which kinds those are.
+   *
+   * @throws HttpError 404 (no such instance here), 503 (loading), 400 (bad input), 429 (queue
+   * full, with Retry-After), 504 (time limit).
+   */
+  infer?(instanceId: string, call: InferCall): Promise<Response>;
   /** The instances this adapter runs now. */
   list(): InstanceView[];
   /** The last output lines of an instance; undefined when it has none here. */

@@ -35,8 +35,8 @@ export interface AdapterSources {
 const CONTAINER_CHECK_MS = 5000;
 
 /**
- * One runtime adapter per artifact type, configured from the agent's config; the ONNX and GGUF
- * adapters are also returned by name for the inference routes.
+ * One runtime adapter per artifact type, configured from the agent's config; the GGUF adapter is
+ * also returned by name for the OpenAI routes, which address a model by its name.
  */
 export function createAdapters(s: AdapterSources) {
   const { config, instancesDir, onFailed } = s;
@@ -88,5 +88,5 @@ export function createAdapters(s: AdapterSources) {
     ["container", containers],
     ["wasm_module", wasm],
   ]);
-  return { adapters, onnx, gguf };
+  return { adapters, gguf };
 }

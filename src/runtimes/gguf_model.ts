@@ -9,7 +9,10 @@ import type {
 } from "node-llama-cpp";
 import { checkGgufFile } from "./gguf_check.ts";
 import type { DeploymentDirective } from "../protocol/directive.ts";
-import type { Instance, InstanceView, RuntimeAdapter } from "./adapter.ts";
+import type { InferCall, Instance, InstanceView, RuntimeAdapter } from "./adapter.ts";
+import { HttpError } from "../system/http_error.ts";
+import { answerJobErrors } from "./job_errors.ts";
+import { inferLlm } from "./llm_http.ts";
 import type { JobRequest } from "./job_queue.ts";
 import { type InferenceSettings, type ModelInstance, ModelInstances } from "./model_instances.ts";
 
@@ -135,6 +138,25 @@ export class GgufModelAdapter implements RuntimeAdapter {
       context_length: m.contextLength,
       gpu_layers: m.gpuLayers,
     }));
+  }
+
+  /**
+   * A plain completion on an instance (`{prompt, max_tokens, …, stream}`: see llm_http.ts);
+   * 503 with Retry-After while the model loads.
+   */
+  infer(instanceId: string, call: InferCall): Promise<Response> {
+    const llm = this.model(instanceId);
+    if (llm === undefined) {
+      return Promise.reject(
+        new HttpError(404, "model_not_found", `no GGUF model instance or name "${instanceId}"`),
+      );
+    }
+    if (llm === "loading") {
+      return Promise.reject(
+        new HttpError(503, "loading", `model ${instanceId} is loading`, { "retry-after": "1" }),
+      );
+    }
+    return answerJobErrors(() => inferLlm(call.request, llm, call.client, call.maxInputBytes));
   }
 
   /**

@@ -1,6 +1,9 @@
 import type { InferenceSession, Tensor } from "onnxruntime-node";
 import type { DeploymentDirective } from "../protocol/directive.ts";
-import type { Instance, InstanceView, RuntimeAdapter } from "./adapter.ts";
+import type { InferCall, Instance, InstanceView, RuntimeAdapter } from "./adapter.ts";
+import { HttpError } from "../system/http_error.ts";
+import { answerJobErrors } from "./job_errors.ts";
+import { inferOnnx } from "./onnx_http.ts";
 import type { JobRequest } from "./job_queue.ts";
 import { type InferenceSettings, type ModelInstance, ModelInstances } from "./model_instances.ts";
 import {
@@ -115,6 +118,22 @@ export class OnnxModelAdapter implements RuntimeAdapter {
       inputs: m.inputs,
       outputs: m.outputs,
     }));
+  }
+
+  /**
+   * Runs an instance's model on the request's tensors (JSON, raw bytes or multipart: see
+   * onnx_http.ts); 503 with Retry-After while the model loads.
+   */
+  infer(instanceId: string, call: InferCall): Promise<Response> {
+    const model = this.model(instanceId);
+    if (model === undefined || model === "loading") {
+      return Promise.reject(
+        new HttpError(503, "loading", `instance ${instanceId} is loading its model`, {
+          "retry-after": "1",
+        }),
+      );
+    }
+    return answerJobErrors(() => inferOnnx(call.request, model, call.client, call.maxInputBytes));
   }
 
   /** The model behind an instance: "loading" while it loads, undefined when there is none. */

@@ -1,8 +1,8 @@
-import { HttpError, jsonResponse } from "./http_error.ts";
-import { jsonOf, readBodyBytes, validBody } from "./body.ts";
-import type { JobPriority } from "../runtimes/job_queue.ts";
-import { JOB_PRIORITIES } from "../runtimes/job_queue.ts";
-import type { OnnxInference, TensorSpec } from "../runtimes/onnx_model.ts";
+import { HttpError, jsonResponse } from "../system/http_error.ts";
+import { jsonOf, readBodyBytes, validBody } from "../system/http_body.ts";
+import type { JobPriority } from "./job_queue.ts";
+import { JOB_PRIORITIES } from "./job_queue.ts";
+import type { OnnxInference, TensorSpec } from "./onnx_model.ts";
 import {
   InferBodySchema,
   parseDims,
@@ -14,7 +14,7 @@ import {
   tensorToJson,
   type TensorType,
   type TensorValue,
-} from "../runtimes/tensors.ts";
+} from "./tensors.ts";
 
 /** Headers of the binary forms. */
 export const TENSOR_HEADERS = {

@@ -65,3 +65,15 @@ export function validBody<T extends z.ZodType>(schema: T, body: unknown): z.infe
   }
   return parsed.data;
 }
+
+/**
+ * Reads a JSON request body of at most `maxBytes` and checks it against `schema`: 413, 400
+ * `invalid_json` or 400 `invalid_request` naming the first bad field.
+ */
+export async function readValidBody<T extends z.ZodType>(
+  req: Request,
+  maxBytes: number,
+  schema: T,
+): Promise<z.infer<T>> {
+  return validBody(schema, await readJsonBody(req, maxBytes));
+}

@@ -1,5 +1,5 @@
-import { HttpError } from "./http_error.ts";
-import { JobRejected } from "../runtimes/job_queue.ts";
+import { HttpError } from "../system/http_error.ts";
+import { JobRejected } from "./job_queue.ts";
 
 /**
  * Runs an inference handler, turning a refused job into its HTTP answer: 429 with Retry-After

@@ -1,0 +1,33 @@
+import type { Route } from "../router.ts";
+import { jsonResponse } from "../../system/http_error.ts";
+import type { StatusReport } from "../status.ts";
+import type { PeerView } from "../../mesh/peers.ts";
+
+/** What the status routes need from the agent. */
+export interface StatusDeps {
+  status(): StatusReport;
+  /** Connected mesh peers. */
+  peers(): PeerView[];
+}
+
+/** `GET /v1/status` (with what the calling token may do) and `GET /v1/peers`. */
+export function statusRoutes(deps: StatusDeps): Route[] {
+  return [
+    {
+      method: "GET",
+      path: "/v1/status",
+      scope: "status:read",
+      handler: ({ token }) =>
+        jsonResponse({
+          ...deps.status(),
+          token: token ? { name: token.name, scopes: token.scopes } : null,
+        }),
+    },
+    {
+      method: "GET",
+      path: "/v1/peers",
+      scope: "status:read",
+      handler: () => jsonResponse({ peers: deps.peers() }),
+    },
+  ];
+}
