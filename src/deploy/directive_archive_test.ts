@@ -8,6 +8,7 @@ import type { RollbackOrder } from "../protocol/rollback.ts";
 import { sealEnvelope } from "../protocol/envelope.ts";
 import { createLogger } from "../system/logger.ts";
 import { type ArchiveOptions, DirectiveArchive } from "./directive_archive.ts";
+import { sleep } from "../system/sleep.ts";
 
 const logger = createLogger({ level: "error", format: "json" });
 
@@ -98,7 +99,7 @@ Deno.test("archive: past its expiry or the TTL a directive is neither taken nor 
   assert.equal(await f.offer(directive("old", { issued_at: old })), "expired");
   const soon = new Date(Date.now() + 150).toISOString();
   assert.equal(await f.offer(directive("soon", { expires_at: soon })), "new");
-  await new Promise((r) => setTimeout(r, 200));
+  await sleep(200);
   assert.deepEqual(f.archive.envelopesFor(none, all).envelopes, []);
   assert.equal(await f.offer(directive("other")), "new");
   assert.deepEqual(f.archive.ids().directives, ["other"], "the expired entry is pruned");

@@ -10,6 +10,7 @@ import type { Advert } from "../protocol/advert.ts";
 import { createLogger } from "../system/logger.ts";
 import { eventually } from "../../tests/e2e/mesh_helpers.ts";
 import { testAdvert } from "../../tests/fixtures/advert.ts";
+import { sleep } from "../system/sleep.ts";
 
 const NETWORK = "advert-identity-test";
 
@@ -85,7 +86,7 @@ Deno.test({
       const found = await eventually("the copy's advert reaches the original", async () => {
         await heard.publish("advert", advert("jetson", shared));
         await sender.publish("advert", advert("jetson-copy", shared));
-        await new Promise((r) => setTimeout(r, 300));
+        await sleep(300);
         return problems.list()[0];
       });
       assert.equal(found.kind, "peer_id_clash");

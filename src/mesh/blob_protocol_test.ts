@@ -6,6 +6,7 @@ import { BlobStore } from "../blobs/store.ts";
 import { createSha256 } from "../blobs/digest.ts";
 import { createLogger } from "../system/logger.ts";
 import { writeRandomFile } from "../../tests/fixtures/blob_server.ts";
+import { sleep } from "../system/sleep.ts";
 
 const SIZE = 96 * 1024 * 1024;
 const quiet = createLogger({ level: "error", format: "json", write: () => {} });
@@ -42,7 +43,7 @@ Deno.test({
       const take = async (bytes: number, pause = 0) => {
         const goal = received + bytes;
         while (received < goal) {
-          if (pause > 0) await new Promise((resolve) => setTimeout(resolve, pause));
+          if (pause > 0) await sleep(pause);
           const next = await chunks.next();
           if (next.done) break;
           hash.update(next.value);
@@ -52,12 +53,12 @@ Deno.test({
       await take(8 * 1024 * 1024);
       // a first stall and resume: the sender waits for a drain and gets it (libp2p's own
       // onDrain() only ever waits for that first one)
-      await new Promise((resolve) => setTimeout(resolve, 300));
+      await sleep(300);
       await take(24 * 1024 * 1024);
 
       // stalled for 1.5 s: the holder may run ahead by the yamux window, the reader's read-ahead
       // and socket buffers, not by the rest of the blob (it reads that from disk in far less)
-      await new Promise((resolve) => setTimeout(resolve, 1500));
+      await sleep(1500);
       const ahead = await servedBytes(registry) - received;
       assert.ok(ahead < 40 * 1024 * 1024, `holder ran ${ahead} bytes ahead of a stalled reader`);
 

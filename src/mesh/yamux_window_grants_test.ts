@@ -7,6 +7,7 @@ import { noise } from "@chainsafe/libp2p-noise";
 import type { MeshNode } from "./node.ts";
 import { startTestNode } from "../../tests/fixtures/mesh_node.ts";
 import { pacedChunks, sendPaced } from "./stream_pacing.ts";
+import { sleep } from "../system/sleep.ts";
 
 const PROTOCOL = "/loam-test/sink/1.0.0";
 const MESSAGES = 300;
@@ -84,7 +85,7 @@ async function streamTwoMiB(
   await receiver.handle(PROTOCOL, async (stream) => {
     for await (const chunk of pacedChunks(stream, 64 * 1024)) {
       received += chunk.length;
-      await new Promise((resolve) => setTimeout(resolve, 2));
+      await sleep(2);
     }
     done.resolve();
   });

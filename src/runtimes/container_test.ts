@@ -10,6 +10,7 @@ import {
   podmanAvailable,
   podmanEnv,
 } from "../../tests/fixtures/container_image.ts";
+import { sleep } from "../system/sleep.ts";
 
 const skip = await podmanAvailable();
 if (skip) console.warn(`SKIP container adapter tests: ${skip}`);
@@ -61,7 +62,7 @@ Deno.test({
       let running: { Names: string[] }[] = [];
       while (running.length === 0) {
         assert.ok(Date.now() < deadline, "the container never started");
-        await new Promise((r) => setTimeout(r, 250));
+        await sleep(250);
         const ps = await podman(pm, ["ps", "--format", "json"]);
         running = JSON.parse(ps.stdout || "[]");
       }

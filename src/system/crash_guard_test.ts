@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { installCrashGuard } from "./crash_guard.ts";
 import { createLogger } from "./logger.ts";
+import { sleep } from "./sleep.ts";
 
 Deno.test("an unhandled rejection and an exception in a timer are logged, not fatal", async () => {
   const lines: string[] = [];
@@ -11,7 +12,7 @@ Deno.test("an unhandled rejection and an exception in a timer are logged, not fa
     setTimeout(() => {
       throw new Error("thrown in a timer");
     }, 0);
-    await new Promise((r) => setTimeout(r, 50));
+    await sleep(50);
   } finally {
     remove();
   }

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { runLoam, spawnAgent, startAgent, tempDir } from "./harness.ts";
 import { randomBytes, sha256Hex, startBlobServer } from "../fixtures/blob_server.ts";
+import { sleep } from "../../src/system/sleep.ts";
 
 Deno.test("first start creates data dir, identity and admin token; peer id survives restart", async () => {
   await using dir = await tempDir();
@@ -113,7 +114,7 @@ Deno.test("logs are JSON lines with --log-format json and human lines with --log
   const human = spawnAgent(dir.path, ["--log-format", "human"]);
   const deadline = Date.now() + 30_000;
   while (!human.lines.some((l) => l.includes("agent ready")) && Date.now() < deadline) {
-    await new Promise((r) => setTimeout(r, 100));
+    await sleep(100);
   }
   await human.stop();
   const ready = human.lines.find((l) => l.includes("agent ready"));
@@ -207,7 +208,7 @@ Deno.test("SIGTERM during a download: the fetch is cancelled, exit 0 within 5 s,
   const partial = `${dir.path}/blobs/partial/${hex}`;
   const deadline = Date.now() + 10_000;
   while ((await Deno.stat(partial).then((s) => s.size, () => 0)) === 0 && Date.now() < deadline) {
-    await new Promise((r) => setTimeout(r, 100));
+    await sleep(100);
   }
   const { code, ms } = await agent.stop("SIGTERM");
   assert.equal(code, 0);

@@ -4,6 +4,7 @@ import { postArtifact, settledDeployment } from "./deploy_helpers.ts";
 import { eventually } from "./mesh_helpers.ts";
 import { randomBytes, sha256Hex, startBlobServer } from "../fixtures/blob_server.ts";
 import { startTestPeer } from "../fixtures/mesh_peer.ts";
+import { sleep } from "../../src/system/sleep.ts";
 
 // deno-lint-ignore no-explicit-any
 type Json = any;
@@ -82,7 +83,7 @@ Deno.test("a timeout stops the download for good: failed at the timeout, stays f
 
     assert.equal((await settledDeployment(agent, "next-1")).state, "active");
     // long after the download would have ended, the timed-out deployment is still just failed
-    await new Promise((r) => setTimeout(r, 7000 - (performance.now() - started)));
+    await sleep(7000 - (performance.now() - started));
     const later = await recordOf(agent, "slow-1");
     assert.equal(later.state, "failed");
     assert.deepEqual(states(later), ["pending", "downloading", "failed"]);

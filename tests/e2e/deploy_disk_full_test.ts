@@ -4,6 +4,7 @@ import { postArtifact, settledDeployment } from "./deploy_helpers.ts";
 import { eventually } from "./mesh_helpers.ts";
 import { randomBytes, sha256Hex, startBlobServer } from "../fixtures/blob_server.ts";
 import { fillDisk, smallDisk, tmpfsSkipReason } from "../fixtures/tmpfs.ts";
+import { sleep } from "../../src/system/sleep.ts";
 
 const skipReason = await tmpfsSkipReason();
 if (skipReason) console.log(`SKIP disk-full deployment tests: ${skipReason}`);
@@ -172,7 +173,7 @@ Deno.test({
     } finally {
       await agent.stop();
       // the stopped loop's last `sleep 0.2` may hold the small disk for a moment
-      await new Promise((r) => setTimeout(r, 500));
+      await sleep(500);
     }
   },
 });

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { runLoam, spawnLoam, tempDir } from "./harness.ts";
 import { startBlobServer, writeRandomFile } from "../fixtures/blob_server.ts";
+import { sleep } from "../../src/system/sleep.ts";
 
 const SIZE = 200 * 1024 * 1024;
 
@@ -31,7 +32,7 @@ Deno.test("a fetch killed with -9 mid-download resumes from the bytes on disk", 
   const deadline = Date.now() + 30_000;
   let onDisk = 0;
   while (onDisk < 60 * 1024 * 1024 && Date.now() < deadline) {
-    await new Promise((r) => setTimeout(r, 50));
+    await sleep(50);
     onDisk = await Deno.stat(partial).then((s) => s.size, () => 0);
   }
   first.kill("SIGKILL");

@@ -16,6 +16,7 @@ import { sealEnvelope } from "../../src/protocol/envelope.ts";
 import type { DeploymentDirective } from "../../src/protocol/directive.ts";
 import type { RollbackOrder } from "../../src/protocol/rollback.ts";
 import { DIRECTIVES_SYNC_PROTOCOL } from "../../src/mesh/directives_sync.ts";
+import { sleep } from "../../src/system/sleep.ts";
 
 const SERVICE = new TextEncoder().encode(
   "#!/bin/sh\ni=0\nwhile [ $i -lt 600 ]; do sleep 0.1; i=$((i + 1)); done\n",
@@ -236,7 +237,7 @@ Deno.test("late nodes: a rollback that went out while a node was away reaches it
       "c took the rollback",
       async () => await metric(c, 'loam_directives_sync_envelopes_total{outcome="received"}') >= 1,
     );
-    await new Promise((r) => setTimeout(r, 2000));
+    await sleep(2000);
     assert.equal(await recordOf(c, "undone"), undefined, "c never took the rolled-back directive");
     assert.equal(
       await metric(a, 'loam_directives_sync_envelopes_total{outcome="sent"}') >= 1,
@@ -285,7 +286,7 @@ Deno.test("late nodes: a directive past its TTL is not handed over, nor one post
     assert.equal(posted.status, 202, await posted.text());
     await eventually("local-only active", async () => await stateOf(a, "local-only") === "active");
     const expiresAt = Date.parse(directive.issued_at) + 0.002 * 3600_000;
-    await new Promise((r) => setTimeout(r, Math.max(0, expiresAt - Date.now()) + 500));
+    await sleep(Math.max(0, expiresAt - Date.now() + 500));
     // b keeps directives for a week: only a's TTL can keep it from b
     const b = await startAgent(`${dir.path}/b`, [
       "--node-id",
@@ -296,7 +297,7 @@ Deno.test("late nodes: a directive past its TTL is not handed over, nor one post
     ]);
     agents.push(b);
     await synced(b, "b exchanged directives with a");
-    await new Promise((r) => setTimeout(r, 1000));
+    await sleep(1000);
     assert.equal(await recordOf(b, "short-lived"), undefined);
     assert.equal(await recordOf(b, "local-only"), undefined, "an API directive is never relayed");
     assert.equal(await metric(a, 'loam_directives_sync_envelopes_total{outcome="sent"}'), 0);

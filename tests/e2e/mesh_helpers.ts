@@ -4,6 +4,7 @@
  * @module
  */
 import type { AgentProcess } from "./harness.ts";
+import { sleep } from "../../src/system/sleep.ts";
 
 /** Polls `check` every 100 ms until it returns a truthy value; fails after `timeoutMs`. */
 export async function eventually<T>(
@@ -18,7 +19,7 @@ export async function eventually<T>(
     if (Date.now() > deadline) {
       throw new Error(`timed out after ${timeoutMs} ms waiting for: ${what}`);
     }
-    await new Promise((r) => setTimeout(r, 100));
+    await sleep(100);
   }
 }
 

@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { type AgentProcess, runLoam, startAgent, tempDir } from "./harness.ts";
 import { agentFlags } from "../../tasks/permissions.ts";
+import { sleep } from "../../src/system/sleep.ts";
 
 const MAIN = new URL("../../main.ts", import.meta.url).pathname;
 const tag = crypto.randomUUID().slice(0, 6);
@@ -103,13 +104,13 @@ Deno.test({
     try {
       const deadline = Date.now() + 20_000;
       while (!(connectedTo(x, y) && connectedTo(y, x)) && Date.now() < deadline) {
-        await new Promise((r) => setTimeout(r, 200));
+        await sleep(200);
       }
       assert.ok(connectedTo(x, y) && connectedTo(y, x), "x and y connected by mDNS alone");
       // the stranger found them too, and was refused
       const refused = () =>
         [x, y].some((a) => a.logs.some((l) => l.msg.startsWith("fleet key mismatch")));
-      while (!refused() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
+      while (!refused() && Date.now() < deadline) await sleep(200);
       assert.ok(refused(), "a member logged the stranger's attempt as a fleet key mismatch");
       assert.ok(!connectedTo(x, stranger) && !connectedTo(stranger, x), "the open node is out");
       assert.ok(!connectedTo(y, stranger) && !connectedTo(stranger, y), "the open node is out");

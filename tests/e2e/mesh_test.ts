@@ -22,6 +22,7 @@ import {
 import { sealEnvelope } from "../../src/protocol/envelope.ts";
 import type { DeploymentDirective } from "../../src/protocol/directive.ts";
 import { hashFile } from "../../src/blobs/digest.ts";
+import { sleep } from "../../src/system/sleep.ts";
 
 const FAST = ["--set", "mesh.advert_interval=1"];
 
@@ -396,7 +397,7 @@ Deno.test("mDNS finds peers of the same network on the LAN; other networks never
       "z connected to x",
       async () => (await peersOf(z)).some((p) => p.peer_id === peerIdOf(x)),
     );
-    await new Promise((r) => setTimeout(r, 2500));
+    await sleep(2500);
     assert.ok(
       (await peersOf(z)).every((p) => p.advert === null),
       "z got no advert from the other fleet",

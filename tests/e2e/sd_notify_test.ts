@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { startAgent, tempDir } from "./harness.ts";
+import { sleep } from "../../src/system/sleep.ts";
 
 /** Where the test plays systemd (a fixed path: the test task's --allow-net names it exactly). */
 const SOCKET = "/tmp/loam-test-notify.sock";
@@ -21,7 +22,7 @@ Deno.test("under systemd (NOTIFY_SOCKET) the agent says READY, STATUS, pings the
     const agent = await startAgent(dir.path, [], {
       env: { NOTIFY_SOCKET: SOCKET, WATCHDOG_USEC: "400000" },
     });
-    await new Promise((r) => setTimeout(r, 700)); // a few watchdog periods (200 ms each)
+    await sleep(700); // a few watchdog periods (200 ms each)
     const { code } = await agent.stop();
     assert.equal(code, 0);
     const ready = received.find((m) => m.startsWith("READY=1"));

@@ -10,6 +10,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { podman, type PodmanEnv, podmanEnv } from "../fixtures/container_image.ts";
 import { shippedFile } from "../fixtures/shipped_file.ts";
+import { sleep } from "../../src/system/sleep.ts";
 
 const CACHE = join(
   Deno.env.get("XDG_CACHE_HOME") ?? join(Deno.env.get("HOME") ?? "/root", ".cache"),
@@ -63,7 +64,7 @@ Deno.test({
     const until = async (what: string, script: string, seconds: number) => {
       for (let i = 0; i < seconds * 2; i++) {
         if ((await exec(script)).ok) return;
-        await new Promise((r) => setTimeout(r, 500));
+        await sleep(500);
       }
       const log = await exec("journalctl -u loam --no-pager | tail -20");
       throw new Error(`timed out waiting for ${what}\n${log.out}`);
