@@ -1,6 +1,12 @@
 import assert from "node:assert/strict";
 import { SupervisedProcess, type SupervisorOptions } from "./workload_supervisor.ts";
 import { createLogger } from "../system/logger.ts";
+import { sleep } from "../system/sleep.ts";
+import { eventually } from "../../tests/e2e/mesh_helpers.ts";
+
+/** Polls a synchronous `ready` until it says so (see `eventually`). */
+const until = (what: string, ready: () => boolean) =>
+  eventually(what, () => Promise.resolve(ready()));
 
 /** The agent-log lines a supervisor wrote, parsed. */
 type Line = { msg: string; ts: string; [field: string]: unknown };
@@ -29,15 +35,6 @@ function supervised(script: string, options: Partial<SupervisorOptions> = {}) {
   return { process, lines };
 }
 
-/** Resolves once `ready` says so, polling every 20 ms; rejects after `ms`. */
-async function until(what: string, ready: () => boolean, ms = 10_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!ready()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
-
 Deno.test("a crash is restarted with backoff, and the third within a minute gives up with the reason", async () => {
   const failed: string[] = [];
   const { process, lines } = supervised("echo up; exit 3", {
@@ -60,7 +57,7 @@ Deno.test("a crash is restarted with backoff, and the third within a minute give
   assert.equal(view.state, "exited");
   assert.equal(view.exit_code, 3);
   assert.equal(view.restarts, 3);
-  await new Promise((r) => setTimeout(r, 700));
+  await sleep(700);
   assert.equal(lines.filter((l) => l.msg === "instance started").length, 3, "not restarted");
 });
 
@@ -110,7 +107,7 @@ Deno.test("stop terminates the process (SIGKILL when it ignores SIGTERM) and not
   assert.ok(performance.now() - started >= 250, "waited out the grace period");
   await until("the exit recorded", () => stubborn.process.view().exit_code !== undefined);
   assert.equal(stubborn.process.view().exit_code, 137);
-  await new Promise((r) => setTimeout(r, 700));
+  await sleep(700);
   assert.equal(lines.filter((l) => l.msg === "instance started").length, 1, "not restarted");
   assert.equal(stubborn.lines.filter((l) => l.msg === "instance started").length, 1);
 });
