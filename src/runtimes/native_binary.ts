@@ -1,6 +1,7 @@
 import { join, resolve } from "node:path";
 import type { DeploymentDirective } from "../protocol/directive.ts";
 import type { Instance, InstanceFailed, InstanceView, RuntimeAdapter } from "./adapter.ts";
+import { abortableActivation } from "./abortable_activation.ts";
 import { executableProblem, readHeader } from "./executable_format.ts";
 import type { LogLine } from "./log_ring.ts";
 import { findProcesses, type ProcessSeen, stopProcess } from "./workload_process.ts";
@@ -72,15 +73,11 @@ export class NativeBinaryAdapter implements RuntimeAdapter {
     const problem = executableProblem(await readHeader(blobPath), type.arch, Deno.build.arch);
     if (problem) throw new Error(problem);
     const instanceId = `bin-${directive.directive_id}`;
-    try {
+    const log = this.#logger.child({ instance_id: instanceId });
+    await abortableActivation(this.#dir(instanceId), signal, log, async () => {
       await this.#install(instanceId, blobPath, signal);
       await this.#start(instanceId, directive, signal);
-    } catch (err) {
-      if (!signal.aborted) throw err;
-      await Deno.remove(this.#dir(instanceId), { recursive: true }).catch(() => {});
-      this.#logger.info("activation stopped", { instance_id: instanceId, reason: signal.reason });
-      throw signal.reason;
-    }
+    });
     return { instance_id: instanceId, provider: "process" };
   }
 

@@ -3,6 +3,7 @@ import { z } from "zod";
 import type { DeploymentDirective } from "../protocol/directive.ts";
 import { type Grants, parseGrants } from "../protocol/wasi_capabilities.ts";
 import type { Instance, InstanceFailed, InstanceView, RuntimeAdapter } from "./adapter.ts";
+import { abortableActivation } from "./abortable_activation.ts";
 import type { LogLine } from "./log_ring.ts";
 import { SupervisedProcess } from "./workload_supervisor.ts";
 import type { WasmRunConfig } from "./wasm_runner.ts";
@@ -112,15 +113,14 @@ export class WasmModuleAdapter implements RuntimeAdapter {
     blobPath: string,
     signal: AbortSignal,
   ): Promise<Instance> {
-    signal.throwIfAborted();
     const instanceId = `wasm-${directive.directive_id}`;
-    try {
-      await this.#start(directive, instanceId, blobPath, signal);
-    } catch (err) {
-      if (!signal.aborted) throw err;
-      await Deno.remove(join(this.#instancesDir, instanceId), { recursive: true }).catch(() => {});
-      throw signal.reason;
-    }
+    const log = this.#logger.child({ instance_id: instanceId });
+    await abortableActivation(
+      join(this.#instancesDir, instanceId),
+      signal,
+      log,
+      () => this.#start(directive, instanceId, blobPath, signal),
+    );
     return { instance_id: instanceId, provider: "node:wasi" };
   }
 
