@@ -1,16 +1,11 @@
 import { join, resolve } from "node:path";
 import type { DeploymentDirective } from "../protocol/directive.ts";
 import type { Instance, InstanceFailed, InstanceView, RuntimeAdapter } from "./adapter.ts";
+import { abortableActivation } from "./abortable_activation.ts";
 import { executableProblem, readHeader } from "./executable_format.ts";
-import { type LogLine, LogRing } from "./log_ring.ts";
-import {
-  captureOutput,
-  findProcesses,
-  type ProcessSeen,
-  recordCrash,
-  stopProcess,
-  terminate,
-} from "./workload_process.ts";
+import type { LogLine } from "./log_ring.ts";
+import { findProcesses, type ProcessSeen, stopProcess } from "./workload_process.ts";
+import { SupervisedProcess } from "./workload_supervisor.ts";
 import type { Logger } from "../system/logger.ts";
 import { unreachableBy, type WorkloadUser } from "../system/workload_user.ts";
 
@@ -20,7 +15,6 @@ const START_GRACE_MS = 1000;
 const STOP_GRACE_MS = 3000;
 /** How long a process SIGKILLed may take to be gone before it counts as stuck. */
 const KILL_WAIT_MS = 2000;
-const LOG_LINES = 500;
 const PROGRAM = "program";
 /** `<instances>/<id>.program.new`: a program being installed, beside the dir it goes into. */
 const STAGED_SUFFIX = `.${PROGRAM}.new`;
@@ -28,14 +22,7 @@ const STAGED_SUFFIX = `.${PROGRAM}.new`;
 /** A supervised native program. */
 interface Supervised {
   directiveId: string;
-  args: string[];
-  dir: string;
-  logs: LogRing;
-  child?: Deno.ChildProcess;
-  crashes: number[];
-  stopping: boolean;
-  startedAt?: string;
-  exitCode?: number;
+  process: SupervisedProcess;
 }
 
 /**
@@ -86,15 +73,11 @@ export class NativeBinaryAdapter implements RuntimeAdapter {
     const problem = executableProblem(await readHeader(blobPath), type.arch, Deno.build.arch);
     if (problem) throw new Error(problem);
     const instanceId = `bin-${directive.directive_id}`;
-    try {
+    const log = this.#logger.child({ instance_id: instanceId });
+    await abortableActivation(this.#dir(instanceId), signal, log, async () => {
       await this.#install(instanceId, blobPath, signal);
-      await this.#startChecked(instanceId, directive, signal);
-    } catch (err) {
-      if (!signal.aborted) throw err;
-      await Deno.remove(this.#dir(instanceId), { recursive: true }).catch(() => {});
-      this.#logger.info("activation stopped", { instance_id: instanceId, reason: signal.reason });
-      throw signal.reason;
-    }
+      await this.#start(instanceId, directive, signal);
+    });
     return { instance_id: instanceId, provider: "process" };
   }
 
@@ -110,8 +93,7 @@ export class NativeBinaryAdapter implements RuntimeAdapter {
   ): Promise<void> {
     try {
       await this.#install(instanceId, blobPath);
-      const { sup, exited } = this.#supervise(instanceId, directive);
-      void exited.then((code) => this.#onExit(instanceId, sup, code));
+      await this.#start(instanceId, directive);
     } catch (err) {
       this.#logger.error("instance not resumed", { instance_id: instanceId, error: err });
       throw err;
@@ -184,7 +166,7 @@ export class NativeBinaryAdapter implements RuntimeAdapter {
       return [];
     });
     // after the search, so that a child spawned while it ran counts as ours
-    const ours = new Set([...this.#running.values()].map((sup) => sup.child?.pid));
+    const ours = new Set([...this.#running.values()].map((sup) => sup.process.pid));
     const stuck = await Promise.all(
       found.filter((seen) => !ours.has(seen.pid)).map((seen) => this.#stopLeftover(seen)),
     );
@@ -248,127 +230,59 @@ export class NativeBinaryAdapter implements RuntimeAdapter {
   }
 
   /**
-   * Starts the program and watches it for the start grace period: exiting within it fails the
-   * activation with its exit code and last output; `signal` aborting stops it and rejects with
-   * the signal's reason. Past the grace period a crash is restarted.
+   * Starts the program as a supervised child. With `signal` (an activation), watches it for the
+   * start grace period: exiting within it fails the activation with its exit code and last
+   * output; `signal` aborting stops it and rejects with the signal's reason. Past the grace
+   * period (or at once, without `signal`: a resume) a crash is restarted.
    */
-  async #startChecked(
+  async #start(
     instanceId: string,
     directive: DeploymentDirective,
-    signal: AbortSignal,
+    signal?: AbortSignal,
   ): Promise<void> {
-    signal.throwIfAborted();
-    const { sup, exited } = this.#supervise(instanceId, directive);
-    const outcome = await new Promise<"running" | "aborted" | number>((settle) => {
-      const done = (result: "running" | "aborted" | number) => {
-        clearTimeout(timer);
-        signal.removeEventListener("abort", onAbort);
-        settle(result);
-      };
-      const onAbort = () => done("aborted");
-      const timer = setTimeout(() => done("running"), START_GRACE_MS);
-      signal.addEventListener("abort", onAbort, { once: true });
-      void exited.then(done);
-    });
-    if (outcome === "running") {
-      void exited.then((code) => this.#onExit(instanceId, sup, code));
-      return;
-    }
-    this.#running.delete(instanceId);
-    if (outcome === "aborted") {
-      sup.stopping = true;
-      // its exit, not the end of its output: a child it forked may hold the pipes open
-      await terminate(sup.child!, STOP_GRACE_MS);
-      throw signal.reason;
-    }
-    const tail = sup.logs.tail(5).map((l) => l.line).join(" | ");
-    throw new Error(`exited with code ${outcome} right after start${tail ? `: ${tail}` : ""}`);
-  }
-
-  /** Registers the instance and spawns its program; `exited` resolves with the exit code. */
-  #supervise(
-    instanceId: string,
-    directive: DeploymentDirective,
-  ): { sup: Supervised; exited: Promise<number> } {
+    signal?.throwIfAborted();
     const type = directive.artifact.artifact_type;
-    const sup: Supervised = {
-      directiveId: directive.directive_id,
-      args: type.type === "native_binary" ? type.args : [],
-      dir: this.#dir(instanceId),
-      logs: new LogRing(LOG_LINES),
-      crashes: [],
-      stopping: false,
-    };
-    this.#running.set(instanceId, sup);
+    const dir = this.#dir(instanceId);
+    const process = new SupervisedProcess({
+      command: new Deno.Command(join(dir, PROGRAM), {
+        args: type.type === "native_binary" ? type.args : [],
+        cwd: dir,
+        clearEnv: true,
+        env: { PATH: "/usr/local/bin:/usr/bin:/bin", HOME: dir, LOAM_INSTANCE_ID: instanceId },
+        ...(this.#user ? { uid: this.#user.uid, gid: this.#user.gid } : {}),
+        stdin: "null",
+        stdout: "piped",
+        stderr: "piped",
+      }),
+      log: this.#logger.child({ instance_id: instanceId }),
+      stopGraceMs: STOP_GRACE_MS,
+      policy: "restart",
+      onGiveUp: (reason) => {
+        this.#running.delete(instanceId);
+        this.#onFailed(instanceId, reason);
+      },
+    });
+    // registered before the spawn: a search for leftovers meanwhile must see it as ours
+    this.#running.set(instanceId, { directiveId: directive.directive_id, process });
     try {
-      return { sup, exited: this.#spawn(instanceId, sup) };
+      await process.start(
+        signal && {
+          graceMs: START_GRACE_MS,
+          describe: (code) => `exited with code ${code} right after start`,
+          signal,
+        },
+      );
     } catch (err) {
       this.#running.delete(instanceId);
       throw err;
     }
   }
 
-  /** Starts the process; resolves with its exit code. Throws when it cannot be started. */
-  #spawn(instanceId: string, sup: Supervised): Promise<number> {
-    const log = this.#logger.child({ instance_id: instanceId });
-    const child = new Deno.Command(join(sup.dir, PROGRAM), {
-      args: sup.args,
-      cwd: sup.dir,
-      clearEnv: true,
-      env: { PATH: "/usr/local/bin:/usr/bin:/bin", HOME: sup.dir, LOAM_INSTANCE_ID: instanceId },
-      ...(this.#user ? { uid: this.#user.uid, gid: this.#user.gid } : {}),
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
-    sup.child = child;
-    sup.exitCode = undefined;
-    sup.startedAt = new Date().toISOString();
-    log.info("instance started", { pid: child.pid });
-    const output = captureOutput(child, sup.logs, log);
-    return child.status.then(async (status) => {
-      await output.catch(() => {});
-      sup.exitCode = status.code;
-      return status.code;
-    });
-  }
-
-  async #onExit(instanceId: string, sup: Supervised, code: number): Promise<void> {
-    if (sup.stopping) return;
-    const verdict = recordCrash(sup.crashes, code);
-    const log = this.#logger.child({ instance_id: instanceId });
-    if ("giveUp" in verdict) {
-      this.#giveUp(instanceId, verdict.giveUp);
-      return;
-    }
-    const delay = verdict.restartInMs;
-    log.warn("instance exited; restarting", { exit_code: code, delay_ms: delay });
-    await new Promise((r) => setTimeout(r, delay));
-    if (sup.stopping) return;
-    let next: Promise<number>;
-    try {
-      next = this.#spawn(instanceId, sup);
-    } catch (err) {
-      this.#giveUp(instanceId, `cannot restart: ${(err as Error).message}`);
-      return;
-    }
-    void next.then((code) => this.#onExit(instanceId, sup, code));
-  }
-
-  #giveUp(instanceId: string, reason: string): void {
-    this.#running.delete(instanceId);
-    this.#logger.error("instance broken", { instance_id: instanceId, reason });
-    this.#onFailed(instanceId, reason);
-  }
-
   /** Stops the program (SIGTERM, SIGKILL after the grace period) and removes its dir. */
   async deactivate(instanceId: string): Promise<void> {
     const sup = this.#running.get(instanceId);
     this.#running.delete(instanceId);
-    if (sup?.child) {
-      sup.stopping = true;
-      await terminate(sup.child, STOP_GRACE_MS);
-    }
+    await sup?.process.stop();
     await Deno.remove(this.#dir(instanceId), { recursive: true }).catch(() => {});
   }
 
@@ -377,9 +291,7 @@ export class NativeBinaryAdapter implements RuntimeAdapter {
    * after the grace period, and resolves once every program has exited.
    */
   async stopAll(): Promise<void> {
-    const all = [...this.#running.values()];
-    for (const sup of all) sup.stopping = true;
-    await Promise.all(all.map((sup) => sup.child && terminate(sup.child, STOP_GRACE_MS)));
+    await Promise.all([...this.#running.values()].map((sup) => sup.process.stop()));
   }
 
   /** Supervised instances for the API. */
@@ -388,18 +300,14 @@ export class NativeBinaryAdapter implements RuntimeAdapter {
       instance_id: id,
       directive_id: sup.directiveId,
       adapter: "native_binary",
-      state: sup.exitCode === undefined ? "running" : "restarting",
       provider: "process",
-      started_at: sup.startedAt ?? null,
-      ...(sup.exitCode !== undefined ? { exit_code: sup.exitCode } : {}),
-      pid: sup.child?.pid ?? null,
-      restarts: sup.crashes.length,
+      ...sup.process.view(),
     }));
   }
 
   /** The last output lines of an instance, or undefined when it is not running here. */
   logs(instanceId: string, count?: number): LogLine[] | undefined {
-    return this.#running.get(instanceId)?.logs.tail(count);
+    return this.#running.get(instanceId)?.process.logs(count);
   }
 }
 

@@ -3,8 +3,9 @@ import { z } from "zod";
 import type { DeploymentDirective } from "../protocol/directive.ts";
 import { type Grants, parseGrants } from "../protocol/wasi_capabilities.ts";
 import type { Instance, InstanceFailed, InstanceView, RuntimeAdapter } from "./adapter.ts";
-import { type LogLine, LogRing } from "./log_ring.ts";
-import { captureOutput, recordCrash, terminate } from "./workload_process.ts";
+import { abortableActivation } from "./abortable_activation.ts";
+import type { LogLine } from "./log_ring.ts";
+import { SupervisedProcess } from "./workload_supervisor.ts";
 import type { WasmRunConfig } from "./wasm_runner.ts";
 import { packaging } from "../system/packaged.ts";
 import { atomicWriteFile } from "../system/atomic_write.ts";
@@ -46,9 +47,9 @@ function runnerInvocation(): string[] {
   const config = new URL("../../deno.json", import.meta.url).pathname;
   return [`--config=${config}`, new URL("./wasm_runner.ts", import.meta.url).pathname];
 }
+/** A module that exits with a non-zero code within this long after a start failed to start. */
 const START_GRACE_MS = 1000;
 const STOP_GRACE_MS = 2000;
-const LOG_LINES = 500;
 
 interface Module {
   directiveId: string;
@@ -56,15 +57,13 @@ interface Module {
   grantedDirs: string[];
   mode: WasmConfig["mode"];
   dir: string;
-  command: Deno.Command;
-  timeoutMs: number;
-  logs: LogRing;
-  child?: Deno.ChildProcess;
-  state: "running" | "exited" | "killed" | "restarting";
-  exitCode?: number;
-  startedAt?: string;
-  crashes: number[];
-  stopping: boolean;
+  process: SupervisedProcess;
+}
+
+/** How a `run` module ended, kept in its exit file across agent restarts. */
+interface Ended {
+  state: "exited" | "killed";
+  exit_code: number;
 }
 
 /** The Deno flags that grant the runner exactly `grants` (see wasm_runner.ts). */
@@ -105,36 +104,49 @@ export class WasmModuleAdapter implements RuntimeAdapter {
     this.#onFailed = onFailed;
   }
 
-  async activate(directive: DeploymentDirective, blobPath: string): Promise<Instance> {
+  /**
+   * Starts the module and fails when it exits with a non-zero code within the start grace
+   * period; an abort stops it, removes its instance dir and rejects with the reason.
+   */
+  async activate(
+    directive: DeploymentDirective,
+    blobPath: string,
+    signal: AbortSignal,
+  ): Promise<Instance> {
     const instanceId = `wasm-${directive.directive_id}`;
-    await this.#start(directive, instanceId, blobPath, true);
+    const log = this.#logger.child({ instance_id: instanceId });
+    await abortableActivation(
+      join(this.#instancesDir, instanceId),
+      signal,
+      log,
+      () => this.#start(directive, instanceId, blobPath, signal),
+    );
     return { instance_id: instanceId, provider: "node:wasi" };
   }
 
   /** A `run` module that finished before the restart stays finished; others start again. */
   async resume(directive: DeploymentDirective, instanceId: string, blobPath: string) {
-    const done = await Deno.readTextFile(this.#exitFile(instanceId)).then(
+    const done: Ended | undefined = await Deno.readTextFile(this.#exitFile(instanceId)).then(
       JSON.parse,
       () => undefined,
     );
     if (done) {
-      const module = this.#prepare(directive, instanceId);
-      Object.assign(module, { state: done.state, exitCode: done.exit_code });
-      this.#modules.set(instanceId, module);
+      const ended = { state: done.state, exitCode: done.exit_code };
+      this.#modules.set(instanceId, this.#prepare(directive, instanceId, ended));
       return;
     }
-    await this.#start(directive, instanceId, blobPath, false);
+    await this.#start(directive, instanceId, blobPath);
   }
 
   async deactivate(instanceId: string): Promise<void> {
-    await this.#stop(instanceId);
+    await this.#modules.get(instanceId)?.process.stop();
     this.#modules.delete(instanceId);
     await Deno.remove(join(this.#instancesDir, instanceId), { recursive: true }).catch(() => {});
     await Deno.remove(this.#exitFile(instanceId)).catch(() => {});
   }
 
   async stopAll(): Promise<void> {
-    await Promise.all([...this.#modules.keys()].map((id) => this.#stop(id)));
+    await Promise.all([...this.#modules.values()].map((m) => m.process.stop()));
   }
 
   list(): InstanceView[] {
@@ -142,18 +154,14 @@ export class WasmModuleAdapter implements RuntimeAdapter {
       instance_id: id,
       directive_id: m.directiveId,
       adapter: "wasm_module",
-      state: m.state,
       provider: "node:wasi",
-      started_at: m.startedAt ?? null,
-      ...(m.exitCode !== undefined ? { exit_code: m.exitCode } : {}),
+      ...m.process.view(),
       mode: m.mode,
-      pid: m.child?.pid ?? null,
-      restarts: m.crashes.length,
     }));
   }
 
   logs(instanceId: string, count?: number): LogLine[] | undefined {
-    return this.#modules.get(instanceId)?.logs.tail(count);
+    return this.#modules.get(instanceId)?.process.logs(count);
   }
 
   /** Where a finished `run` module's end is kept (beside its dir: the guest may write inside). */
@@ -161,8 +169,15 @@ export class WasmModuleAdapter implements RuntimeAdapter {
     return join(this.#instancesDir, `${instanceId}.exit.json`);
   }
 
-  /** Checks the directive against its grants and builds the runner process (not started). */
-  #prepare(directive: DeploymentDirective, instanceId: string): Module {
+  /**
+   * Checks the directive against its grants and builds the runner process (not started; with
+   * `ended`, one that ended before the agent restarted).
+   */
+  #prepare(
+    directive: DeploymentDirective,
+    instanceId: string,
+    ended?: { state: Ended["state"]; exitCode: number },
+  ): Module {
     if (basename(Deno.execPath()) !== "deno") {
       throw new Error(
         "WASM modules run in a `deno run` process with exactly their capabilities as " +
@@ -182,11 +197,8 @@ export class WasmModuleAdapter implements RuntimeAdapter {
     const run = this.#runConfig(config, grants, dir, join(dir, "module.wasm"));
     const memoryPages = (config.memory_mb ?? this.#settings.memoryMb) * 16;
     const denoDir = Deno.env.get("DENO_DIR");
-    return {
-      directiveId: directive.directive_id,
-      grantedDirs: grants.dirs.filter((d) => !isAbsolute(d.path)).map((d) => join(dir, d.path)),
-      mode: config.mode,
-      dir,
+    const log = this.#logger.child({ instance_id: instanceId });
+    const process = new SupervisedProcess({
       command: new Deno.Command(Deno.execPath(), {
         args: [
           "run",
@@ -210,11 +222,27 @@ export class WasmModuleAdapter implements RuntimeAdapter {
         stdout: "piped",
         stderr: "piped",
       }),
-      timeoutMs: (config.timeout_seconds ?? this.#settings.maxSeconds) * 1000,
-      logs: new LogRing(LOG_LINES),
-      state: "running",
-      crashes: [],
-      stopping: false,
+      log,
+      stopGraceMs: STOP_GRACE_MS,
+      policy: config.mode === "run" ? "never" : "restart",
+      // the cap is on a run to completion; a service runs for as long as it is deployed
+      ...(config.mode === "run"
+        ? { wallTimeMs: (config.timeout_seconds ?? this.#settings.maxSeconds) * 1000 }
+        : {}),
+      started: { msg: "wasm module started", fields: { mode: config.mode } },
+      onEnded: (state, code) => {
+        log.info("wasm module finished", { exit_code: code, state });
+        const record = { state, exit_code: code, at: new Date().toISOString() };
+        void atomicWriteFile(this.#exitFile(instanceId), JSON.stringify(record)).catch(() => {});
+      },
+      onGiveUp: (reason) => this.#onFailed(instanceId, reason),
+    }, ended);
+    return {
+      directiveId: directive.directive_id,
+      grantedDirs: grants.dirs.filter((d) => !isAbsolute(d.path)).map((d) => join(dir, d.path)),
+      mode: config.mode,
+      dir,
+      process,
     };
   }
 
@@ -249,11 +277,15 @@ export class WasmModuleAdapter implements RuntimeAdapter {
     };
   }
 
+  /**
+   * Installs the module and starts its runner. With `signal` (an activation), a non-zero exit
+   * within the start grace period fails it with the code and the last output lines.
+   */
   async #start(
     directive: DeploymentDirective,
     instanceId: string,
     blobPath: string,
-    strict: boolean,
+    signal?: AbortSignal,
   ): Promise<void> {
     const module = this.#prepare(directive, instanceId);
     await Deno.mkdir(module.dir, { recursive: true, mode: 0o700 });
@@ -261,72 +293,18 @@ export class WasmModuleAdapter implements RuntimeAdapter {
     await Deno.remove(this.#exitFile(instanceId)).catch(() => {});
     for (const host of module.grantedDirs) await Deno.mkdir(host, { recursive: true });
     this.#modules.set(instanceId, module);
-    const exited = this.#spawn(instanceId, module);
-    const early = await Promise.race([
-      exited,
-      new Promise<undefined>((r) => setTimeout(() => r(undefined), START_GRACE_MS)),
-    ]);
-    if (early !== undefined && early !== 0 && strict) {
+    try {
+      await module.process.start(
+        signal && {
+          graceMs: START_GRACE_MS,
+          fails: (code) => code !== 0,
+          describe: (code) => `module exited with code ${code}`,
+          signal,
+        },
+      );
+    } catch (err) {
       this.#modules.delete(instanceId);
-      const tail = module.logs.tail(5).map((l) => l.line).join(" | ");
-      throw new Error(`module exited with code ${early}${tail ? `: ${tail}` : ""}`);
+      throw err;
     }
-    void exited.then((code) => this.#onExit(instanceId, module, code));
-  }
-
-  /** Starts the runner; resolves with its exit code (137 when the wall-time cap killed it). */
-  #spawn(instanceId: string, module: Module): Promise<number> {
-    const log = this.#logger.child({ instance_id: instanceId });
-    const child = module.command.spawn();
-    module.child = child;
-    module.state = "running";
-    module.exitCode = undefined;
-    module.startedAt = new Date().toISOString();
-    log.info("wasm module started", { pid: child.pid, mode: module.mode });
-    const timer = module.mode === "run"
-      ? setTimeout(() => {
-        module.state = "killed";
-        module.logs.push("stderr", `killed after ${module.timeoutMs / 1000} s (wall-time cap)`);
-        child.kill("SIGKILL");
-      }, module.timeoutMs)
-      : undefined;
-    const output = captureOutput(child, module.logs, log);
-    return child.status.then(async (status) => {
-      clearTimeout(timer);
-      await output.catch(() => {});
-      module.exitCode = status.code;
-      if (module.state !== "killed") module.state = "exited";
-      return status.code;
-    });
-  }
-
-  async #onExit(instanceId: string, module: Module, code: number): Promise<void> {
-    if (module.stopping) return;
-    const log = this.#logger.child({ instance_id: instanceId });
-    if (module.mode === "run") {
-      log.info("wasm module finished", { exit_code: code, state: module.state });
-      await atomicWriteFile(
-        this.#exitFile(instanceId),
-        JSON.stringify({ state: module.state, exit_code: code, at: new Date().toISOString() }),
-      ).catch(() => {});
-      return;
-    }
-    const verdict = recordCrash(module.crashes, code);
-    if ("giveUp" in verdict) {
-      log.warn("wasm module failed", { reason: verdict.giveUp });
-      this.#onFailed(instanceId, verdict.giveUp);
-      return;
-    }
-    module.state = "restarting";
-    await new Promise((r) => setTimeout(r, verdict.restartInMs));
-    if (module.stopping || !this.#modules.has(instanceId)) return;
-    void this.#spawn(instanceId, module).then((c) => this.#onExit(instanceId, module, c));
-  }
-
-  async #stop(instanceId: string): Promise<void> {
-    const module = this.#modules.get(instanceId);
-    if (!module?.child) return;
-    module.stopping = true;
-    await terminate(module.child, STOP_GRACE_MS);
   }
 }
