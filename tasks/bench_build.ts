@@ -9,6 +9,7 @@
 import { join } from "node:path";
 import { type AgentProcess, startAgent } from "../tests/e2e/harness.ts";
 import { type BenchRow, median, shell, timed } from "./bench_util.ts";
+import { sleep } from "../src/system/sleep.ts";
 
 const FILE = new URL("../dist/loam-x86_64-linux", import.meta.url).pathname;
 const ROUNDS = 3;
@@ -72,7 +73,7 @@ export async function benchBuild(dir: string): Promise<BenchRow[]> {
     env: { LOAM_RUNTIME_DIR: join(dir, "runtime-first") },
   });
   agents.push(first);
-  await new Promise((r) => setTimeout(r, IDLE_MS));
+  await sleep(IDLE_MS);
   const [fileRss, sourceRss, firstRss] = await Promise.all(agents.map(rssMiB));
   await Promise.all(agents.map((a) => a.stop()));
   const mib = (bytes: number) => bytes / 1024 / 1024;

@@ -10,6 +10,7 @@ import { type AgentProcess, runLoam, startAgent } from "../tests/e2e/harness.ts"
 import { eventually, peersOf } from "../tests/e2e/mesh_helpers.ts";
 import { sha256Hex, startBlobServer } from "../tests/fixtures/blob_server.ts";
 import { type BenchRow, percentile, shell, timed } from "./bench_util.ts";
+import { sleep } from "../src/system/sleep.ts";
 
 /** Stays up past the start check without load (a `sleep 0.1` loop in 20 copies forked 200/s). */
 const PROGRAM = new TextEncoder().encode("#!/bin/sh\nexec sleep 120\n");
@@ -99,7 +100,7 @@ async function deployToFleet(
       );
     }
     const idleFrom = await cpuSeconds(agents);
-    const [, idleSeconds] = await timed(() => new Promise((r) => setTimeout(r, 5000)));
+    const [, idleSeconds] = await timed(() => sleep(5000));
     const idleRate = (await cpuSeconds(agents) - idleFrom) / idleSeconds;
     const id = `bench-${round}`;
     const cpuFrom = await cpuSeconds(agents);

@@ -77,7 +77,11 @@ async function benchOnnx(dir: string): Promise<BenchRow[]> {
     c: new ort.Tensor("float32", state, [2, 1, 64]),
   });
   const adapter = new OnnxModelAdapter(settings());
-  await adapter.activate(directive("vad", { type: "onnx_model" }), path);
+  await adapter.activate(
+    directive("vad", { type: "onnx_model" }),
+    path,
+    new AbortController().signal,
+  );
   const loaded = adapter.model("onnx-vad");
   if (!loaded || loaded === "loading") throw new Error("the adapter did not load Silero");
   const inputs = {
@@ -188,7 +192,11 @@ async function benchGguf(dir: string): Promise<BenchRow[]> {
     gpuLayers: 0,
     hasGpu: false,
   });
-  await adapter.activate(directive("llm", { type: "gguf_model" }), path);
+  await adapter.activate(
+    directive("llm", { type: "gguf_model" }),
+    path,
+    new AbortController().signal,
+  );
   const llm = adapter.model("llm-llm");
   if (!llm || llm === "loading") throw new Error("the adapter did not load the GGUF");
   const ours: number[] = [];

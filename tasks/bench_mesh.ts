@@ -20,6 +20,7 @@ import { agentFlags } from "./permissions.ts";
 import { eventually, peerIdOf, peersOf, requestBlob } from "../tests/e2e/mesh_helpers.ts";
 import { writeRandomFile } from "../tests/fixtures/blob_server.ts";
 import { type BenchRow, median, percentile, shell, timed } from "./bench_util.ts";
+import { sleep } from "../src/system/sleep.ts";
 
 const SIZE = 512 * 1024 * 1024;
 const MB = 1e6;
@@ -291,7 +292,7 @@ export async function benchMesh(dir: string): Promise<BenchRow[]> {
   let servedRss: number;
   let receivedRss: number;
   try {
-    await new Promise((r) => setTimeout(r, 3000));
+    await sleep(3000);
     idleRss = await idleRssMb(b.pid);
     agentSeconds = await agentTransferSeconds(a, b, hex);
     servedRss = await idleRssMb(a.pid);

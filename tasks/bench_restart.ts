@@ -9,6 +9,7 @@ import { type AgentProcess, startAgent } from "../tests/e2e/harness.ts";
 import { postArtifact, settledDeployment } from "../tests/e2e/deploy_helpers.ts";
 import { randomBytes, startBlobServer } from "../tests/fixtures/blob_server.ts";
 import { type BenchRow, median, shell, timed } from "./bench_util.ts";
+import { sleep } from "../src/system/sleep.ts";
 
 const PROGRAM = new TextEncoder().encode("#!/bin/sh\nexec sleep 600\n");
 const NATIVE = { type: "native_binary", arch: Deno.build.arch };
@@ -66,7 +67,7 @@ async function stopRows(dir: string): Promise<BenchRow[]> {
 
     await postArtifact(agent, "cancel", slow, server.url("/slow"), NATIVE);
     await settledDeployment(agent, "cancel", ["downloading"]);
-    await new Promise((r) => setTimeout(r, 500));
+    await sleep(500);
     const [, getSeconds] = await timed(async () =>
       await (await agent.request("/v1/deployments/cancel", { token: agent.adminToken() })).json()
     );

@@ -30,6 +30,7 @@ import { stagingLeft, violations } from "./chaos_checks.ts";
 import { draw } from "./fuzz_inputs.ts";
 import { type DeploymentState, TERMINAL_STATES } from "../src/protocol/status.ts";
 import { sha256Hex } from "../tests/fixtures/blob_server.ts";
+import { sleep } from "../src/system/sleep.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -124,7 +125,6 @@ const stateOf = async (id: string) => {
   const res = await agent.request(`/v1/deployments/${id}`, { token: agent.adminToken() });
   return res.ok ? (await res.json()).state as string : undefined;
 };
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Log lines of the agent processes before the current one, to explain an inconsistency. */
 const history: string[] = [];

@@ -40,7 +40,11 @@ for (const [i, { path, type }] of files.entries()) {
   const adapter = type === "onnx_model" ? onnx : gguf;
   let answer: unknown;
   try {
-    const instance = await adapter.activate(directive(`m${i}`, type), path);
+    const instance = await adapter.activate(
+      directive(`m${i}`, type),
+      path,
+      new AbortController().signal,
+    );
     await adapter.deactivate(instance.instance_id);
     answer = { ok: true };
   } catch (err) {

@@ -30,6 +30,7 @@ import {
   randomBytes,
 } from "./fuzz_inputs.ts";
 import { FamilyTally, judge, type Outcome } from "./fuzz_tally.ts";
+import { sleep } from "../src/system/sleep.ts";
 
 const MAX_MESSAGE_BYTES = 1024 * 1024;
 /** Messages each real agent is sent over gossip (below its 200/s limit, at ~100/s). */
@@ -141,7 +142,7 @@ async function throughAgent(
   const topics = [peer.topics.directives, peer.topics.status, peer.topics.adverts];
   for (const [i, bytes] of sample.entries()) {
     await peer.publish(topics[i % topics.length]!, bytes).catch(() => {});
-    await new Promise((r) => setTimeout(r, 10));
+    await sleep(10);
   }
   const after = await eventually("every gossip message counted", async () => {
     const now = await gossipCounts(agent);
@@ -186,7 +187,7 @@ async function replay(tally: FamilyTally, agent: AgentProcess, peer: TestPeer, k
     peer.topics.directives,
     await signAny("directive", directive, key, peer.peerId),
   );
-  await new Promise((r) => setTimeout(r, 300));
+  await sleep(300);
   await peer.publish(
     peer.topics.directives,
     await signAny(

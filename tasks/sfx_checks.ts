@@ -7,6 +7,7 @@
  * @module
  */
 import { join } from "node:path";
+import { sleep } from "../src/system/sleep.ts";
 
 /** What one finished run of the file said. */
 export interface FileRun {
@@ -99,7 +100,7 @@ export async function killedExtractionProblems(
         recoveryMs: 0,
       };
     }
-    await new Promise((r) => setTimeout(r, 20));
+    await sleep(20);
   }
   child.kill("SIGKILL");
   await status;

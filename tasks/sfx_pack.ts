@@ -46,7 +46,7 @@ function padded(n: number): string {
 }
 
 /** The header with every placeholder filled; `offset` is its own length in bytes. */
-export function renderHeader(
+function renderHeader(
   template: string,
   facts: HeaderFacts,
   payload: { bytes: number; sha256: string; unpacked: number },

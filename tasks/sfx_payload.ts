@@ -44,7 +44,7 @@ export interface Payload {
 }
 
 /** The npm architecture of a target. */
-export function npmArch(target: Target): NpmArch {
+function npmArch(target: Target): NpmArch {
   return target.startsWith("x86_64") ? "x64" : "arm64";
 }
 

@@ -12,6 +12,7 @@ import { buildTinyGguf } from "./gen_tiny_gguf.ts";
 import { sha256Hex } from "../tests/fixtures/blob_server.ts";
 import { tarGz } from "../tests/fixtures/tarball.ts";
 import { childEnv, loopbackRunArgs } from "../tests/e2e/harness.ts";
+import { sleep } from "../src/system/sleep.ts";
 
 /** One artifact served to the agent: its URL, and its bytes (for the directive's hash and size). */
 export interface Served {
@@ -191,7 +192,7 @@ async function until<T>(
     if (value !== undefined) return value;
     if (agent.exited) throw new Error(`the agent exited while waiting for ${what}`);
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
+    await sleep(100);
   }
 }
 

@@ -1,3 +1,11 @@
+/**
+ * @module
+ * The local HTTP API's router: it matches the route table (routes.ts, one file per feature
+ * under routes/), checks each route's scope in this one place (401 without a known token, 403
+ * without the scope, 405 with Allow), turns errors into `{"error":{"code","message"}}` and
+ * records request metrics. Handlers never authenticate by themselves.
+ */
+
 import { errorResponse, HttpError } from "../system/http_error.ts";
 import { grants, type Scope } from "./scopes.ts";
 import type { TokenRecord, TokenStore } from "./tokens.ts";

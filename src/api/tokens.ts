@@ -6,7 +6,7 @@ import { readBoundedJsonFile } from "../protocol/bounded_json.ts";
 import { UserError } from "../system/errors.ts";
 
 /** Name of the token created on first start, whose secret is written to admin.token. */
-export const ADMIN_TOKEN_NAME = "admin";
+const ADMIN_TOKEN_NAME = "admin";
 
 const TOKEN_PREFIX = "loam_";
 /** tokens.json holds names and hashes; anything this large was not written by loam. */

@@ -55,7 +55,7 @@ export interface StallGuard {
 }
 
 /** Arms a stall timer for one attempt (no data for `stallMs` aborts it as transient). */
-export function stallGuard(ctx: AttemptContext): StallGuard {
+function stallGuard(ctx: AttemptContext): StallGuard {
   const stall = new AbortController();
   let timer = setTimeout(() => stall.abort(), ctx.stallMs);
   return {

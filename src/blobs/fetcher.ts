@@ -1,3 +1,10 @@
+/**
+ * @module
+ * Content-addressed blobs: the fetcher makes a blob present from peers and HTTP(S) URLs with
+ * streaming SHA-256, resume, retries and fail-over; store.ts keeps only verified bytes;
+ * gc.ts frees space. Nothing is used before its hash verified.
+ */
+
 import pLimit from "p-limit";
 import type { Config } from "../config/schema.ts";
 import type { Logger } from "../system/logger.ts";

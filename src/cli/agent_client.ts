@@ -8,7 +8,7 @@ import { checkDataDir, dataPathsFor } from "../system/paths.ts";
 import { UserError } from "../system/errors.ts";
 
 /** Exit code when the agent cannot be reached or answers with an error. */
-export const EXIT_AGENT_UNAVAILABLE = 1;
+const EXIT_AGENT_UNAVAILABLE = 1;
 
 /** How a CLI command reaches the local agent: base URL and bearer token. */
 export interface AgentEndpoint {

@@ -1,3 +1,9 @@
+/**
+ * @module
+ * The `loam` commands: one file per command in this folder, listed here with a one-line
+ * summary and loaded on demand, so `loam version` does not load libp2p.
+ */
+
 import type { Command } from "./command.ts";
 
 /** A command as the dispatcher knows it: name, one-line summary, and how to load it. */

@@ -13,6 +13,7 @@ import type { DeploymentStatus } from "../protocol/status.ts";
 import { DeploymentWatch } from "./deploy_watch.ts";
 import { createLogger } from "../system/logger.ts";
 import { UserError } from "../system/errors.ts";
+import { sleep } from "../system/sleep.ts";
 
 const HELP = `Usage: loam deploy [<directive.json>] --key <c2.key> --bootstrap <multiaddr> [options]
        loam deploy --watch-only <directive id> --bootstrap <multiaddr> [options]
@@ -105,7 +106,7 @@ async function readDirective(path: string): Promise<Record<string, unknown>> {
 async function until(done: () => boolean, deadline: number): Promise<boolean> {
   while (!done()) {
     if (Date.now() > deadline) return false;
-    await new Promise((r) => setTimeout(r, 200));
+    await sleep(200);
   }
   return true;
 }

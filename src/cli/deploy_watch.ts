@@ -4,7 +4,7 @@ import { type DeploymentStatus, TERMINAL_STATES } from "../protocol/status.ts";
  * The tail of a peer id: enough to tell nodes apart on one screen (every Ed25519 peer id starts
  * with the same "12D3KooW", so the head tells nothing).
  */
-export function shortPeerId(peerId: string): string {
+function shortPeerId(peerId: string): string {
   return peerId.slice(-8);
 }
 

@@ -18,7 +18,7 @@ function gib(mb: number): string {
 }
 
 /** Renders a status report as aligned `label  value` lines for people. */
-export function formatStatus(s: StatusReport): string {
+function formatStatus(s: StatusReport): string {
   const hw = s.hardware;
   const gpus = hw.gpus.length === 0
     ? "none"

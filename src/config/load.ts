@@ -1,10 +1,16 @@
+/**
+ * @module
+ * Configuration: defaults < TOML < `LOAM_*` environment < flags, validated by the zod schema in
+ * schema.ts; an error names the key, the value and why.
+ */
+
 import { parse as parseToml } from "smol-toml";
 import { type Config, ConfigSchema } from "./schema.ts";
 import { coerceText, configKeys, envNameFor, keyType } from "./keys.ts";
 import { UserError } from "../system/errors.ts";
 
 /** The config file read when neither `--config` nor `$LOAM_CONFIG` names one (if it exists). */
-export const DEFAULT_CONFIG_PATH = "/etc/loam/loam.toml";
+const DEFAULT_CONFIG_PATH = "/etc/loam/loam.toml";
 
 /** Environment variables starting with LOAM_ that are not config keys. */
 const NON_KEY_ENV = new Set([

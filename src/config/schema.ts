@@ -19,7 +19,7 @@ const capability = z.string().regex(
 );
 
 /** The `[node]` section: who this node is. */
-export const NodeSectionSchema = z.strictObject({
+const NodeSectionSchema = z.strictObject({
   /** Node id used in directives' node scopes and status; defaults to the host name. */
   id: identifier.default(() => Deno.hostname()),
   /** Formation (group) this node belongs to, if any. */
@@ -52,7 +52,7 @@ const peerId = z.string().refine((s) => {
 }, "expected a libp2p peer id such as 12D3KooW...");
 
 /** The `[mesh.limits]` table: what one peer may cost this node. */
-export const MeshLimitsSchema = z.strictObject({
+const MeshLimitsSchema = z.strictObject({
   /**
    * Gossip messages per second one peer may forward to this node (it may send ten seconds' worth
    * at once); past that they are ignored unread and counted. 0 = no limit.
@@ -68,7 +68,7 @@ export const MeshLimitsSchema = z.strictObject({
 });
 
 /** The `[mesh]` section: the libp2p node. */
-export const MeshSectionSchema = z.strictObject({
+const MeshSectionSchema = z.strictObject({
   /** Where the mesh listens (TCP multiaddr); port 0 picks a free port. */
   listen: multiaddrText.default("/ip4/0.0.0.0/tcp/7412"),
   /** Peers to dial at start; none = wait as a bootstrap node for others. */
@@ -97,7 +97,7 @@ export const MeshSectionSchema = z.strictObject({
 });
 
 /** The `[api]` section: the local HTTP API. */
-export const ApiSectionSchema = z.strictObject({
+const ApiSectionSchema = z.strictObject({
   listen: listenAddress.default("127.0.0.1:7411"),
   public_metrics: z.boolean().default(false),
   max_body_bytes: z.number().int().min(1024).max(1024 * 1024 * 1024).default(1024 * 1024),
@@ -105,7 +105,7 @@ export const ApiSectionSchema = z.strictObject({
 });
 
 /** The `[deploy]` section: the deployment engine. */
-export const DeploySectionSchema = z.strictObject({
+const DeploySectionSchema = z.strictObject({
   /** Deployments downloading or activating at once; the rest wait by priority. */
   max_concurrent: z.number().int().min(1).max(64).default(2),
   /**
@@ -117,7 +117,7 @@ export const DeploySectionSchema = z.strictObject({
 });
 
 /** The `[jobs]` section: each inference instance's job queue. */
-export const JobsSectionSchema = z.strictObject({
+const JobsSectionSchema = z.strictObject({
   /** Jobs waiting per instance before new ones get 429 with Retry-After. */
   max_queue: z.number().int().min(0).max(100_000).default(64),
   /** Limit for one job, queue wait included (504 past it). */
@@ -127,7 +127,7 @@ export const JobsSectionSchema = z.strictObject({
 });
 
 /** The `[inference]` section: how ONNX and GGUF models run. */
-export const InferenceSectionSchema = z.strictObject({
+const InferenceSectionSchema = z.strictObject({
   /** CPU threads per model; 0 = the number of physical cores. */
   threads: z.number().int().min(0).max(1024).default(0),
   /** GGUF context length when the directive gives none. */
@@ -137,7 +137,7 @@ export const InferenceSectionSchema = z.strictObject({
 });
 
 /** The `[workloads]` section: how deployed programs are confined. */
-export const WorkloadsSectionSchema = z.strictObject({
+const WorkloadsSectionSchema = z.strictObject({
   /** When the agent runs as root, native programs run as this user ("" = as root). */
   user: z.string().regex(/^([a-z_][a-z0-9_-]{0,31})?$/, 'expected a user name or ""').default(
     "nobody",
@@ -145,7 +145,7 @@ export const WorkloadsSectionSchema = z.strictObject({
 });
 
 /** The `[containers]` section: how container workloads run. */
-export const ContainersSectionSchema = z.strictObject({
+const ContainersSectionSchema = z.strictObject({
   /** Host address the directive's ports are published on; 0.0.0.0 opens them to the network. */
   publish_address: z.string().regex(/^[0-9.]+$|^\[?[0-9a-f:]+\]?$/i, "expected an IP address")
     .default("127.0.0.1"),
@@ -160,7 +160,7 @@ export const ContainersSectionSchema = z.strictObject({
 });
 
 /** The `[wasm]` section: limits of WASM modules. */
-export const WasmSectionSchema = z.strictObject({
+const WasmSectionSchema = z.strictObject({
   /** Wall-time cap of a run-to-completion module when the directive gives none. */
   max_seconds: z.number().positive().max(86_400).default(300),
   /** Linear-memory cap when the directive gives none. */
@@ -170,19 +170,19 @@ export const WasmSectionSchema = z.strictObject({
 });
 
 /** The `[log]` section. */
-export const LogSectionSchema = z.strictObject({
+const LogSectionSchema = z.strictObject({
   level: z.enum(["debug", "info", "warn", "error"]).default("info"),
   format: z.enum(["auto", "human", "json"]).default("auto"),
 });
 
 /** The `[data]` section: where state lives. */
-export const DataSectionSchema = z.strictObject({
+const DataSectionSchema = z.strictObject({
   /** Data directory; default /var/lib/loam as root, else ~/.local/state/loam. */
   dir: z.string().min(1).optional(),
 });
 
 /** The `[fetch]` section: how artifacts are downloaded. */
-export const FetchSectionSchema = z.strictObject({
+const FetchSectionSchema = z.strictObject({
   /** Whether peers holding the blob are tried before or after the HTTP URLs. */
   sources: z.enum(["peers-first", "urls-first"]).default("peers-first"),
   /** Extra passes over the URL list after the first one fails with a transient error. */
@@ -201,7 +201,7 @@ export const FetchSectionSchema = z.strictObject({
 });
 
 /** The `[blobs]` section: the content-addressed store. */
-export const BlobsSectionSchema = z.strictObject({
+const BlobsSectionSchema = z.strictObject({
   /** Disk space kept free: a download that would eat into it is refused. */
   disk_reserve_mb: z.number().int().min(0).default(256),
   /** `loam blobs gc` removes partial downloads untouched for longer than this. */

@@ -11,7 +11,7 @@ import { inForceUntil } from "./directive_expiry.ts";
 import { supersedes } from "./replacement.ts";
 
 /** Directives, rollback orders and the ids of ended directives kept at most; the soonest to expire go first. */
-export const MAX_ARCHIVED = 1024;
+const MAX_ARCHIVED = 1024;
 
 /** What the archive made of an offered directive or rollback order. */
 export type ArchiveVerdict =

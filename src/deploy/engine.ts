@@ -1,3 +1,11 @@
+/**
+ * @module
+ * Deployments: the engine takes a directive through pending → downloading → ready →
+ * activating → active (or failed / rolled_back), one record per deployment written atomically
+ * at every step, and resumes what was in progress after a restart. Targeting, replacement,
+ * expiry and the archive of signed orders live beside it.
+ */
+
 import type { DeploymentDirective } from "../protocol/directive.ts";
 import type { RollbackOrder } from "../protocol/rollback.ts";
 import {

@@ -58,7 +58,7 @@ export function matchScope(scope: DeploymentDirective["scope"], node: NodeFacts)
 }
 
 /** `CUDAExecutionProvider` → `cuda`, `cpu` → `cpu`. */
-export function normalProvider(name: string): string {
+function normalProvider(name: string): string {
   return name.toLowerCase().replace(/executionprovider$/, "");
 }
 

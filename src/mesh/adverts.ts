@@ -22,7 +22,7 @@ export interface AdvertSources {
  * Most blobs listed in one advert: 10,000 hashes are ~650 KiB, inside the 1 MiB message limit.
  * Holders of blobs past this are still found through the DHT, where every blob is announced.
  */
-export const MAX_ADVERTISED_BLOBS = 10_000;
+const MAX_ADVERTISED_BLOBS = 10_000;
 
 /**
  * This node's capability advert, read fresh: live RAM and disk, the verified blobs held (the

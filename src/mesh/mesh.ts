@@ -1,3 +1,10 @@
+/**
+ * @module
+ * The libp2p mesh: the node (node.ts), signed gossip (messaging.ts), peers and adverts, the
+ * blob and directives-sync stream protocols, and the identity checks. Only this folder holds
+ * the libp2p node; the rest of the agent uses {@link Mesh}'s methods.
+ */
+
 import { type Multiaddr, multiaddr } from "@multiformats/multiaddr";
 import { Gauge, type Registry } from "prom-client";
 import { createMeshNode, type MeshNode } from "./node.ts";

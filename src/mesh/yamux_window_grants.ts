@@ -5,7 +5,7 @@ import { StreamState, YamuxStream } from "@libp2p/yamux/stream";
  * believes it holds more credit than this until granted more, whatever window this end is
  * configured for, so a grant must come before it has sent that much.
  */
-export const SPEC_INITIAL_WINDOW = 256 * 1024;
+const SPEC_INITIAL_WINDOW = 256 * 1024;
 
 /** The fields of a yamux stream the window-update decision reads (private in its types). */
 interface StreamWindow {

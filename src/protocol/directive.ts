@@ -8,7 +8,7 @@ const sha256Ref = z.string().regex(/^sha256:[0-9a-f]{64}$/, 'expected "sha256:<6
 const httpUrl = z.url({ protocol: /^https?$/, error: "expected an http or https URL" });
 
 /** Who a directive targets (Peat scopes with named fields). */
-export const DeploymentScopeSchema = z.discriminatedUnion("type", [
+const DeploymentScopeSchema = z.discriminatedUnion("type", [
   z.strictObject({ type: z.literal("broadcast") }),
   z.strictObject({ type: z.literal("formation"), formation_id: z.string().min(1) }),
   z.strictObject({ type: z.literal("nodes"), node_ids: z.array(z.string().min(1)).min(1) }),
@@ -23,7 +23,7 @@ export const DeploymentScopeSchema = z.discriminatedUnion("type", [
 ]);
 
 /** What kind of artifact, with the settings its runtime adapter needs. */
-export const ArtifactTypeSchema = z.discriminatedUnion("type", [
+const ArtifactTypeSchema = z.discriminatedUnion("type", [
   z.strictObject({
     type: z.literal("onnx_model"),
     execution_providers: z.array(z.string()).default([]),
@@ -59,7 +59,7 @@ export const ArtifactTypeSchema = z.discriminatedUnion("type", [
 ]);
 
 /** The artifact to deploy: content hash, size, sources and type. */
-export const ArtifactSpecSchema = z.strictObject({
+const ArtifactSpecSchema = z.strictObject({
   blob_hash: sha256Ref,
   size_bytes: z.number().int().min(0),
   sha256: z.string().regex(/^[0-9a-f]{64}$/).optional(),
@@ -71,7 +71,7 @@ export const ArtifactSpecSchema = z.strictObject({
 });
 
 /** How the deployment is carried out. */
-export const DeploymentOptionsSchema = z.strictObject({
+const DeploymentOptionsSchema = z.strictObject({
   priority: z.enum(["critical", "high", "normal", "low"]).default("normal"),
   timeout_seconds: z.number().int().positive().default(300),
   replace_existing: z.boolean().default(false),

@@ -19,12 +19,12 @@ import type { RollbackOrder } from "./rollback.ts";
  */
 
 /** The most ids of one kind in a message (the archive keeps fewer). */
-export const MAX_SYNC_IDS = 4096;
+const MAX_SYNC_IDS = 4096;
 /** The most envelopes in one message; the rest follow in the next round. */
 export const MAX_SYNC_ENVELOPES = 64;
 
 /** The ids of the directives and rollback orders a node holds (or lacks). */
-export const OrderIdsSchema = z.strictObject({
+const OrderIdsSchema = z.strictObject({
   directives: z.array(OrderIdSchema).max(MAX_SYNC_IDS),
   rollbacks: z.array(OrderIdSchema).max(MAX_SYNC_IDS),
 });

@@ -1,3 +1,9 @@
+/**
+ * @module
+ * Wire formats: the zod schema of every message on the mesh and the signed envelope they all
+ * travel in (Ed25519 over the payload bytes, the signer's peer id beside it).
+ */
+
 import { z } from "zod";
 import { peerIdFromString } from "@libp2p/peer-id";
 import type { PrivateKey } from "@libp2p/interface";
@@ -10,7 +16,7 @@ import { type RollbackOrder, RollbackOrderSchema } from "./rollback.ts";
 import { JsonLimitError, parseBoundedJson } from "./bounded_json.ts";
 
 /** Envelope format version this agent speaks. */
-export const ENVELOPE_VERSION = 1;
+const ENVELOPE_VERSION = 1;
 
 const PAYLOAD_SCHEMAS = {
   directive: DeploymentDirectiveSchema,

@@ -4,7 +4,7 @@ import { isAbsolute, normalize } from "node:path";
  * The WASI capability vocabulary of `wasm_module{wasi_capabilities[]}`: `fs:read:<dir>`,
  * `fs:write:<dir>`, `env:<NAME>`, `args`, `stdout`, `stderr`, `clock`, `random`.
  */
-export const CAPABILITY_PATTERN =
+const CAPABILITY_PATTERN =
   /^(fs:(read|write):[^\0]+|env:[A-Za-z_][A-Za-z0-9_]*|args|stdout|stderr|clock|random)$/;
 
 /** What a module was granted, parsed. */

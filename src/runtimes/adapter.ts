@@ -1,3 +1,10 @@
+/**
+ * @module
+ * Runtime adapters: one per artifact type (ONNX, GGUF, container, WASM, native program, config
+ * package), each turning a verified blob into an instance behind this one interface, which the
+ * deployment engine, the API and the compliance suite (tests/fixtures/adapter_compliance.ts) use.
+ */
+
 import type { DeploymentDirective } from "../protocol/directive.ts";
 import type { LogLine } from "./log_ring.ts";
 

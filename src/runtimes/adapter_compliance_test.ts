@@ -1,7 +1,10 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { Registry } from "prom-client";
-import { adapterComplianceSuite, type ComplianceSetup } from "./adapter_compliance.ts";
+import {
+  adapterComplianceSuite,
+  type ComplianceSetup,
+} from "../../tests/fixtures/adapter_compliance.ts";
 import { ConfigPackageAdapter } from "./config_package.ts";
 import { ContainerAdapter } from "./container.ts";
 import { GgufModelAdapter } from "./gguf_model.ts";
@@ -129,9 +132,6 @@ function registerSuites(noPodman: string | undefined): void {
     };
   });
 
-  /** Neither model adapter takes the activation's signal yet (their files are being changed). */
-  const MODELS_IGNORE_SIGNAL = "activate takes no abort signal yet";
-
   adapterComplianceSuite("onnx_model", async () => {
     const { dir, close } = await tempWith({ "tiny.onnx": tinyOnnxModel(), "garbage": GARBAGE });
     const type = { type: "onnx_model", execution_providers: ["CPUExecutionProvider"] };
@@ -143,7 +143,6 @@ function registerSuites(noPodman: string | undefined): void {
         blobPath: join(dir, "garbage"),
         error: /^ONNX model did not load/,
       },
-      skip: { "aborted signal": MODELS_IGNORE_SIGNAL },
       close,
     };
   });
@@ -160,7 +159,6 @@ function registerSuites(noPodman: string | undefined): void {
         blobPath: join(dir, "garbage"),
         error: /^GGUF model did not load: not a GGUF file/,
       },
-      skip: { "aborted signal": MODELS_IGNORE_SIGNAL },
       close,
     };
   });

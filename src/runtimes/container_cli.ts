@@ -18,7 +18,7 @@ export interface ContainerState {
 }
 
 /** A failed CLI call, with the runtime's own words. */
-export class ContainerCliError extends Error {
+class ContainerCliError extends Error {
   constructor(program: string, args: string[], code: number, stderr: string) {
     const said = stderr.trim().split("\n").filter((l) => l !== "").at(-1) ?? "";
     super(`${program} ${args[0]} failed (exit ${code}): ${said}`);

@@ -111,9 +111,22 @@ export class GgufModelAdapter implements RuntimeAdapter {
     this.#loaded = new ModelInstances<Loaded>(settings, (m) => this.#unload(m));
   }
 
-  async activate(directive: DeploymentDirective, blobPath: string): Promise<Instance> {
+  /**
+   * Loads the model; a model cannot be stopped halfway through loading, so an abort is noticed
+   * before and after it (the loaded model is then unloaded) and rejects with the signal's reason.
+   */
+  async activate(
+    directive: DeploymentDirective,
+    blobPath: string,
+    signal: AbortSignal,
+  ): Promise<Instance> {
+    signal.throwIfAborted();
     const instanceId = `llm-${directive.directive_id}`;
     const loaded = await this.#load(directive, instanceId, blobPath);
+    if (signal.aborted) {
+      await this.deactivate(instanceId);
+      throw signal.reason;
+    }
     return { instance_id: instanceId, provider: this.#provider(loaded) };
   }
 

@@ -17,7 +17,7 @@ import {
 } from "./tensors.ts";
 
 /** Headers of the binary forms. */
-export const TENSOR_HEADERS = {
+const TENSOR_HEADERS = {
   input: "x-loam-input",
   dims: "x-loam-dims",
   type: "x-loam-type",

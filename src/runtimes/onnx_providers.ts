@@ -32,7 +32,7 @@ const PROVIDER_NAMES: Record<string, string> = {
 };
 
 /** onnxruntime-node's name for an execution provider, or undefined for an unknown one. */
-export function providerName(name: string): string | undefined {
+function providerName(name: string): string | undefined {
   return PROVIDER_NAMES[name.toLowerCase()];
 }
 

@@ -1,7 +1,7 @@
 import { z } from "zod";
 
 /** Element types a tensor can have on the API (ONNX's names, as onnxruntime uses them). */
-export const TENSOR_TYPES = [
+const TENSOR_TYPES = [
   "float32",
   "float64",
   "int8",
@@ -41,7 +41,7 @@ export interface TensorValue {
 }
 
 /** A tensor as JSON on the API: `{dims, type, data}` with `data` a flat list. */
-export const JsonTensorSchema = z.strictObject({
+const JsonTensorSchema = z.strictObject({
   dims: z.array(z.number().int().min(0)),
   type: z.enum(TENSOR_TYPES),
   data: z.array(z.union([z.number(), z.string(), z.boolean()])),

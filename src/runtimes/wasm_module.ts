@@ -67,7 +67,7 @@ interface Ended {
 }
 
 /** The Deno flags that grant the runner exactly `grants` (see wasm_runner.ts). */
-export function runnerPermissions(modulePath: string, run: WasmRunConfig): string[] {
+function runnerPermissions(modulePath: string, run: WasmRunConfig): string[] {
   const dirs = Object.values(run.preopens).map((p) => p.host);
   // new WASI() needs read+write on every preopen; the runner takes write back from read-only ones
   const writes = [...dirs, ...(run.stdout && run.stderr ? [] : ["/dev/null"])];

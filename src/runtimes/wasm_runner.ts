@@ -25,11 +25,11 @@ import { WASI } from "node:wasi";
 import { z } from "zod";
 
 /** Exit status when the module trapped (e.g. `unreachable`, out-of-bounds) or the host threw. */
-export const EXIT_TRAP = 70;
+const EXIT_TRAP = 70;
 /** Exit status when the module could not be read, compiled or instantiated. */
-export const EXIT_LOAD = 71;
+const EXIT_LOAD = 71;
 /** Exit status when the config is invalid or the process's permissions do not match it. */
-export const EXIT_CONFIG = 78;
+const EXIT_CONFIG = 78;
 
 /** WASI errno ENOTCAPABLE, returned by the stubs of calls that were not granted. */
 const ERRNO_NOTCAPABLE = 76;
@@ -42,7 +42,7 @@ const READ_ONLY_RIGHTS = [1n, 2n, 5n, 7n, 11n, 13n, 14n, 15n, 18n, 21n, 27n]
   .reduce((all, bit) => all | (1n << bit), 0n);
 
 /** What the runner runs: all host paths absolute, all already allowed by the Deno flags. */
-export const WasmRunConfigSchema = z.strictObject({
+const WasmRunConfigSchema = z.strictObject({
   /** Host path of the `.wasm` file. */
   module: z.string().startsWith("/"),
   /** The guest's whole argv, argv[0] included. */

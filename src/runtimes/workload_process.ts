@@ -1,3 +1,4 @@
+import { sleep } from "../system/sleep.ts";
 /**
  * Processes that are not this agent's children, seen with `ps`: the programs a killed agent left
  * running, found by their command line and stopped without an exit status to await.
@@ -80,7 +81,7 @@ async function exitedWithin(seen: ProcessSeen, ms: number): Promise<boolean> {
   for (;;) {
     if (await gone(seen)) return true;
     if (Date.now() >= deadline) return false;
-    await new Promise((r) => setTimeout(r, 50));
+    await sleep(50);
   }
 }
 

@@ -23,7 +23,7 @@ export type Packaging =
 /** The manifest of the payload: `<sha256>  <relative path>` per file, as `sha256sum` writes. */
 export const MANIFEST = "MANIFEST.sha256";
 /** Written by the header once an extraction is complete and verified: the payload's hash. */
-export const EXTRACTED_MARKER = ".loam-extracted";
+const EXTRACTED_MARKER = ".loam-extracted";
 
 let cached: Packaging | undefined;
 

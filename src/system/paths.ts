@@ -1,3 +1,10 @@
+/**
+ * @module
+ * The host below everything else: data-dir paths and their modes, atomic writes, hardware
+ * probe, logging, systemd (unit, sd_notify), CPU architecture names and HTTP helpers. Nothing
+ * here knows about deployments, the mesh or the API.
+ */
+
 import { dirname, join, resolve } from "node:path";
 import { UserError } from "./errors.ts";
 

@@ -30,7 +30,7 @@ export interface LoamOptions {
  * Where built files extract their runtime during tests (once per payload, shared by every
  * agent): never the host's /var/lib/loam.
  */
-export const TEST_RUNTIME_DIR = "/tmp/loam-test-runtime";
+const TEST_RUNTIME_DIR = "/tmp/loam-test-runtime";
 
 /** A child's whole environment: PATH and HOME from this process, and `extra`. */
 export function childEnv(extra: Record<string, string> = {}): Record<string, string> {
