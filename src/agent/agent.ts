@@ -57,7 +57,8 @@ export async function startAgent(loaded: LoadedConfig, logger: Logger): Promise<
     onFailed: (instanceId, reason) => deploy.instanceFailed(instanceId, reason),
     logger,
   });
-  const mesh = new MeshService({ config, paths, identity, store, runtimes, registry, logger });
+  const core = { config, paths, logger, store, identity, runtimes };
+  const mesh = new MeshService({ ...core, registry });
   const notifier = createServiceNotifier(paths.root, logger);
   /** The one-line state systemd shows (`systemctl status loam`). */
   const summary = () => {
@@ -67,27 +68,11 @@ export async function startAgent(loaded: LoadedConfig, logger: Logger): Promise<
       `${states.filter((s) => s === "failed").length} failed deployments`;
   };
   const deploy: DeployService = new DeployService({
-    config,
-    paths,
-    identity,
-    store,
-    runtimes,
+    ...core,
     mesh,
     onStatus: () => void notifier.status(summary()).catch(() => {}),
-    logger,
   });
-  const api = new ApiService({
-    config,
-    paths,
-    identity,
-    store,
-    runtimes,
-    mesh,
-    deploy,
-    metrics,
-    startedAt,
-    logger,
-  });
+  const api = new ApiService({ ...core, mesh, deploy, metrics, startedAt });
   const stopAll = await startInOrder([store, identity, runtimes, api, mesh, deploy], logger);
 
   api.setReady(true);

@@ -1,4 +1,3 @@
-import type { Config } from "../config/schema.ts";
 import { formatListenAddress, parseListenAddress } from "../config/listen_address.ts";
 import type { ApiMetrics } from "../api/metrics.ts";
 import { registerStateMetrics } from "../api/state_metrics.ts";
@@ -9,29 +8,19 @@ import type { StatusReport } from "../api/status.ts";
 import { blobsReport } from "../deploy/references.ts";
 import { probeLiveHardware } from "../system/hardware.ts";
 import { atomicWriteFile } from "../system/atomic_write.ts";
-import type { DataPaths } from "../system/paths.ts";
-import type { Logger } from "../system/logger.ts";
 import { VERSION } from "../version.ts";
-import type { IdentityService } from "./identity_service.ts";
-import type { StoreService } from "./store_service.ts";
-import type { RuntimesService } from "./runtimes_service.ts";
 import type { MeshService } from "./mesh_service.ts";
 import type { DeployService } from "./deploy_service.ts";
 import type { Service } from "./service.ts";
+import type { AgentCore } from "./core.ts";
 
 /** What the API service is built from: the services whose state it shows. */
-export interface ApiServiceOptions {
-  config: Config;
-  paths: DataPaths;
-  identity: IdentityService;
-  store: StoreService;
-  runtimes: RuntimesService;
+export interface ApiServiceOptions extends AgentCore {
   mesh: MeshService;
   deploy: DeployService;
   metrics: ApiMetrics;
   /** When the agent started (ms since the epoch), for uptime. */
   startedAt: number;
-  logger: Logger;
 }
 
 /**

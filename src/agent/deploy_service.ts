@@ -1,4 +1,3 @@
-import type { Config } from "../config/schema.ts";
 import {
   BlobFetcher,
   type BlobRequest,
@@ -13,13 +12,10 @@ import { modelsReport, type ModelView } from "../deploy/models.ts";
 import type { DeploymentRecord } from "../deploy/records.ts";
 import type { DeploymentDirective } from "../protocol/directive.ts";
 import type { DeploymentState, DeploymentStatus } from "../protocol/status.ts";
-import type { DataPaths } from "../system/paths.ts";
-import type { Logger } from "../system/logger.ts";
-import type { IdentityService } from "./identity_service.ts";
-import type { StoreService } from "./store_service.ts";
-import type { HostRuntimes, RuntimesService } from "./runtimes_service.ts";
+import type { HostRuntimes } from "./runtimes_service.ts";
 import type { MeshService } from "./mesh_service.ts";
 import type { Service } from "./service.ts";
+import type { AgentCore } from "./core.ts";
 
 /** Wait after a peer connects before re-publishing statuses (gossip needs a heartbeat). */
 const REPUBLISH_DELAY_MS = 2000;
@@ -36,16 +32,10 @@ const HOLDINGS_CHANGED: readonly DeploymentState[] = [
 ];
 
 /** What the deploy service is built from. */
-export interface DeployServiceOptions {
-  config: Config;
-  paths: DataPaths;
-  identity: IdentityService;
-  store: StoreService;
-  runtimes: RuntimesService;
+export interface DeployServiceOptions extends AgentCore {
   mesh: MeshService;
   /** Called after each status is published (the systemd status line follows it). */
   onStatus: (status: DeploymentStatus) => void;
-  logger: Logger;
 }
 
 /**

@@ -1,23 +1,12 @@
 import type { Registry } from "prom-client";
-import type { Config } from "../config/schema.ts";
 import { Mesh } from "../mesh/mesh.ts";
 import { buildAdvert } from "../mesh/adverts.ts";
-import type { DataPaths } from "../system/paths.ts";
-import type { Logger } from "../system/logger.ts";
-import type { IdentityService } from "./identity_service.ts";
-import type { StoreService } from "./store_service.ts";
-import type { RuntimesService } from "./runtimes_service.ts";
 import type { Service } from "./service.ts";
+import type { AgentCore } from "./core.ts";
 
 /** What the mesh service is built from. */
-export interface MeshServiceOptions {
-  config: Config;
-  paths: DataPaths;
-  identity: IdentityService;
-  store: StoreService;
-  runtimes: RuntimesService;
+export interface MeshServiceOptions extends AgentCore {
   registry: Registry;
-  logger: Logger;
 }
 
 /**

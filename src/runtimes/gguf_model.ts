@@ -111,22 +111,18 @@ export class GgufModelAdapter implements RuntimeAdapter {
     this.#loaded = new ModelInstances<Loaded>(settings, (m) => this.#unload(m));
   }
 
-  /**
-   * Loads the model; a model cannot be stopped halfway through loading, so an abort is noticed
-   * before and after it (the loaded model is then unloaded) and rejects with the signal's reason.
-   */
+  /** Loads the model; an abort before or during the load leaves no instance (see `activation`). */
   async activate(
     directive: DeploymentDirective,
     blobPath: string,
     signal: AbortSignal,
   ): Promise<Instance> {
-    signal.throwIfAborted();
     const instanceId = `llm-${directive.directive_id}`;
-    const loaded = await this.#load(directive, instanceId, blobPath);
-    if (signal.aborted) {
-      await this.deactivate(instanceId);
-      throw signal.reason;
-    }
+    const loaded = await this.#loaded.activation(
+      instanceId,
+      signal,
+      () => this.#load(directive, instanceId, blobPath),
+    );
     return { instance_id: instanceId, provider: this.#provider(loaded) };
   }
 

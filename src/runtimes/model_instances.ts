@@ -68,6 +68,21 @@ export class ModelInstances<T extends ModelInstance> {
     }
   }
 
+  /**
+   * Runs an activation's `load` of `instanceId`, which cannot be stopped halfway: an abort of
+   * `signal` before it rejects at once; one during it removes the loaded instance again, then
+   * rejects. Either way with the signal's reason.
+   */
+  async activation<R>(instanceId: string, signal: AbortSignal, load: () => Promise<R>): Promise<R> {
+    signal.throwIfAborted();
+    const result = await load();
+    if (signal.aborted) {
+      await this.remove(instanceId);
+      throw signal.reason;
+    }
+    return result;
+  }
+
   /** The instance, if there is one. */
   get(instanceId: string): T | undefined {
     return this.#instances.get(instanceId);
