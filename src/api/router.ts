@@ -2,11 +2,12 @@
  * @module
  * The local HTTP API's router: it matches the route table (routes.ts, one file per feature
  * under routes/), checks each route's scope in this one place (401 without a known token, 403
- * without the scope, 405 with Allow), turns errors into `{"error":{"code","message"}}` and
+ * without the scope, 405 with Allow), turns errors into `{"error":{"code","message"}}` (OpenAI's
+ * shape on the OpenAI routes) and
  * records request metrics. Handlers never authenticate by themselves.
  */
 
-import { errorResponse, HttpError } from "../system/http_error.ts";
+import { errorResponse, HttpError, openAiErrorResponse } from "../system/http_error.ts";
 import { grants, type Scope } from "./scopes.ts";
 import type { TokenRecord, TokenStore } from "./tokens.ts";
 import type { ApiMetrics } from "./metrics.ts";
@@ -22,12 +23,22 @@ export interface RouteContext {
   token?: TokenRecord;
 }
 
-/** One API route: method, URLPattern path, the scope it needs (null = public) and a handler. */
+/**
+ * One API route: method, URLPattern path, the scope it needs (null = public; a list = any one of
+ * them) and a handler. A GET route answers HEAD too.
+ */
 export interface Route {
   method: "GET" | "POST" | "DELETE";
   path: string;
-  scope: Scope | null;
+  scope: Scope | readonly Scope[] | null;
   handler: (ctx: RouteContext) => Response | Promise<Response>;
+  /** `openai`: errors in OpenAI's shape (`message`, `type`, `param`, `code`), for its clients. */
+  errors?: "openai";
+  /**
+   * A weak ETag over the JSON answer, and 304 to an `If-None-Match` that has it, so pollers of
+   * status and lists pay a header instead of the body.
+   */
+  etag?: boolean;
 }
 
 /** What the router needs to authenticate, measure and log. */
@@ -39,7 +50,11 @@ export interface RouterDeps {
   logger: Logger;
 }
 
-async function authenticate(req: Request, scope: Scope, deps: RouterDeps): Promise<TokenRecord> {
+async function authenticate(
+  req: Request,
+  scopes: readonly Scope[],
+  deps: RouterDeps,
+): Promise<TokenRecord> {
   const header = req.headers.get("authorization");
   const challenge = { "www-authenticate": 'Bearer realm="loam"' };
   const match = header?.match(/^Bearer\s+(\S+)\s*$/i);
@@ -53,8 +68,12 @@ async function authenticate(req: Request, scope: Scope, deps: RouterDeps): Promi
   }
   const token = await deps.tokens.authenticate(match[1]!);
   if (!token) throw new HttpError(401, "unauthorized", "unknown or revoked token", challenge);
-  if (!grants(token.scopes, scope)) {
-    throw new HttpError(403, "forbidden", `token "${token.name}" lacks scope ${scope}`);
+  if (!scopes.some((scope) => grants(token.scopes, scope))) {
+    throw new HttpError(
+      403,
+      "forbidden",
+      `token "${token.name}" lacks scope ${scopes.join(" or ")}`,
+    );
   }
   return token;
 }
@@ -80,9 +99,51 @@ function decodeParams(groups: Record<string, string | undefined>): Record<string
   return params;
 }
 
+/** A client's `x-request-id` is kept when it is short and plain; otherwise one is made. */
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+
+/** Weak ETag of a body: the first 16 bytes of its SHA-256, base64url. */
+async function etagOf(body: Uint8Array<ArrayBuffer>): Promise<string> {
+  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", body)).slice(0, 16);
+  const text = btoa(String.fromCharCode(...digest)).replaceAll("+", "-").replaceAll("/", "_");
+  return `W/"${text.replace(/=+$/, "")}"`;
+}
+
+/** Whether `If-None-Match` names `etag` (or is `*`), compared weakly as RFC 9110 says. */
+function matches(ifNoneMatch: string, etag: string): boolean {
+  const bare = (tag: string) => tag.trim().replace(/^W\//, "");
+  return ifNoneMatch.split(",").some((tag) => tag.trim() === "*" || bare(tag) === bare(etag));
+}
+
+/** The answer with an ETag, or 304 when the client already has this one. */
+async function withEtag(req: Request, response: Response): Promise<Response> {
+  if (response.status !== 200) return response;
+  const body = new Uint8Array(await response.arrayBuffer());
+  const etag = await etagOf(body);
+  const headers = new Headers(response.headers);
+  headers.set("etag", etag);
+  const ifNoneMatch = req.headers.get("if-none-match");
+  if (ifNoneMatch !== null && matches(ifNoneMatch, etag)) {
+    headers.delete("content-type");
+    return new Response(null, { status: 304, headers });
+  }
+  return new Response(body, { status: 200, headers });
+}
+
+/** The response as sent: with its request id, and without a body for HEAD. */
+function finish(req: Request, response: Response, requestId: string): Response {
+  const headers = new Headers(response.headers);
+  headers.set("x-request-id", requestId);
+  const body = req.method === "HEAD" ? null : response.body;
+  if (req.method === "HEAD") void response.body?.cancel();
+  return new Response(body, { status: response.status, statusText: response.statusText, headers });
+}
+
 /**
  * Builds the request handler: matches the route table, enforces each route's scope in this one
- * place (401 no/unknown token, 403 missing scope), maps errors to JSON bodies, records metrics.
+ * place (401 no/unknown token, 403 missing scope), maps errors to JSON bodies, answers HEAD on
+ * GET routes, tags every response with `x-request-id` (the client's, when it sent a plain one),
+ * and records metrics under the route's pattern, errors on a known route included.
  */
 export function createRouter(
   routes: Route[],
@@ -93,45 +154,75 @@ export function createRouter(
     pattern: new URLPattern({ pathname: route.path }),
   }));
 
-  const dispatch = async (req: Request, url: URL): Promise<[Response, string]> => {
+  /** The route for this request and its pattern; GET routes answer HEAD. */
+  const route = (req: Request, url: URL) => {
     const matching = compiled.filter((c) => c.pattern.test({ pathname: url.pathname }));
     if (matching.length === 0) {
       throw new HttpError(404, "not_found", `no route ${url.pathname}`);
     }
-    const hit = matching.find((c) => c.route.method === req.method);
-    if (!hit) {
-      const allow = matching.map((c) => c.route.method).join(", ");
-      throw new HttpError(
-        405,
-        "method_not_allowed",
-        `${req.method} not allowed on ${url.pathname}`,
-        {
-          allow,
-        },
-      );
-    }
+    const method = req.method === "HEAD" ? "GET" : req.method;
+    const hit = matching.find((c) => c.route.method === method);
+    const allowed = matching.flatMap((c) =>
+      c.route.method === "GET" ? ["GET", "HEAD"] : [c.route.method]
+    );
+    return { hit, label: (hit ?? matching[0]!).route.path, allow: allowed.join(", ") };
+  };
+
+  const dispatch = async (
+    req: Request,
+    url: URL,
+    hit: (typeof compiled)[number],
+  ): Promise<Response> => {
     const { route, pattern } = hit;
     const needed = route.scope === "metrics:read" && deps.publicMetrics ? null : route.scope;
-    const token = needed ? await authenticate(req, needed, deps) : undefined;
+    const token = needed === null
+      ? undefined
+      : await authenticate(req, typeof needed === "string" ? [needed] : needed, deps);
     const params = decodeParams(pattern.exec({ pathname: url.pathname })?.pathname.groups ?? {});
-    return [await route.handler({ req, url, params, token }), route.path];
+    const response = await route.handler({ req, url, params, token });
+    return route.etag ? await withEtag(req, response) : response;
   };
 
   return async (req) => {
     const started = performance.now();
     const url = new URL(req.url);
+    const given = req.headers.get("x-request-id");
+    const requestId = given !== null && REQUEST_ID.test(given) ? given : crypto.randomUUID();
     let response: Response;
     let routeLabel = "unmatched";
+    let hit: (typeof compiled)[number] | undefined;
     try {
-      [response, routeLabel] = await dispatch(req, url);
-    } catch (err) {
-      if (err instanceof HttpError) {
-        response = errorResponse(err);
-      } else {
-        deps.logger.error("api handler failed", { path: url.pathname, error: err });
-        response = errorResponse(new HttpError(500, "internal", "internal error; see agent log"));
+      const found = route(req, url);
+      routeLabel = found.label;
+      hit = found.hit;
+      if (!hit) {
+        throw new HttpError(
+          405,
+          "method_not_allowed",
+          `${req.method} not allowed on ${url.pathname}`,
+          {
+            allow: found.allow,
+          },
+        );
       }
+      response = await dispatch(req, url, hit);
+    } catch (err) {
+      let httpError: HttpError;
+      if (err instanceof HttpError) {
+        httpError = err;
+      } else {
+        deps.logger.error("api handler failed", {
+          path: url.pathname,
+          request_id: requestId,
+          error: err,
+        });
+        httpError = new HttpError(500, "internal", "internal error; see agent log");
+      }
+      response = hit?.route.errors === "openai"
+        ? openAiErrorResponse(httpError)
+        : errorResponse(httpError);
     }
+    response = finish(req, response, requestId);
     const seconds = (performance.now() - started) / 1000;
     deps.metrics.observeRequest(req.method, routeLabel, response.status, seconds);
     deps.logger.debug("api request", {

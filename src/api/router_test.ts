@@ -4,6 +4,7 @@ import { healthRoutes } from "./routes/health.ts";
 import { instanceRoutes } from "./routes/instances.ts";
 import { tokenRoutes } from "./routes/tokens.ts";
 import type { Route } from "./router.ts";
+import { HttpError, jsonResponse } from "../system/http_error.ts";
 
 /** The error body every failing route returns. */
 async function errorOf(response: Response): Promise<{ code: string; message: string }> {
@@ -61,7 +62,7 @@ Deno.test("router: an unknown path is 404, a known path with another method 405 
   assert.equal((await errorOf(missing)).code, "not_found");
   const wrong = await api.request("/v1/tokens", { method: "PUT", token: admin });
   assert.equal(wrong.status, 405);
-  assert.equal(wrong.headers.get("allow"), "GET, POST");
+  assert.equal(wrong.headers.get("allow"), "GET, HEAD, POST");
   assert.equal((await errorOf(wrong)).code, "method_not_allowed");
   const instance = await api.request("/v1/instances/nope", { token: admin });
   assert.equal(instance.status, 404);
@@ -79,4 +80,84 @@ Deno.test("router: public routes need no token; a failing handler is a 500 that 
   const error = await errorOf(broken);
   assert.equal(error.code, "internal");
   assert.doesNotMatch(error.message, /secret detail/);
+});
+
+Deno.test("router: every response carries x-request-id, the client's when it sent a plain one", async () => {
+  await using api = await router();
+  const own = await api.request("/livez", { headers: { "x-request-id": "abc-123" } });
+  assert.equal(own.headers.get("x-request-id"), "abc-123");
+  await own.body?.cancel();
+  const odd = await api.request("/livez", { headers: { "x-request-id": "a b\u00e9" } });
+  assert.match(odd.headers.get("x-request-id") ?? "", /^[0-9a-f-]{36}$/);
+  await odd.body?.cancel();
+  const error = await api.request("/nowhere");
+  assert.match(error.headers.get("x-request-id") ?? "", /^[0-9a-f-]{36}$/);
+  await error.body?.cancel();
+});
+
+Deno.test("router: HEAD answers a GET route with its status and headers and no body", async () => {
+  await using api = await router();
+  const head = await api.request("/livez", { method: "HEAD" });
+  assert.equal(head.status, 200);
+  assert.match(head.headers.get("content-type") ?? "", /^application\/json/);
+  assert.equal(head.body, null);
+  const denied = await api.request("/v1/instances", { method: "HEAD" });
+  assert.equal(denied.status, 401);
+  assert.equal(denied.body, null);
+});
+
+Deno.test("router: an etag route answers 304 to If-None-Match with its current ETag", async () => {
+  let version = 1;
+  await using api = await testRouter(() => [{
+    method: "GET",
+    path: "/v1/thing",
+    scope: null,
+    etag: true,
+    handler: () => jsonResponse({ version }),
+  }]);
+  const first = await api.request("/v1/thing");
+  const etag = first.headers.get("etag")!;
+  assert.match(etag, /^W\/"[A-Za-z0-9_-]+"$/);
+  assert.deepEqual(await first.json(), { version: 1 });
+  const again = await api.request("/v1/thing", { headers: { "if-none-match": etag } });
+  assert.equal(again.status, 304);
+  assert.equal(again.body, null);
+  assert.equal(again.headers.get("etag"), etag);
+  version = 2;
+  const changed = await api.request("/v1/thing", { headers: { "if-none-match": etag } });
+  assert.equal(changed.status, 200);
+  assert.notEqual(changed.headers.get("etag"), etag);
+  assert.deepEqual(await changed.json(), { version: 2 });
+});
+
+Deno.test("router: OpenAI routes answer errors in OpenAI's shape, naming the parameter", async () => {
+  await using api = await testRouter(() => [{
+    method: "POST",
+    path: "/v1/openai",
+    scope: ["infer:run", "status:read"],
+    errors: "openai",
+    handler: () => {
+      throw new HttpError(400, "invalid_request", "n: only 1 is supported", {}, "n");
+    },
+  }]);
+  const reader = await api.token(["status:read"]);
+  const bad = await api.request("/v1/openai", { method: "POST", token: reader });
+  assert.equal(bad.status, 400);
+  assert.deepEqual(await bad.json(), {
+    error: {
+      message: "n: only 1 is supported",
+      type: "invalid_request_error",
+      param: "n",
+      code: "invalid_request",
+    },
+  });
+  const anonymous = await api.request("/v1/openai", { method: "POST" });
+  assert.equal(anonymous.status, 401);
+  assert.equal((await anonymous.json()).error.type, "authentication_error");
+  const other = await api.request("/v1/openai", {
+    method: "POST",
+    token: await api.token(["metrics:read"]),
+  });
+  assert.equal(other.status, 403);
+  assert.match((await other.json()).error.message, /lacks scope infer:run or status:read/);
 });

@@ -66,8 +66,8 @@ Deno.test("a full queue refuses with queue_full and a Retry-After", async () => 
   assert.equal(await running, "running");
   assert.equal(await waiting, "waiting");
   const text = await registry.metrics();
-  assert.match(text, /loam_jobs_total\{instance="i1",outcome="rejected"\} 1/);
-  assert.match(text, /loam_jobs_total\{instance="i1",outcome="completed"\} 2/);
+  assert.match(text, /loam_jobs_total\{loam_instance="i1",outcome="rejected"\} 1/);
+  assert.match(text, /loam_jobs_total\{loam_instance="i1",outcome="completed"\} 2/);
   q.close("test over");
 });
 

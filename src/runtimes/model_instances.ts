@@ -59,6 +59,7 @@ export class ModelInstances<T extends ModelInstance> {
     try {
       await load(instance);
       instance.state = "loaded";
+      metrics.started(instanceId);
       return instance;
     } catch (err) {
       this.#instances.delete(instanceId);

@@ -57,10 +57,13 @@ export function validBody<T extends z.ZodType>(schema: T, body: unknown): z.infe
   const parsed = schema.safeParse(body);
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
+    const param = issue.path.join(".");
     throw new HttpError(
       400,
       "invalid_request",
-      `${issue.path.join(".") || "body"}: ${issue.message}`,
+      `${param || "body"}: ${issue.message}`,
+      {},
+      param || undefined,
     );
   }
   return parsed.data;

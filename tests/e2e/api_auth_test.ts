@@ -2,40 +2,47 @@ import assert from "node:assert/strict";
 import { runLoam, startAgent, tempDir } from "./harness.ts";
 
 /** Every route that exists, with the scope DESIGN.md gives it and a request that succeeds. */
-const ROUTES: { method: string; path: string; scope: string | null; body?: unknown; ok: number }[] =
-  [
-    { method: "GET", path: "/livez", scope: null, ok: 200 },
-    { method: "GET", path: "/readyz", scope: null, ok: 200 },
-    { method: "GET", path: "/v1/status", scope: "status:read", ok: 200 },
-    { method: "GET", path: "/v1/peers", scope: "status:read", ok: 200 },
-    { method: "GET", path: "/v1/blobs", scope: "status:read", ok: 200 },
-    { method: "GET", path: "/v1/deployments", scope: "status:read", ok: 200 },
-    { method: "GET", path: "/v1/deployments/none", scope: "status:read", ok: 404 },
-    { method: "GET", path: "/v1/instances", scope: "status:read", ok: 200 },
-    { method: "GET", path: "/v1/instances/none/logs", scope: "status:read", ok: 404 },
-    { method: "GET", path: "/v1/models", scope: "status:read", ok: 200 },
-    { method: "POST", path: "/v1/deployments", scope: "deploy:write", body: {}, ok: 400 },
-    { method: "POST", path: "/v1/blobs", scope: "deploy:write", body: {}, ok: 400 },
-    { method: "DELETE", path: "/v1/deployments/none", scope: "deploy:write", ok: 404 },
-    { method: "POST", path: "/v1/instances/none/infer", scope: "infer:run", body: {}, ok: 404 },
-    {
-      method: "POST",
-      path: "/v1/chat/completions",
-      scope: "infer:run",
-      body: { model: "none", messages: [{ role: "user", content: "hi" }] },
-      ok: 404,
-    },
-    { method: "GET", path: "/metrics", scope: "metrics:read", ok: 200 },
-    { method: "GET", path: "/v1/tokens", scope: "*", ok: 200 },
-    {
-      method: "POST",
-      path: "/v1/tokens",
-      scope: "*",
-      body: { name: "made", scopes: ["infer:run"] },
-      ok: 201,
-    },
-    { method: "DELETE", path: "/v1/tokens/made", scope: "*", ok: 204 },
-  ];
+const ROUTES: {
+  method: string;
+  path: string;
+  /** The scope it needs; a list: any one of them. */
+  scope: string | string[] | null;
+  body?: unknown;
+  ok: number;
+}[] = [
+  { method: "GET", path: "/livez", scope: null, ok: 200 },
+  { method: "GET", path: "/readyz", scope: null, ok: 200 },
+  { method: "GET", path: "/v1/status", scope: "status:read", ok: 200 },
+  { method: "GET", path: "/v1/peers", scope: "status:read", ok: 200 },
+  { method: "GET", path: "/v1/blobs", scope: "status:read", ok: 200 },
+  { method: "GET", path: "/v1/deployments", scope: "status:read", ok: 200 },
+  { method: "GET", path: "/v1/deployments/none", scope: "status:read", ok: 404 },
+  { method: "GET", path: "/v1/instances", scope: "status:read", ok: 200 },
+  { method: "GET", path: "/v1/instances/none/logs", scope: "status:read", ok: 404 },
+  { method: "GET", path: "/v1/models", scope: ["infer:run", "status:read"], ok: 200 },
+  { method: "GET", path: "/v1/models/none", scope: ["infer:run", "status:read"], ok: 404 },
+  { method: "POST", path: "/v1/deployments", scope: "deploy:write", body: {}, ok: 400 },
+  { method: "POST", path: "/v1/blobs", scope: "deploy:write", body: {}, ok: 400 },
+  { method: "DELETE", path: "/v1/deployments/none", scope: "deploy:write", ok: 404 },
+  { method: "POST", path: "/v1/instances/none/infer", scope: "infer:run", body: {}, ok: 404 },
+  {
+    method: "POST",
+    path: "/v1/chat/completions",
+    scope: "infer:run",
+    body: { model: "none", messages: [{ role: "user", content: "hi" }] },
+    ok: 404,
+  },
+  { method: "GET", path: "/metrics", scope: "metrics:read", ok: 200 },
+  { method: "GET", path: "/v1/tokens", scope: "*", ok: 200 },
+  {
+    method: "POST",
+    path: "/v1/tokens",
+    scope: "*",
+    body: { name: "made", scopes: ["infer:run"] },
+    ok: 201,
+  },
+  { method: "DELETE", path: "/v1/tokens/made", scope: "*", ok: 204 },
+];
 
 const SCOPES = ["status:read", "deploy:write", "infer:run", "metrics:read"];
 
@@ -75,34 +82,45 @@ Deno.test("401/403/200 on every route for no, unknown, wrong-scope and right-sco
       if (route.scope === null) {
         const res = await call();
         assert.equal(res.status, route.ok, label);
+        assert.ok(res.headers.get("x-request-id"), `${label} has x-request-id`);
         await res.body?.cancel();
         continue;
       }
+      const scopes = typeof route.scope === "string" ? [route.scope] : route.scope;
       for (const token of [undefined, "loam_unknown", "garbage"]) {
         const res = await call(token);
         assert.equal(res.status, 401, `${label} with ${token ?? "no token"}`);
         assert.equal(res.headers.get("www-authenticate"), 'Bearer realm="loam"');
+        assert.ok(res.headers.get("x-request-id"), `${label} has x-request-id`);
         const body = await res.json();
         assert.equal(body.error.code, "unauthorized");
         assert.equal(typeof body.error.message, "string");
       }
-      for (const scope of SCOPES.filter((s) => s !== route.scope)) {
+      for (const scope of SCOPES.filter((s) => !scopes.includes(s))) {
         const res = await call(tokens[scope]);
         assert.equal(res.status, 403, `${label} with ${scope}`);
         const body = await res.json();
         assert.equal(body.error.code, "forbidden");
         assert.match(
           body.error.message,
-          new RegExp(`lacks scope ${route.scope.replace("*", "\\*")}`),
+          new RegExp(`lacks scope ${scopes.join(" or ").replace("*", "\\*")}`),
         );
       }
-      const res = await call(tokens[route.scope]);
-      assert.equal(res.status, route.ok, `${label} with ${route.scope}`);
-      await res.body?.cancel();
+      for (const scope of scopes) {
+        const res = await call(tokens[scope]);
+        assert.equal(res.status, route.ok, `${label} with ${scope}`);
+        await res.body?.cancel();
+      }
       if (route.scope !== "*") {
         const admin = await call(tokens["*"]);
         assert.equal(admin.status, route.ok, `${label} with admin`);
         await admin.body?.cancel();
+      }
+      if (route.method === "GET") {
+        // HEAD answers as GET does, with no body
+        const head = await agent.request(route.path, { method: "HEAD", token: tokens["*"] });
+        assert.equal(head.status, route.ok, `HEAD ${route.path}`);
+        assert.equal((await head.arrayBuffer()).byteLength, 0, `HEAD ${route.path} has no body`);
       }
     }
     const status = await (await agent.request("/v1/status", { token: tokens["status:read"] }))
@@ -125,6 +143,18 @@ Deno.test("/metrics is Prometheus text and public with api.public_metrics = true
     assert.match(text, /^loam_build_info\{version="\d+\.\d+\.\d+"\} 1$/m);
     assert.match(text, /^loam_uptime_seconds \d/m);
     assert.match(text, /^loam_http_requests_total\{method="GET",route="\/livez",code="200"\} 1$/m);
+    // an error on a known route counts under that route, not "unmatched"
+    await (await agent.request("/v1/status")).body?.cancel();
+    await (await agent.request("/v1/deployments/x", { method: "PUT" })).body?.cancel();
+    const after = await (await agent.request("/metrics")).text();
+    assert.match(
+      after,
+      /^loam_http_requests_total\{method="GET",route="\/v1\/status",code="401"\} 1$/m,
+    );
+    assert.match(
+      after,
+      /^loam_http_requests_total\{method="PUT",route="\/v1\/deployments\/:id",code="405"\} 1$/m,
+    );
   } finally {
     await agent.stop();
   }
@@ -246,7 +276,7 @@ Deno.test("unknown routes get 404 and wrong methods 405, as JSON errors", async 
     assert.equal((await missing.json()).error.code, "not_found");
     const wrong = await agent.request("/v1/status", { method: "PUT", token: agent.adminToken() });
     assert.equal(wrong.status, 405);
-    assert.equal(wrong.headers.get("allow"), "GET");
+    assert.equal(wrong.headers.get("allow"), "GET, HEAD");
     assert.equal((await wrong.json()).error.code, "method_not_allowed");
   } finally {
     await agent.stop();

@@ -89,8 +89,8 @@ Deno.test({
       assert.match((await bad.json()).error.message, /prompt: /);
 
       const metrics = await (await agent.request("/metrics", { token: agent.adminToken() })).text();
-      assert.match(metrics, /loam_tokens_generated_total\{instance="llm-llm-1"\} (\d+)/);
-      assert.match(metrics, /loam_tokens_per_second\{instance="llm-llm-1"\} \d/);
+      assert.match(metrics, /loam_tokens_generated_total\{loam_instance="llm-llm-1"\} (\d+)/);
+      assert.match(metrics, /loam_tokens_per_second\{loam_instance="llm-llm-1"\} \d/);
     } finally {
       await agent.stop();
     }
@@ -108,6 +108,16 @@ Deno.test("OpenAI chat completions: plain, streamed, by name; a client that leav
     assert.equal(list.object, "list");
     assert.deepEqual(list.data.map((m: { id: string }) => m.id), ["llm-llm-1"]);
     assert.equal(list.models[0].status, "Loaded");
+    const instance = await (await agent.request("/v1/instances/llm-llm-1", {
+      token: agent.adminToken(),
+    })).json();
+    const loadedAt = Math.floor(Date.parse(instance.started_at) / 1000);
+    assert.equal(list.data[0].created, loadedAt, "created is the load time");
+    const one = await agent.request("/v1/models/llm-llm-1", { token: agent.adminToken() });
+    assert.deepEqual(await one.json(), list.data[0]);
+    const none = await (await agent.request("/v1/models/nope", { token: agent.adminToken() }))
+      .json();
+    assert.equal(none.error.type, "not_found_error");
 
     const request = {
       model: "tiny-llama",
@@ -167,7 +177,8 @@ Deno.test("OpenAI chat completions: plain, streamed, by name; a client that leav
     await eventually(
       "the job ends as cancelled",
       async () =>
-        await metric(agent, 'loam_jobs_total{instance="llm-llm-1",outcome="cancelled"}') >= 1 ||
+        await metric(agent, 'loam_jobs_total{loam_instance="llm-llm-1",outcome="cancelled"}') >=
+          1 ||
         undefined,
     );
     const started = performance.now();

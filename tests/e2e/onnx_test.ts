@@ -80,6 +80,16 @@ Deno.test("an ONNX model deploys, falls back to CPU, describes itself and infers
     assert.equal(models[0].format, "onnx");
     assert.equal(models[0].can_run_on, true);
     assert.equal(models[0].instance_id, "onnx-tiny-1");
+    // OpenAI clients take every listed model for a chat model: ONNX joins `data` only with all=1
+    const openAi = await (await agent.request("/v1/models", { token: reader })).json();
+    assert.deepEqual(openAi.data, []);
+    const all = await (await agent.request("/v1/models?all=1", { token: reader })).json();
+    assert.deepEqual(all.data.map((m: { id: string }) => m.id), ["onnx-tiny-1"]);
+    assert.ok(all.data[0].created > 1_700_000_000, "created is the load time");
+    // the instance's series exist before its first job
+    const before = await (await agent.request("/metrics", { token: agent.adminToken() })).text();
+    assert.match(before, /^loam_jobs_queued\{loam_instance="onnx-tiny-1"\} 0$/m);
+    assert.match(before, /^loam_jobs_total\{loam_instance="onnx-tiny-1",outcome="completed"\} 0$/m);
     assert.deepEqual(models[0].features, ["affine"]);
 
     // JSON in, JSON out
@@ -147,8 +157,8 @@ Deno.test("an ONNX model deploys, falls back to CPU, describes itself and infers
     await denied.body?.cancel();
 
     const metrics = await (await agent.request("/metrics", { token: agent.adminToken() })).text();
-    assert.match(metrics, /loam_jobs_total\{instance="onnx-tiny-1",outcome="completed"\} 3/);
-    assert.match(metrics, /loam_inference_latency_seconds_count\{instance="onnx-tiny-1"\} 3/);
+    assert.match(metrics, /loam_jobs_total\{loam_instance="onnx-tiny-1",outcome="completed"\} 3/);
+    assert.match(metrics, /loam_inference_latency_seconds_count\{loam_instance="onnx-tiny-1"\} 3/);
     assert.match(metrics, /loam_deployments\{state="active"\} 1/);
     assert.match(metrics, new RegExp(`loam_blobs_bytes ${model.length}\n`));
     assert.match(

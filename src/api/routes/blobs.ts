@@ -32,6 +32,7 @@ export function blobRoutes(deps: BlobsDeps): Route[] {
       method: "GET",
       path: "/v1/blobs",
       scope: "status:read",
+      etag: true,
       handler: async () => jsonResponse(await deps.blobs()),
     },
     {

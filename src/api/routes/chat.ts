@@ -70,6 +70,7 @@ export function chatRoutes(deps: ChatDeps): Route[] {
     method: "POST",
     path: "/v1/chat/completions",
     scope: "infer:run",
+    errors: "openai",
     handler: async ({ req, token }) => {
       const body = await readValidBody(req, deps.maxInputBytes, ChatBody);
       const llm = loadedLlm(deps, body.model);

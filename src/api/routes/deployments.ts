@@ -59,12 +59,14 @@ export function deploymentRoutes(deps: DeploymentsDeps): Route[] {
       method: "GET",
       path: "/v1/deployments",
       scope: "status:read",
+      etag: true,
       handler: () => jsonResponse({ deployments: deps.deployments() }),
     },
     {
       method: "GET",
       path: "/v1/deployments/:id",
       scope: "status:read",
+      etag: true,
       handler: ({ params }) => {
         const record = deps.deployments().find((d) => d.directive_id === params.id);
         if (!record) throw new HttpError(404, "not_found", `no deployment ${params.id}`);

@@ -18,12 +18,14 @@ export function instanceRoutes(deps: InstancesDeps): Route[] {
       method: "GET",
       path: "/v1/instances",
       scope: "status:read",
+      etag: true,
       handler: () => jsonResponse({ instances: deps.instances() }),
     },
     {
       method: "GET",
       path: "/v1/instances/:id",
       scope: "status:read",
+      etag: true,
       handler: ({ params }) => {
         const instance = deps.instances().find((i) => i.instance_id === params.id);
         if (!instance) throw new HttpError(404, "not_found", `no instance ${params.id}`);

@@ -1,31 +1,71 @@
 import type { Route } from "../router.ts";
-import { jsonResponse } from "../../system/http_error.ts";
+import { HttpError, jsonResponse } from "../../system/http_error.ts";
 import type { ModelView } from "../../deploy/models.ts";
+import type { InstanceView } from "../../runtimes/adapter.ts";
 
 /** What the model list needs from the agent. */
 export interface ModelsDeps {
   /** ONNX and GGUF models among the deployments, with their Peat model status. */
   models(): ModelView[];
+  /** Instances of every adapter (for when each model was loaded). */
+  instances(): InstanceView[];
 }
+
+/** OpenAI's model object for a loaded model; `created` is when it was loaded (Unix seconds). */
+function openAiModel(model: ModelView, instances: InstanceView[]) {
+  const startedAt = instances.find((i) => i.instance_id === model.instance_id)?.started_at;
+  return {
+    id: model.instance_id!,
+    object: "model",
+    created: startedAt ? Math.floor(Date.parse(startedAt) / 1000) : 0,
+    owned_by: "loam",
+    format: model.format,
+  };
+}
+
+const loaded = (m: ModelView) => m.status === "Loaded" && m.instance_id !== null;
 
 /**
  * `GET /v1/models`: loam's model list (`models`, Peat's ModelStatus) and, in `object`/`data`,
- * OpenAI's list of the loaded ones, whose ids an OpenAI client can pass as `model`.
+ * OpenAI's list of the loaded LLMs, whose ids an OpenAI client can pass as `model`. ONNX models
+ * join `data` only with `?all=1`: OpenAI clients take every listed model for a chat model.
+ * `GET /v1/models/{id}` is OpenAI's retrieve. Either scope reads them: `infer:run` is the key
+ * OpenAI clients are given.
  */
 export function modelRoutes(deps: ModelsDeps): Route[] {
-  return [{
-    method: "GET",
-    path: "/v1/models",
-    scope: "status:read",
-    handler: () => {
-      const models = deps.models();
-      const data = models.filter((m) => m.status === "Loaded" && m.instance_id).map((m) => ({
-        id: m.instance_id,
-        object: "model",
-        created: 0,
-        owned_by: "loam",
-      }));
-      return jsonResponse({ object: "list", data, models });
+  return [
+    {
+      method: "GET",
+      path: "/v1/models",
+      scope: ["infer:run", "status:read"],
+      errors: "openai",
+      etag: true,
+      handler: ({ url }) => {
+        for (const key of url.searchParams.keys()) {
+          if (key !== "all") {
+            throw new HttpError(400, "invalid_request", `unknown query parameter ${key}`, {}, key);
+          }
+        }
+        const all = ["1", "true"].includes(url.searchParams.get("all") ?? "");
+        const models = deps.models();
+        const instances = deps.instances();
+        const data = models.filter((m) => loaded(m) && (all || m.format === "gguf"))
+          .map((m) => openAiModel(m, instances));
+        return jsonResponse({ object: "list", data, models });
+      },
     },
-  }];
+    {
+      method: "GET",
+      path: "/v1/models/:id",
+      scope: ["infer:run", "status:read"],
+      errors: "openai",
+      handler: ({ params }) => {
+        const model = deps.models().find((m) => loaded(m) && m.instance_id === params.id);
+        if (!model) {
+          throw new HttpError(404, "model_not_found", `no loaded model ${params.id}`, {}, "model");
+        }
+        return jsonResponse(openAiModel(model, deps.instances()));
+      },
+    },
+  ];
 }

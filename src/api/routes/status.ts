@@ -17,6 +17,7 @@ export function statusRoutes(deps: StatusDeps): Route[] {
       method: "GET",
       path: "/v1/status",
       scope: "status:read",
+      etag: true,
       handler: ({ token }) =>
         jsonResponse({
           ...deps.status(),
@@ -27,6 +28,7 @@ export function statusRoutes(deps: StatusDeps): Route[] {
       method: "GET",
       path: "/v1/peers",
       scope: "status:read",
+      etag: true,
       handler: () => jsonResponse({ peers: deps.peers() }),
     },
   ];

@@ -24,6 +24,7 @@ export function tokenRoutes(deps: TokensDeps): Route[] {
       method: "GET",
       path: "/v1/tokens",
       scope: "*",
+      etag: true,
       handler: async () => jsonResponse({ tokens: await deps.tokens.list() }),
     },
     {
