@@ -34,6 +34,7 @@ export class ApiService implements Service {
   #server?: ApiServer;
   #address = "";
   #ready = false;
+  readonly #closing = new AbortController();
 
   constructor(options: ApiServiceOptions) {
     this.#o = options;
@@ -64,6 +65,7 @@ export class ApiService implements Service {
         cancelDeployment: (id) => deploy.cancel(id),
         instances: () => runtimes.instances(),
         instanceLogs: (id, lines) => runtimes.logs(id, lines),
+        closing: this.#closing.signal,
         infer: (id, call) => runtimes.infer(id, call),
         llm: (nameOrId) => runtimes.llm(nameOrId),
         models: () => deploy.models(),
@@ -85,8 +87,9 @@ export class ApiService implements Service {
     logger.info("api listening", { addr: this.#address });
   }
 
-  /** Waits for the requests in flight, then removes the address file. */
+  /** Ends followed logs, waits for the requests in flight, then removes the address file. */
   async stop(): Promise<void> {
+    this.#closing.abort();
     await this.#server?.shutdown();
     await Deno.remove(this.#o.paths.apiAddress).catch(() => {});
   }

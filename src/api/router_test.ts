@@ -27,7 +27,11 @@ const failing: Route = {
 function router() {
   return testRouter((tokens) => [
     ...healthRoutes({ isReady: () => false }),
-    ...instanceRoutes({ instances: () => [], instanceLogs: () => Promise.resolve(undefined) }),
+    ...instanceRoutes({
+      instances: () => [],
+      instanceLogs: () => Promise.resolve(undefined),
+      closing: new AbortController().signal,
+    }),
     ...tokenRoutes({ tokens, maxBodyBytes: 1024 }),
     failing,
   ]);

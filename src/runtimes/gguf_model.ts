@@ -10,6 +10,7 @@ import type {
 import { checkGgufFile } from "./gguf_check.ts";
 import type { DeploymentDirective } from "../protocol/directive.ts";
 import type { InferCall, Instance, InstanceView, RuntimeAdapter } from "./adapter.ts";
+import type { LogLine } from "./log_ring.ts";
 import { HttpError } from "../system/http_error.ts";
 import { answerJobErrors } from "./job_errors.ts";
 import { inferLlm } from "./llm_http.ts";
@@ -138,6 +139,11 @@ export class GgufModelAdapter implements RuntimeAdapter {
     await this.#loaded.removeAll();
     const llama = await this.#llama?.catch(() => undefined);
     await llama?.dispose();
+  }
+
+  /** The instance's log: its load (provider, context, GPU layers). */
+  logs(instanceId: string, count?: number): LogLine[] | undefined {
+    return this.#loaded.logs(instanceId, count);
   }
 
   list(): InstanceView[] {
@@ -324,6 +330,8 @@ export class GgufModelAdapter implements RuntimeAdapter {
       loaded.sequence = loaded.context.getSequence();
       loaded.completion = new m.LlamaCompletion({ contextSequence: loaded.sequence });
       loaded.chat = new m.LlamaChat({ contextSequence: loaded.sequence });
+      return `${this.#provider(loaded)}, context ${loaded.contextLength}, ` +
+        `${loaded.gpuLayers} GPU layers`;
     }).catch((err) => {
       throw new Error(`GGUF model did not load: ${(err as Error).message.split("\n")[0]}`);
     });

@@ -2,6 +2,10 @@ import type { ArtifactKind, InstanceView } from "./adapter.ts";
 import { JobQueue } from "./job_queue.ts";
 import type { JobMetrics } from "./job_metrics.ts";
 import type { Logger } from "../system/logger.ts";
+import { type LogLine, LogRing } from "./log_ring.ts";
+
+/** Lines kept per model instance. */
+const LOG_LINES = 200;
 
 /** What every inference adapter needs: threads, queue limits, metrics, a logger. */
 export interface InferenceSettings {
@@ -19,6 +23,8 @@ export interface ModelInstance {
   state: "loading" | "loaded";
   startedAt: string;
   queue: JobQueue;
+  /** What happened to the instance (`GET /v1/instances/{id}/logs`), as for a process. */
+  logs: LogRing;
 }
 
 /**
@@ -37,7 +43,8 @@ export class ModelInstances<T extends ModelInstance> {
   }
 
   /**
-   * Registers `instanceId` as loading with `fields`, then runs `load` on it and marks it loaded.
+   * Registers `instanceId` as loading with `fields`, then runs `load` on it and marks it loaded;
+   * what `load` says of the result (the provider, the context) goes into the instance's log.
    * When `load` fails, the instance is removed again (releasing what it got) and the error
    * rethrown.
    */
@@ -45,7 +52,7 @@ export class ModelInstances<T extends ModelInstance> {
     instanceId: string,
     directiveId: string,
     fields: Omit<T, keyof ModelInstance>,
-    load: (instance: T) => Promise<void>,
+    load: (instance: T) => Promise<string>,
   ): Promise<T> {
     const { maxQueue, timeoutMs, metrics } = this.#settings;
     const instance = {
@@ -53,12 +60,19 @@ export class ModelInstances<T extends ModelInstance> {
       state: "loading",
       startedAt: new Date().toISOString(),
       queue: new JobQueue({ instanceId, maxQueue, timeoutMs, concurrency: 1, metrics }),
+      logs: new LogRing(LOG_LINES),
       ...fields,
     } as T;
     this.#instances.set(instanceId, instance);
+    const started = performance.now();
+    instance.logs.push("stdout", `loading the model of ${directiveId}`);
     try {
-      await load(instance);
+      const said = await load(instance);
       instance.state = "loaded";
+      instance.logs.push(
+        "stdout",
+        `loaded in ${Math.round(performance.now() - started)} ms: ${said}`,
+      );
       metrics.started(instanceId);
       return instance;
     } catch (err) {
@@ -82,6 +96,11 @@ export class ModelInstances<T extends ModelInstance> {
       throw signal.reason;
     }
     return result;
+  }
+
+  /** The last `count` lines of an instance's log; undefined when there is no such instance. */
+  logs(instanceId: string, count?: number): LogLine[] | undefined {
+    return this.#instances.get(instanceId)?.logs.tail(count);
   }
 
   /** The instance, if there is one. */

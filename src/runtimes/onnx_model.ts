@@ -1,6 +1,7 @@
 import type { InferenceSession, Tensor } from "onnxruntime-node";
 import type { DeploymentDirective } from "../protocol/directive.ts";
 import type { InferCall, Instance, InstanceView, RuntimeAdapter } from "./adapter.ts";
+import type { LogLine } from "./log_ring.ts";
 import { HttpError } from "../system/http_error.ts";
 import { answerJobErrors } from "./job_errors.ts";
 import { inferOnnx } from "./onnx_http.ts";
@@ -120,6 +121,11 @@ export class OnnxModelAdapter implements RuntimeAdapter {
     return this.#loaded.removeAll();
   }
 
+  /** The instance's log: its load (provider, skipped providers). */
+  logs(instanceId: string, count?: number): LogLine[] | undefined {
+    return this.#loaded.logs(instanceId, count);
+  }
+
   list(): InstanceView[] {
     return this.#loaded.views("onnx_model", (m) => ({
       provider: m.provider ?? null,
@@ -216,6 +222,8 @@ export class OnnxModelAdapter implements RuntimeAdapter {
           inputs: specs(opened.session.inputMetadata),
           outputs: specs(opened.session.outputMetadata),
         });
+        const skipped = opened.skipped.map((s) => `${s.provider} skipped: ${s.reason}`);
+        return [`execution provider ${opened.provider}`, ...skipped].join("; ");
       },
     ).catch((err) => {
       throw new Error(`ONNX model did not load: ${(err as Error).message.split("\n")[0]}`);

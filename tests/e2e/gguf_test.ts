@@ -112,6 +112,10 @@ Deno.test("OpenAI chat completions: plain, streamed, by name; a client that leav
       token: agent.adminToken(),
     })).json();
     const loadedAt = Math.floor(Date.parse(instance.started_at) / 1000);
+    const logs = await (await agent.request("/v1/instances/llm-llm-1/logs", {
+      token: agent.adminToken(),
+    })).json();
+    assert.match(logs.lines.at(-1).line, /^loaded in \d+ ms: cpu, context \d+, 0 GPU layers$/);
     assert.equal(list.data[0].created, loadedAt, "created is the load time");
     const one = await agent.request("/v1/models/llm-llm-1", { token: agent.adminToken() });
     assert.deepEqual(await one.json(), list.data[0]);

@@ -68,6 +68,9 @@ Deno.test("an ONNX model deploys, falls back to CPU, describes itself and infers
     assert.equal(instance.adapter, "onnx_model");
     assert.equal(instance.state, "loaded");
     assert.equal(instance.provider, "cpu");
+    const logs = await (await agent.request("/v1/instances/onnx-tiny-1/logs", { token: reader }))
+      .json();
+    assert.match(logs.lines.at(-1).line, /^loaded in \d+ ms: execution provider cpu/);
     assert.equal(instance.skipped_providers[0].provider, "cuda");
     assert.ok(instance.skipped_providers[0].reason.length > 0);
     assert.deepEqual(instance.inputs, [{ name: "x", type: "float32", shape: ["N", 4] }]);
