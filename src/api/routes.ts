@@ -12,6 +12,8 @@ import { deploymentRoutes, type DeploymentsDeps } from "./routes/deployments.ts"
 import { instanceRoutes, type InstancesDeps } from "./routes/instances.ts";
 import { type InferenceDeps, inferenceRoutes } from "./routes/inference.ts";
 import { type ChatDeps, chatRoutes } from "./routes/chat.ts";
+import { completionRoutes, type CompletionsDeps } from "./routes/completions.ts";
+import { embeddingRoutes, type EmbeddingsDeps } from "./routes/embeddings.ts";
 import { modelRoutes, type ModelsDeps } from "./routes/models.ts";
 import { type MetricsDeps, metricsRoutes } from "./routes/metrics.ts";
 import { tokenRoutes, type TokensDeps } from "./routes/tokens.ts";
@@ -25,6 +27,8 @@ export type ApiDeps =
   & InstancesDeps
   & InferenceDeps
   & ChatDeps
+  & CompletionsDeps
+  & EmbeddingsDeps
   & ModelsDeps
   & MetricsDeps
   & TokensDeps;
@@ -39,6 +43,8 @@ export function apiRoutes(deps: ApiDeps): Route[] {
     instanceRoutes,
     inferenceRoutes,
     chatRoutes,
+    completionRoutes,
+    embeddingRoutes,
     modelRoutes,
     metricsRoutes,
     tokenRoutes,

@@ -5,6 +5,8 @@ import type {
   LlamaCompletion,
   LlamaContext,
   LlamaContextSequence,
+  LlamaEmbeddingContext,
+  LlamaGrammar,
   LlamaModel,
 } from "node-llama-cpp";
 import { checkGgufFile } from "./gguf_check.ts";
@@ -32,10 +34,22 @@ export interface GenerationOptions {
   maxTokens: number;
   temperature: number;
   topP?: number;
+  /** Without one (and with a temperature), each generation draws its own. */
   seed?: number;
   stop: string[];
+  /** OpenAI's `presence_penalty` and `frequency_penalty` over the recent tokens. */
+  presencePenalty?: number;
+  frequencyPenalty?: number;
+  /** Constrains the output by grammar: any JSON value, or JSON that matches a schema. */
+  format?: { type: "json" } | { type: "json_schema"; schema: unknown };
   /** Called with each piece of text as it is generated (streaming). */
   onText?: (text: string) => void;
+}
+
+/** What an embedding request produced. */
+export interface Embeddings {
+  vectors: number[][];
+  promptTokens: number;
 }
 
 /** How a generation ended, in OpenAI's words: `stop` (end or stop sequence) or `length`. */
@@ -70,6 +84,8 @@ export interface LlmInference {
     messages: ChatMessage[],
     options: GenerationOptions,
   ): Promise<Generation>;
+  /** One embedding vector per input, from the model's embedding context. */
+  embed(request: JobRequest, inputs: string[]): Promise<Embeddings>;
 }
 
 interface Loaded extends ModelInstance {
@@ -81,6 +97,8 @@ interface Loaded extends ModelInstance {
   sequence?: LlamaContextSequence;
   completion?: LlamaCompletion;
   chat?: LlamaChat;
+  /** Made at the first embedding request (a second context: memory only when used). */
+  embedding?: Promise<LlamaEmbeddingContext>;
 }
 
 type LlamaModule = typeof import("node-llama-cpp");
@@ -207,7 +225,57 @@ export class GgufModelAdapter implements RuntimeAdapter {
           });
           return { text: response.response, stopReason: response.metadata.stopReason };
         }),
+      embed: (request, inputs) => this.#embed(loaded, request, inputs),
     };
+  }
+
+  /** Embeds each input in turn, as one job; the embedding context is made on first use. */
+  #embed(loaded: Loaded, request: JobRequest, inputs: string[]): Promise<Embeddings> {
+    return loaded.queue.run(request, async (signal) => {
+      loaded.embedding ??= loaded.model!.createEmbeddingContext({
+        contextSize: loaded.contextLength,
+        threads: this.#settings.threads,
+      });
+      const context = await loaded.embedding;
+      const vectors: number[][] = [];
+      let promptTokens = 0;
+      for (const input of inputs) {
+        signal.throwIfAborted();
+        const tokens = loaded.model!.tokenize(input);
+        if (tokens.length > loaded.contextLength) {
+          throw new HttpError(
+            400,
+            "context_length_exceeded",
+            `input ${vectors.length} is ${tokens.length} tokens; the context holds ${loaded.contextLength}`,
+            {},
+            "input",
+          );
+        }
+        promptTokens += tokens.length;
+        vectors.push([...(await context.getEmbeddingFor(tokens)).vector]);
+      }
+      return { vectors, promptTokens };
+    });
+  }
+
+  /** The grammar that holds the output to `format`; a schema llama.cpp cannot take is a 400. */
+  async #grammar(format: NonNullable<GenerationOptions["format"]>): Promise<LlamaGrammar> {
+    const llama = await this.#binding();
+    if (format.type === "json") return await llama.getGrammarFor("json");
+    try {
+      // deno-lint-ignore no-explicit-any
+      return await llama.createGrammarForJsonSchema(format.schema as any);
+    } catch (err) {
+      throw new HttpError(
+        400,
+        "invalid_request",
+        `response_format.json_schema.schema: not a JSON schema llama.cpp's grammar takes: ${
+          (err as Error).message
+        }`,
+        {},
+        "response_format",
+      );
+    }
   }
 
   /** Runs one generation as a job: a clean sequence, token counting, metrics. */
@@ -224,29 +292,51 @@ export class GgufModelAdapter implements RuntimeAdapter {
         topP?: number;
         seed?: number;
         customStopTriggers?: string[];
+        repeatPenalty?: { frequencyPenalty?: number; presencePenalty?: number };
+        grammar?: LlamaGrammar;
         onTextChunk?: (text: string) => void;
         onToken: (tokens: unknown[]) => void;
       },
     ) => Promise<{ text: string; stopReason: string }>,
   ): Promise<Generation> {
+    const grammar = options.format ? await this.#grammar(options.format) : undefined;
+    const penalties = options.presencePenalty !== undefined ||
+      options.frequencyPenalty !== undefined;
     return await loaded.queue.run(request, async (signal) => {
       const sequence = loaded.sequence!;
       await sequence.clearHistory(); // every job starts from an empty context: same input, same output
       const meter = sequence.tokenMeter;
       const evaluatedBefore = meter.usedInputTokens + meter.usedOutputTokens;
       let generated = 0;
+      /**
+       * Tokens evaluated when the first token comes: the prompt, and only it (the meter counts
+       * the prompt's last token as output: it gave the first logits).
+       */
+      let promptTokens: number | undefined;
       const started = performance.now();
       const { text, stopReason } = await run(signal, {
         maxTokens: options.maxTokens,
         temperature: options.temperature,
         ...(options.topP !== undefined ? { topP: options.topP } : {}),
-        ...(options.seed !== undefined ? { seed: options.seed } : {}),
+        // llama.cpp's default seed repeats itself: without one, each generation draws its own
+        seed: options.seed ?? crypto.getRandomValues(new Uint32Array(1))[0]!,
         ...(options.stop.length > 0 ? { customStopTriggers: options.stop } : {}),
+        ...(penalties
+          ? {
+            repeatPenalty: {
+              frequencyPenalty: options.frequencyPenalty,
+              presencePenalty: options.presencePenalty,
+            },
+          }
+          : {}),
+        ...(grammar ? { grammar } : {}),
         ...(options.onText ? { onTextChunk: options.onText } : {}),
-        onToken: (tokens) => generated += tokens.length,
+        onToken: (tokens) => {
+          promptTokens ??= meter.usedInputTokens + meter.usedOutputTokens - evaluatedBefore;
+          generated += tokens.length;
+        },
       });
       const seconds = (performance.now() - started) / 1000;
-      const evaluated = meter.usedInputTokens + meter.usedOutputTokens - evaluatedBefore;
       this.#settings.metrics.generated(instanceId, generated, seconds);
       return {
         text,
@@ -255,8 +345,9 @@ export class GgufModelAdapter implements RuntimeAdapter {
           : stopReason === "abort"
           ? "cancelled"
           : "stop",
-        // evaluated = the prompt + every generated token but the last (fed back as input)
-        promptTokens: Math.max(0, evaluated - Math.max(0, generated - 1)),
+        // counted when the first token came: a context shift later re-evaluates, it is no prompt
+        promptTokens: promptTokens ??
+          meter.usedInputTokens + meter.usedOutputTokens - evaluatedBefore,
         completionTokens: generated,
         seconds,
       };
@@ -338,6 +429,7 @@ export class GgufModelAdapter implements RuntimeAdapter {
   }
 
   async #unload(loaded: Loaded): Promise<void> {
+    await (await loaded.embedding?.catch(() => undefined))?.dispose();
     loaded.chat?.dispose();
     loaded.completion?.dispose();
     await loaded.context?.dispose();

@@ -1,17 +1,19 @@
 import { z } from "zod";
-import { HttpError, jsonResponse } from "../../system/http_error.ts";
-import { readValidBody } from "../../system/http_body.ts";
+import { jsonResponse } from "../../system/http_error.ts";
 import type { Route } from "../router.ts";
 import { answerJobErrors } from "../../runtimes/job_errors.ts";
-import { JOB_PRIORITIES } from "../../runtimes/job_queue.ts";
 import { eventStream } from "../../runtimes/event_stream.ts";
-import { stop, stopList, usage } from "../../runtimes/llm_http.ts";
-import type {
-  ChatMessage,
-  Generation,
-  GenerationOptions,
-  LlmInference,
-} from "../../runtimes/gguf_model.ts";
+import { usage } from "../../runtimes/llm_http.ts";
+import type { ChatMessage, LlmInference } from "../../runtimes/gguf_model.ts";
+import {
+  finishReason,
+  generationOptions,
+  type LlmDeps,
+  loadedLlm,
+  readOpenAiBody,
+  RESPONSE_FORMAT,
+  SAMPLING,
+} from "../openai.ts";
 
 /** OpenAI's chat-completions request (the fields loam honours; others are refused by name). */
 const ChatBody = z.object({
@@ -22,17 +24,11 @@ const ChatBody = z.object({
       z.string(),
       z.array(z.object({ type: z.literal("text"), text: z.string() })),
     ]).nullable(),
+    name: z.string().optional(),
   })).min(1),
-  max_tokens: z.number().int().min(1).max(1_000_000).optional(),
-  max_completion_tokens: z.number().int().min(1).max(1_000_000).optional(),
-  temperature: z.number().min(0).max(2).default(1),
-  top_p: z.number().gt(0).max(1).optional(),
-  seed: z.number().int().min(0).optional(),
-  stop: stop.nullable(),
-  stream: z.boolean().default(false),
-  n: z.literal(1).optional(),
-  user: z.string().optional(),
-  priority: z.enum(JOB_PRIORITIES).optional(),
+  max_completion_tokens: z.number().int().min(1).max(1_000_000).nullable().optional(),
+  ...SAMPLING,
+  ...RESPONSE_FORMAT,
 });
 
 function messagesOf(body: z.infer<typeof ChatBody>): ChatMessage[] {
@@ -45,24 +41,7 @@ function messagesOf(body: z.infer<typeof ChatBody>): ChatMessage[] {
 }
 
 /** What the chat route needs from the agent. */
-export interface ChatDeps {
-  /** The LLM an instance id or model name refers to: "loading" while it loads, else undefined. */
-  llm(nameOrId: string): LlmInference | "loading" | undefined;
-  /** Limit for inference request bodies (`jobs.max_input_bytes`). */
-  maxInputBytes: number;
-}
-
-/** The loaded LLM named `nameOrId`: 404 when there is none, 503 while it loads. */
-function loadedLlm(deps: ChatDeps, nameOrId: string): LlmInference {
-  const llm = deps.llm(nameOrId);
-  if (llm === undefined) {
-    throw new HttpError(404, "model_not_found", `no GGUF model instance or name "${nameOrId}"`);
-  }
-  if (llm === "loading") {
-    throw new HttpError(503, "loading", `model ${nameOrId} is loading`, { "retry-after": "1" });
-  }
-  return llm;
-}
+export type ChatDeps = LlmDeps;
 
 /** `POST /v1/chat/completions` (OpenAI-compatible, GGUF). */
 export function chatRoutes(deps: ChatDeps): Route[] {
@@ -72,7 +51,7 @@ export function chatRoutes(deps: ChatDeps): Route[] {
     scope: "infer:run",
     errors: "openai",
     handler: async ({ req, token }) => {
-      const body = await readValidBody(req, deps.maxInputBytes, ChatBody);
+      const body = await readOpenAiBody(req, deps.maxInputBytes, ChatBody);
       const llm = loadedLlm(deps, body.model);
       return answerJobErrors(() => chatCompletions(req, body, llm, token?.name ?? "anonymous"));
     },
@@ -92,15 +71,8 @@ async function chatCompletions(
   const id = `chatcmpl-${crypto.randomUUID().replaceAll("-", "")}`;
   const created = Math.floor(Date.now() / 1000);
   const model = body.model;
-  const options: GenerationOptions = {
-    maxTokens: body.max_completion_tokens ?? body.max_tokens ?? 256,
-    temperature: body.temperature,
-    topP: body.top_p,
-    seed: body.seed,
-    stop: stopList(body.stop),
-  };
+  const options = generationOptions(body, body.max_completion_tokens ?? body.max_tokens ?? 256);
   const request = { client: body.user ?? client, priority: body.priority, signal: req.signal };
-  const finish = (g: Generation) => g.finishReason === "length" ? "length" : "stop";
   if (!body.stream) {
     const g = await llm.chat(request, messagesOf(body), options);
     return jsonResponse({
@@ -111,7 +83,7 @@ async function chatCompletions(
       choices: [{
         index: 0,
         message: { role: "assistant", content: g.text },
-        finish_reason: finish(g),
+        finish_reason: finishReason(g),
       }],
       usage: usage(g),
     });
@@ -133,7 +105,7 @@ async function chatCompletions(
         first = false;
       },
     });
-    send({ ...chunk({}, finish(g)), usage: usage(g) });
+    send({ ...chunk({}, finishReason(g)), usage: usage(g) });
     send("[DONE]");
   });
 }

@@ -1,0 +1,242 @@
+/**
+ * The official `openai` npm client against a real agent serving the tiny GGUF: what LangChain,
+ * Open WebUI and every OpenAI SDK user does first.
+ * @module
+ */
+import assert from "node:assert/strict";
+import OpenAI from "openai";
+import { type AgentProcess, startAgent, tempDir } from "./harness.ts";
+import { settledDeployment } from "./deploy_helpers.ts";
+import { sha256Hex, startBlobServer } from "../fixtures/blob_server.ts";
+import { buildTinyGguf } from "../../tasks/gen_tiny_gguf.ts";
+import { runLoam } from "./harness.ts";
+
+async function deployLlm(agent: AgentProcess, url: string, model: Uint8Array) {
+  const res = await agent.request("/v1/deployments", {
+    method: "POST",
+    token: agent.adminToken(),
+    body: JSON.stringify({
+      directive_id: "llm-1",
+      scope: { type: "broadcast" },
+      artifact: {
+        blob_hash: `sha256:${sha256Hex(model)}`,
+        size_bytes: model.length,
+        name: "tiny-llama",
+        urls: [url],
+        artifact_type: { type: "gguf_model", context_length: 256 },
+      },
+    }),
+  });
+  assert.equal(res.status, 202, await res.text());
+  assert.equal((await settledDeployment(agent, "llm-1")).state, "active");
+}
+
+/** An `infer:run` token, the key the README tells OpenAI users to use. */
+async function inferToken(dataDir: string): Promise<string> {
+  const made = await runLoam([
+    "token",
+    "create",
+    "--data-dir",
+    dataDir,
+    "--scopes",
+    "infer:run",
+    "--name",
+    "openai",
+  ]);
+  assert.equal(made.code, 0, made.stderr);
+  return made.stdout.trim();
+}
+
+Deno.test({
+  name:
+    "the openai client: models, chat (plain, streamed, aborted), completions, embeddings, JSON schema, refusals",
+  async fn() {
+    await using dir = await tempDir();
+    const model = buildTinyGguf(1);
+    await using http = startBlobServer({ "/tiny.gguf": { body: model } });
+    const agent = await startAgent(dir.path, [], { env: { LOAM_INFERENCE_THREADS: "1" } });
+    try {
+      await deployLlm(agent, http.url("/tiny.gguf"), model);
+      const client = new OpenAI({
+        baseURL: `${agent.apiUrl}/v1`,
+        apiKey: await inferToken(dir.path),
+        maxRetries: 0,
+        timeout: 60_000,
+      });
+
+      const models = await client.models.list();
+      assert.deepEqual(models.data.map((m) => m.id), ["llm-llm-1"]);
+      assert.ok(models.data[0]!.created > 1_700_000_000);
+      assert.equal((await client.models.retrieve("llm-llm-1")).id, "llm-llm-1");
+
+      const messages = [{ role: "user" as const, content: "hello there" }];
+      const { data: chat, response } = await client.chat.completions.create({
+        model: "tiny-llama",
+        messages,
+        max_tokens: 12,
+        temperature: 0,
+      }).withResponse();
+      assert.ok(response.headers.get("x-request-id"));
+      assert.equal(chat.object, "chat.completion");
+      assert.ok((chat.choices[0]!.message.content ?? "").length > 0);
+      assert.equal(chat.choices[0]!.finish_reason, "length");
+      assert.equal(chat.usage!.completion_tokens, 12);
+      const promptTokens = chat.usage!.prompt_tokens;
+      assert.ok(promptTokens > 0);
+
+      let streamed = "";
+      let last: OpenAI.Chat.Completions.ChatCompletionChunk | undefined;
+      const stream = await client.chat.completions.create({
+        model: "tiny-llama",
+        messages,
+        max_tokens: 12,
+        temperature: 0,
+        stream: true,
+      });
+      for await (const chunk of stream) {
+        streamed += chunk.choices[0]?.delta.content ?? "";
+        last = chunk;
+      }
+      assert.equal(streamed, chat.choices[0]!.message.content, "streamed = non-streamed, greedy");
+      assert.equal(last!.choices[0]!.finish_reason, "length");
+
+      // past the context length (256): a context shift re-evaluates, and that is not prompt
+      const long = await client.chat.completions.create({
+        model: "tiny-llama",
+        messages,
+        max_tokens: 400,
+        temperature: 0,
+      });
+      assert.equal(long.usage!.prompt_tokens, promptTokens);
+      assert.ok(long.usage!.completion_tokens > 256, `${long.usage!.completion_tokens} tokens`);
+
+      // without a seed, sampling is random: three draws are not all the same
+      const draws = await Promise.all(
+        [1, 2, 3].map(async () =>
+          (await client.chat.completions.create({
+            model: "tiny-llama",
+            messages,
+            max_tokens: 12,
+            temperature: 1,
+          })).choices[0]!.message.content
+        ),
+      );
+      assert.ok(new Set(draws).size > 1, `three draws: ${JSON.stringify(draws)}`);
+
+      // a client that leaves mid-stream: the job stops and the next request is served
+      const controller = new AbortController();
+      const aborted = await client.chat.completions.create(
+        { model: "tiny-llama", messages, max_tokens: 200, stream: true },
+        { signal: controller.signal },
+      );
+      let chunks = 0;
+      try {
+        for await (const _ of aborted) if (++chunks === 3) controller.abort();
+      } catch (err) {
+        assert.ok(err instanceof OpenAI.APIUserAbortError, String(err));
+      }
+      assert.equal(chunks, 3, "nothing arrives after the abort");
+
+      const completion = await client.completions.create({
+        model: "tiny-llama",
+        prompt: "hello",
+        max_tokens: 8,
+        temperature: 0,
+      });
+      assert.equal(completion.object, "text_completion");
+      assert.ok(completion.choices[0]!.text.length > 0);
+      assert.equal(completion.usage!.completion_tokens, 8);
+      let streamedCompletion = "";
+      for await (
+        const chunk of await client.completions.create({
+          model: "tiny-llama",
+          prompt: "hello",
+          max_tokens: 8,
+          temperature: 0,
+          stream: true,
+        })
+      ) {
+        streamedCompletion += chunk.choices[0]?.text ?? "";
+      }
+      assert.equal(streamedCompletion, completion.choices[0]!.text);
+
+      const embeddings = await client.embeddings.create({
+        model: "tiny-llama",
+        input: ["hello there", "good morning"],
+      });
+      assert.equal(embeddings.data.length, 2);
+      const [a, b] = embeddings.data.map((d) => d.embedding);
+      assert.ok(a!.length > 0 && a!.length === b!.length);
+      assert.ok(a!.every(Number.isFinite));
+      assert.notDeepEqual(a, b);
+      assert.ok(embeddings.usage.prompt_tokens > 0);
+      const floats = await client.embeddings.create({
+        model: "tiny-llama",
+        input: "hello there",
+        encoding_format: "float",
+      });
+      const close = floats.data[0]!.embedding.every((v, i) => Math.abs(v - a![i]!) < 1e-5);
+      assert.ok(close, "base64 and float encodings carry the same vector");
+
+      const schema = {
+        type: "object",
+        properties: { color: { enum: ["red", "green", "blue"] } },
+        required: ["color"],
+        additionalProperties: false,
+      };
+      const json = await client.chat.completions.create({
+        model: "tiny-llama",
+        messages: [{ role: "user", content: "a color, as JSON" }],
+        max_tokens: 64,
+        temperature: 0,
+        response_format: { type: "json_schema", json_schema: { name: "color", schema } },
+      });
+      assert.equal(json.choices[0]!.finish_reason, "stop", json.choices[0]!.message.content!);
+      const parsed = JSON.parse(json.choices[0]!.message.content!);
+      assert.deepEqual(Object.keys(parsed), ["color"]);
+      assert.ok(["red", "green", "blue"].includes(parsed.color));
+      const cut = await client.chat.completions.create({
+        model: "tiny-llama",
+        messages: [{ role: "user", content: "a color, as JSON" }],
+        max_tokens: 2,
+        temperature: 0,
+        response_format: { type: "json_schema", json_schema: { name: "color", schema } },
+      });
+      assert.equal(cut.choices[0]!.finish_reason, "length", "cut JSON says length");
+      const object = await client.chat.completions.create({
+        model: "tiny-llama",
+        messages,
+        max_tokens: 64,
+        temperature: 0,
+        response_format: { type: "json_object" },
+      });
+      if (object.choices[0]!.finish_reason === "stop") {
+        JSON.parse(object.choices[0]!.message.content!);
+      }
+
+      // what loam does not do is refused by name, never silently ignored
+      for (
+        const [extra, param] of [
+          [{ n: 2 }, "n"],
+          [{ logit_bias: { "1": 5 } }, "logit_bias"],
+          [{ logprobs: true }, "logprobs"],
+          [{ top_logprobs: 2 }, "top_logprobs"],
+        ] as const
+      ) {
+        const err = await client.chat.completions.create({
+          model: "tiny-llama",
+          messages,
+          max_tokens: 4,
+          ...extra,
+        }).then(() => undefined, (e: unknown) => e);
+        assert.ok(err instanceof OpenAI.BadRequestError, `${param}: ${err}`);
+        assert.equal(err.param, param);
+      }
+      const missing = await client.chat.completions.create({ model: "nope", messages })
+        .then(() => undefined, (e: unknown) => e);
+      assert.ok(missing instanceof OpenAI.NotFoundError, String(missing));
+    } finally {
+      await agent.stop();
+    }
+  },
+});
