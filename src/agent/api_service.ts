@@ -2,7 +2,8 @@ import { formatListenAddress, parseListenAddress } from "../config/listen_addres
 import type { ApiMetrics } from "../api/metrics.ts";
 import { registerStateMetrics } from "../api/state_metrics.ts";
 import { createRouter } from "../api/router.ts";
-import { apiRoutes } from "../api/routes.ts";
+import { type ApiDeps, apiRoutes } from "../api/routes.ts";
+import { ollamaRoutes } from "../api/routes/ollama.ts";
 import { type ApiServer, startApiServer } from "../api/server.ts";
 import type { StatusReport } from "../api/status.ts";
 import { blobsReport } from "../deploy/references.ts";
@@ -32,6 +33,8 @@ export class ApiService implements Service {
   readonly name = "api";
   readonly #o: ApiServiceOptions;
   #server?: ApiServer;
+  /** The Ollama-only listener (`api.ollama_listen`), when set. */
+  #ollama?: ApiServer;
   #address = "";
   #ready = false;
   readonly #closing = new AbortController();
@@ -40,7 +43,10 @@ export class ApiService implements Service {
     this.#o = options;
   }
 
-  /** @throws a UserError naming `api.listen` when the address cannot be bound. */
+  /**
+   * @throws a UserError naming `api.listen` or `api.ollama_listen` when the address cannot be
+   * bound (the other listener is closed again first).
+   */
   async start(): Promise<void> {
     const { config, paths, identity, store, runtimes, mesh, deploy, metrics, logger } = this.#o;
     const tokens = identity.tokens;
@@ -49,34 +55,35 @@ export class ApiService implements Service {
       blobBytes: async () => (await store.blobs.list()).reduce((sum, b) => sum + b.size_bytes, 0),
       fetchedBytes: () => deploy.receivedBytes(),
     });
-    const handler = createRouter(
-      apiRoutes({
-        isReady: () => this.#ready,
-        status: () => this.#status(),
-        peers: () => mesh.running?.peers.list() ?? [],
-        blobs: async () => ({
-          ...await blobsReport(store.blobs, paths.deployments),
-          downloads: deploy.downloads(),
-        }),
-        fetchBlob: (request) => deploy.fetchBlob(request),
-        submitDirective: (directive) => deploy.submit(directive),
-        deployments: () => store.records.list(),
-        activateDeployment: (id) => deploy.activate(id),
-        cancelDeployment: (id) => deploy.cancel(id),
-        instances: () => runtimes.instances(),
-        instanceLogs: (id, lines) => runtimes.logs(id, lines),
-        closing: this.#closing.signal,
-        infer: (id, call) => runtimes.infer(id, call),
-        llm: (nameOrId) => runtimes.llm(nameOrId),
-        models: () => deploy.models(),
-        registry: metrics.registry,
-        tokens,
-        maxBodyBytes: config.api.max_body_bytes,
-        maxInputBytes: config.jobs.max_input_bytes,
+    const deps: ApiDeps = {
+      isReady: () => this.#ready,
+      status: () => this.#status(),
+      peers: () => mesh.running?.peers.list() ?? [],
+      blobs: async () => ({
+        ...await blobsReport(store.blobs, paths.deployments),
+        downloads: deploy.downloads(),
       }),
-      { tokens, publicMetrics: config.api.public_metrics, metrics, logger },
+      fetchBlob: (request) => deploy.fetchBlob(request),
+      submitDirective: (directive) => deploy.submit(directive),
+      deployments: () => store.records.list(),
+      activateDeployment: (id) => deploy.activate(id),
+      cancelDeployment: (id) => deploy.cancel(id),
+      instances: () => runtimes.instances(),
+      instanceLogs: (id, lines) => runtimes.logs(id, lines),
+      closing: this.#closing.signal,
+      infer: (id, call) => runtimes.infer(id, call),
+      llm: (nameOrId) => runtimes.llm(nameOrId),
+      models: () => deploy.models(),
+      registry: metrics.registry,
+      tokens,
+      maxBodyBytes: config.api.max_body_bytes,
+      maxInputBytes: config.jobs.max_input_bytes,
+    };
+    const routerDeps = { tokens, publicMetrics: config.api.public_metrics, metrics, logger };
+    this.#server = startApiServer(
+      parseListenAddress(config.api.listen)!,
+      createRouter(apiRoutes(deps), routerDeps),
     );
-    this.#server = startApiServer(parseListenAddress(config.api.listen)!, handler);
     this.#address = formatListenAddress(this.#server.address);
     await atomicWriteFile(paths.apiAddress, this.#address + "\n").catch((err) =>
       logger.warn("api address file not written (loam status needs api.listen)", {
@@ -85,12 +92,30 @@ export class ApiService implements Service {
       })
     );
     logger.info("api listening", { addr: this.#address });
+    const ollama = config.api.ollama_listen;
+    if (ollama !== undefined) {
+      const anonymousScopes = config.api.ollama_scopes;
+      try {
+        this.#ollama = startApiServer(
+          parseListenAddress(ollama)!,
+          createRouter(ollamaRoutes(deps), { ...routerDeps, anonymousScopes }),
+          "api.ollama_listen",
+        );
+      } catch (err) {
+        await this.stop(); // a service that fails to start is not stopped by the root
+        throw err;
+      }
+      logger.info("ollama api listening", {
+        addr: formatListenAddress(this.#ollama.address),
+        without_token: anonymousScopes,
+      });
+    }
   }
 
   /** Ends followed logs, waits for the requests in flight, then removes the address file. */
   async stop(): Promise<void> {
     this.#closing.abort();
-    await this.#server?.shutdown();
+    await Promise.all([this.#server?.shutdown(), this.#ollama?.shutdown()]);
     await Deno.remove(this.#o.paths.apiAddress).catch(() => {});
   }
 

@@ -48,6 +48,11 @@ export interface RouterDeps {
   publicMetrics: boolean;
   metrics: ApiMetrics;
   logger: Logger;
+  /**
+   * What a request without an Authorization header may do (`api.ollama_scopes` on the Ollama
+   * listener, whose clients send no token); absent, such a request is a 401.
+   */
+  anonymousScopes?: readonly Scope[];
 }
 
 async function authenticate(
@@ -56,6 +61,22 @@ async function authenticate(
   deps: RouterDeps,
 ): Promise<TokenRecord> {
   const header = req.headers.get("authorization");
+  if (header === null && deps.anonymousScopes) {
+    const anonymous = {
+      name: "anonymous",
+      scopes: [...deps.anonymousScopes],
+      sha256: "",
+      created_at: "",
+    };
+    if (!scopes.some((scope) => grants(anonymous.scopes, scope))) {
+      throw new HttpError(
+        403,
+        "forbidden",
+        `requests without a token may not do this (needs ${scopes.join(" or ")})`,
+      );
+    }
+    return anonymous;
+  }
   const challenge = { "www-authenticate": 'Bearer realm="loam"' };
   const match = header?.match(/^Bearer\s+(\S+)\s*$/i);
   if (!match) {

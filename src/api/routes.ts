@@ -16,6 +16,7 @@ import { completionRoutes, type CompletionsDeps } from "./routes/completions.ts"
 import { embeddingRoutes, type EmbeddingsDeps } from "./routes/embeddings.ts";
 import { modelRoutes, type ModelsDeps } from "./routes/models.ts";
 import { type MetricsDeps, metricsRoutes } from "./routes/metrics.ts";
+import { type OllamaDeps, ollamaRoutes } from "./routes/ollama.ts";
 import { tokenRoutes, type TokensDeps } from "./routes/tokens.ts";
 
 /** What the whole API needs from the agent: each feature's own small interface, together. */
@@ -31,6 +32,7 @@ export type ApiDeps =
   & EmbeddingsDeps
   & ModelsDeps
   & MetricsDeps
+  & OllamaDeps
   & TokensDeps;
 
 /** Every route of the local API. */
@@ -47,6 +49,7 @@ export function apiRoutes(deps: ApiDeps): Route[] {
     embeddingRoutes,
     modelRoutes,
     metricsRoutes,
+    ollamaRoutes,
     tokenRoutes,
   ].flatMap((routes) => routes(deps));
 }

@@ -10,10 +10,14 @@ export interface ApiServer {
   shutdown(): Promise<void>;
 }
 
-/** Starts Deno.serve on `listen`; a taken or forbidden address is a {@link UserError}. */
+/**
+ * Starts Deno.serve on `listen`; a taken or forbidden address is a {@link UserError} naming the
+ * `setting` it came from.
+ */
 export function startApiServer(
   listen: ListenAddress,
   handler: (req: Request) => Promise<Response>,
+  setting = "api.listen",
 ): ApiServer {
   let server: Deno.HttpServer<Deno.NetAddr>;
   try {
@@ -23,7 +27,7 @@ export function startApiServer(
       onListen: () => {},
     }, handler);
   } catch (err) {
-    const where = `api.listen = "${formatListenAddress(listen)}"`;
+    const where = `${setting} = "${formatListenAddress(listen)}"`;
     if (err instanceof Deno.errors.AddrInUse) {
       throw new UserError(`${where}: address already in use (another loam or program has it)`);
     }

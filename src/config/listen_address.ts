@@ -40,3 +40,9 @@ export function dialableAddress(addr: ListenAddress): ListenAddress {
   if (addr.hostname === "::") return { ...addr, hostname: "::1" };
   return addr;
 }
+
+/** Whether `hostname` only reaches this machine: 127.0.0.0/8, `::1` or `localhost`. */
+export function isLoopback(hostname: string): boolean {
+  return /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(hostname) || hostname === "::1" ||
+    hostname === "localhost";
+}

@@ -1,7 +1,7 @@
 import { z } from "zod";
 import { multiaddr } from "@multiformats/multiaddr";
 import { peerIdFromString } from "@libp2p/peer-id";
-import { parseListenAddress } from "./listen_address.ts";
+import { isLoopback, parseListenAddress } from "./listen_address.ts";
 
 const listenAddress = z.string().refine(
   (s) => parseListenAddress(s) !== undefined,
@@ -102,6 +102,16 @@ const ApiSectionSchema = z.strictObject({
   public_metrics: z.boolean().default(false),
   max_body_bytes: z.number().int().min(1024).max(1024 * 1024 * 1024).default(1024 * 1024),
   drain_seconds: z.number().min(0).max(4).default(0),
+  /**
+   * A second listener serving only Ollama's routes (`/api/*`), for clients that expect port
+   * 11434 and send no token; off by default, and loopback only.
+   */
+  ollama_listen: listenAddress.refine(
+    (s) => isLoopback(parseListenAddress(s)!.hostname),
+    "must be a loopback address (127.0.0.1:11434, [::1]:11434): its requests need no token",
+  ).optional(),
+  /** What a request without a token may do on `api.ollama_listen`. */
+  ollama_scopes: z.array(z.enum(["infer:run", "status:read"])).default(["infer:run"]),
 });
 
 /** The `[deploy]` section: the deployment engine. */

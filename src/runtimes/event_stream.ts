@@ -1,13 +1,24 @@
 import { JobRejected } from "./job_queue.ts";
 
+/** How each sent value is framed: a server-sent `data:` event, or one line of NDJSON (Ollama). */
+export type StreamFraming = "sse" | "ndjson";
+
+const FRAMINGS = {
+  sse: { type: "text/event-stream; charset=utf-8", frame: (text: string) => `data: ${text}\n\n` },
+  ndjson: { type: "application/x-ndjson", frame: (text: string) => `${text}\n` },
+};
+
 /**
- * A server-sent-events response fed by `produce`: each `send` is one `data:` event. The
- * response starts with the first event, so a job refused before it (queue full, timeout) is
- * still an HTTP error status. When the client goes away, `cancelled` aborts the generation.
+ * A streamed response fed by `produce`: each `send` is one event (`framing`: server-sent events
+ * by default, or NDJSON). The response starts with the first event, so a job refused before it
+ * (queue full, timeout) is still an HTTP error status. When the client goes away, `cancelled`
+ * aborts the generation.
  */
 export function eventStream(
   produce: (send: (data: unknown) => void, cancelled: AbortSignal) => Promise<void>,
+  framing: StreamFraming = "sse",
 ): Promise<Response> {
+  const { type, frame } = FRAMINGS[framing];
   const cancelled = new AbortController();
   const encoder = new TextEncoder();
   let controller!: ReadableStreamDefaultController<Uint8Array>;
@@ -20,7 +31,7 @@ export function eventStream(
     },
   });
   const response = new Response(body, {
-    headers: { "content-type": "text/event-stream; charset=utf-8", "cache-control": "no-cache" },
+    headers: { "content-type": type, "cache-control": "no-cache" },
   });
   return new Promise<Response>((resolve, reject) => {
     let started = false;
@@ -32,7 +43,7 @@ export function eventStream(
       if (cancelled.signal.aborted) return;
       start();
       const text = typeof data === "string" ? data : JSON.stringify(data);
-      controller.enqueue(encoder.encode(`data: ${text}\n\n`));
+      controller.enqueue(encoder.encode(frame(text)));
     };
     produce(send, cancelled.signal).then(
       () => {
