@@ -1,6 +1,7 @@
 import { formatListenAddress, parseListenAddress } from "../config/listen_address.ts";
 import type { ApiMetrics } from "../api/metrics.ts";
 import { registerStateMetrics } from "../api/state_metrics.ts";
+import { registerProcessMetrics } from "../api/process_metrics.ts";
 import { createRouter } from "../api/router.ts";
 import { type ApiDeps, apiRoutes } from "../api/routes.ts";
 import { ollamaRoutes } from "../api/routes/ollama.ts";
@@ -55,6 +56,7 @@ export class ApiService implements Service {
       blobBytes: async () => (await store.blobs.list()).reduce((sum, b) => sum + b.size_bytes, 0),
       fetchedBytes: () => deploy.receivedBytes(),
     });
+    registerProcessMetrics(metrics.registry, this.#o.startedAt, runtimes);
     const deps: ApiDeps = {
       isReady: () => this.#ready,
       status: () => this.#status(),
@@ -69,6 +71,7 @@ export class ApiService implements Service {
       activateDeployment: (id) => deploy.activate(id),
       cancelDeployment: (id) => deploy.cancel(id),
       instances: () => runtimes.instances(),
+      usage: () => runtimes.usage(),
       instanceLogs: (id, lines) => runtimes.logs(id, lines),
       closing: this.#closing.signal,
       infer: (id, call) => runtimes.infer(id, call),

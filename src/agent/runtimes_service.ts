@@ -15,6 +15,7 @@ import type {
   RuntimeAdapter,
 } from "../runtimes/adapter.ts";
 import type { LogLine } from "../runtimes/log_ring.ts";
+import { type ProcessUsage, processUsage } from "../system/process_usage.ts";
 import type { GgufModelAdapter, LlmInference } from "../runtimes/gguf_model.ts";
 import type { Service } from "./service.ts";
 
@@ -125,6 +126,19 @@ export class RuntimesService implements Service {
   /** Every instance this node runs now, of every adapter. */
   instances(): InstanceView[] {
     return [...this.#adapters.values()].flatMap((adapter) => adapter.list());
+  }
+
+  /**
+   * CPU and memory of each instance that runs a process of its own (native programs, WASM
+   * modules), by instance id, from one `ps`.
+   */
+  async usage(): Promise<Map<string, ProcessUsage>> {
+    const byPid = new Map<number, string>();
+    for (const view of this.instances()) {
+      if (typeof view.pid === "number") byPid.set(view.pid, view.instance_id);
+    }
+    const usage = await processUsage([...byPid.keys()]);
+    return new Map([...usage].map(([pid, u]) => [byPid.get(pid)!, u]));
   }
 
   /** The last output lines of an instance; undefined when no adapter has it. */

@@ -31,6 +31,7 @@ function router() {
       instances: () => [],
       instanceLogs: () => Promise.resolve(undefined),
       closing: new AbortController().signal,
+      usage: () => Promise.resolve(new Map()),
     }),
     ...tokenRoutes({ tokens, maxBodyBytes: 1024 }),
     failing,

@@ -3,11 +3,14 @@ import { HttpError, jsonResponse } from "../../system/http_error.ts";
 import type { InstanceView } from "../../runtimes/adapter.ts";
 import type { LogLine } from "../../runtimes/log_ring.ts";
 import { followLog } from "../log_follow.ts";
+import type { ProcessUsage } from "../../system/process_usage.ts";
 
 /** What the instance routes need from the agent. */
 export interface InstancesDeps {
   /** Instances of every adapter. */
   instances(): InstanceView[];
+  /** CPU and memory of the instances with a process of their own, by instance id. */
+  usage(): Promise<Map<string, ProcessUsage>>;
   /** The last output lines of an instance; undefined when there is no such instance. */
   instanceLogs(id: string, lines?: number): Promise<LogLine[] | undefined>;
   /** Aborts when the agent stops: followed logs end then, so the server can close. */
@@ -69,17 +72,22 @@ export function instanceRoutes(deps: InstancesDeps): Route[] {
       path: "/v1/instances",
       scope: "status:read",
       etag: true,
-      handler: () => jsonResponse({ instances: deps.instances() }),
+      handler: async () => {
+        const usage = await deps.usage();
+        return jsonResponse({
+          instances: deps.instances().map((i) => ({ ...i, ...usage.get(i.instance_id) })),
+        });
+      },
     },
     {
       method: "GET",
       path: "/v1/instances/:id",
       scope: "status:read",
       etag: true,
-      handler: ({ params }) => {
+      handler: async ({ params }) => {
         const instance = deps.instances().find((i) => i.instance_id === params.id);
         if (!instance) throw new HttpError(404, "not_found", `no instance ${params.id}`);
-        return jsonResponse(instance);
+        return jsonResponse({ ...instance, ...(await deps.usage()).get(instance.instance_id) });
       },
     },
     {

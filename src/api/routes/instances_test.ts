@@ -11,6 +11,7 @@ function logsRouter(ring: LogRing, closing: AbortSignal) {
       instances: () => [],
       instanceLogs: (id, lines) => Promise.resolve(id === "a" ? ring.tail(lines) : undefined),
       closing,
+      usage: () => Promise.resolve(new Map()),
     })
   );
 }
