@@ -18,14 +18,19 @@ function overview(): string {
 
 async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
-  if (name === undefined || name === "--help" || name === "-h" || name === "help") {
+  if (name === undefined) {
+    console.error(overview()); // a usage error: to stderr, exit 2
+    return EXIT_USAGE;
+  }
+  if (name === "--help" || name === "-h" || name === "help") {
     const topic = name === "help" ? COMMANDS.find((c) => c.name === rest[0]) : undefined;
     console.log(topic ? (await topic.load()).help : overview());
-    return name === undefined ? EXIT_USAGE : 0;
+    return 0;
   }
-  const entry = COMMANDS.find((c) => c.name === (name === "--version" ? "version" : name));
+  const version = name === "--version" || name === "-V";
+  const entry = COMMANDS.find((c) => c.name === (version ? "version" : name));
   if (!entry) throw new UserError(`unknown command "${name}"\n\n${overview()}`);
-  return await (await entry.load()).run(name === "--version" ? [] : rest);
+  return await (await entry.load()).run(version ? [] : rest);
 }
 
 if (import.meta.main) {

@@ -17,25 +17,22 @@ export interface AgentEndpoint {
 }
 
 /**
- * Finds the running agent's API from the same config and data dir as `loam run`: the configured
- * api.listen, or the address the agent wrote when it listens on port 0; the token from `token`
- * or the data dir's admin.token.
+ * Finds the running agent's API from the same config and data dir as `loam run`: the address
+ * the agent wrote to `<data>/api/address` when it started (right whatever the flags or port 0
+ * said), else the configured api.listen; the token from `token` or the data dir's admin.token.
  */
 export async function findAgent(loaded: LoadedConfig, token?: string): Promise<AgentEndpoint> {
   const paths = dataPathsFor(loaded.config.data.dir);
-  let listen = parseListenAddress(loaded.config.api.listen)!;
-  if (listen.port === 0 || token === undefined) await checkDataDir(paths);
+  await checkDataDir(paths);
+  const written = await Deno.readTextFile(paths.apiAddress).catch(() => "");
+  let listen = parseListenAddress(written.trim()) ?? parseListenAddress(loaded.config.api.listen)!;
   if (listen.port === 0) {
-    const written = await Deno.readTextFile(paths.apiAddress).catch(() => "");
-    const actual = parseListenAddress(written.trim());
-    if (!actual) {
-      throw new UserError(
-        `api.listen uses port 0 and ${paths.apiAddress} names no address: is the agent running?`,
-        EXIT_AGENT_UNAVAILABLE,
-      );
-    }
-    listen = actual;
+    throw new UserError(
+      `api.listen uses port 0 and ${paths.apiAddress} names no address: is the agent running?`,
+      EXIT_AGENT_UNAVAILABLE,
+    );
   }
+  listen = dialableAddress(listen);
   let secret = token;
   if (secret === undefined) {
     try {
@@ -46,16 +43,20 @@ export async function findAgent(loaded: LoadedConfig, token?: string): Promise<A
       );
     }
   }
-  return { baseUrl: `http://${formatListenAddress(dialableAddress(listen))}`, token: secret };
+  return { baseUrl: `http://${formatListenAddress(listen)}`, token: secret };
 }
 
-/** GETs a JSON document from the agent; unreachable or error answers become a {@link UserError}. */
-export async function getJson(endpoint: AgentEndpoint, path: string): Promise<unknown> {
-  let response: Response;
+/** Sends one request to the agent; unreachable becomes a {@link UserError} (exit 1). */
+export async function callAgent(
+  endpoint: AgentEndpoint,
+  path: string,
+  init: RequestInit = {},
+): Promise<Response> {
   try {
-    response = await fetch(`${endpoint.baseUrl}${path}`, {
-      headers: { authorization: `Bearer ${endpoint.token}` },
-      signal: AbortSignal.timeout(10_000),
+    return await fetch(`${endpoint.baseUrl}${path}`, {
+      ...init,
+      headers: { authorization: `Bearer ${endpoint.token}`, ...init.headers },
+      signal: init.signal ?? AbortSignal.timeout(10_000),
     });
   } catch (err) {
     throw new UserError(
@@ -65,6 +66,18 @@ export async function getJson(endpoint: AgentEndpoint, path: string): Promise<un
       EXIT_AGENT_UNAVAILABLE,
     );
   }
+}
+
+/**
+ * A JSON answer of the agent (`GET` unless `init` says otherwise); an error answer becomes a
+ * {@link UserError} naming the status and the agent's message (exit 1).
+ */
+export async function getJson(
+  endpoint: AgentEndpoint,
+  path: string,
+  init: RequestInit = {},
+): Promise<unknown> {
+  const response = await callAgent(endpoint, path, init);
   const body = await response.json().catch(() => undefined) as
     | { error?: { code: string; message: string } }
     | undefined;

@@ -1,5 +1,6 @@
 import type { Command } from "./command.ts";
 import { parseAction, println } from "./command.ts";
+import { formatTable } from "./table.ts";
 import { CONFIG_OPTIONS, CONFIG_OPTIONS_HELP, loadConfigFromFlags } from "./config_flags.ts";
 import { BlobStore } from "../blobs/store.ts";
 import { collectGarbage } from "../blobs/gc.ts";
@@ -47,14 +48,15 @@ export const blobsCommand: Command = {
           println(JSON.stringify(report, null, 2));
           return 0;
         }
-        if (blobs.length === 0 && partials.length === 0) println("no blobs");
-        for (const b of blobs) {
-          const used = b.referenced_by.length ? b.referenced_by.join(",") : "-";
-          println(`${b.sha256}  ${mib(b.size_bytes).padStart(12)}  ${b.committed_at}  ${used}`);
-        }
-        for (const p of partials) {
-          println(`${p.sha256}  ${mib(p.bytes).padStart(12)}  ${p.updated_at}  partial`);
-        }
+        println(formatTable(["SHA256", "SIZE", "SINCE", "USED BY"], [
+          ...blobs.map((b) => [
+            b.sha256,
+            mib(b.size_bytes),
+            b.committed_at,
+            b.referenced_by.length ? b.referenced_by.join(",") : "-",
+          ]),
+          ...partials.map((p) => [p.sha256, mib(p.bytes), p.updated_at, "partial"]),
+        ]));
         return 0;
       }
       case "gc": {

@@ -64,8 +64,8 @@ export type ActionParsed<K extends string, T extends ParseArgsOptionsConfig> =
   };
 
 /**
- * For commands with actions (`loam token create …`): no action prints `help` (exit 2), `--help`
- * prints it (exit 0), an unknown action is a {@link UserError}; otherwise the action's flags are
+ * For commands with actions (`loam token create …`): no action prints `help` to stderr (exit 2),
+ * `--help` prints it to stdout (exit 0), an unknown action is a {@link UserError}; otherwise the action's flags are
  * parsed, allowing `maxPositionals[action]` arguments.
  */
 export function parseAction<K extends string, T extends ParseArgsOptionsConfig>(
@@ -76,9 +76,13 @@ export function parseAction<K extends string, T extends ParseArgsOptionsConfig>(
   options: T,
 ): ActionParsed<K, T> {
   const [action, ...rest] = args;
-  if (action === undefined || action === "--help" || action === "-h") {
+  if (action === undefined) {
+    console.error(help); // a usage error: to stderr, exit 2
+    return { exit: 2 };
+  }
+  if (action === "--help" || action === "-h") {
     println(help);
-    return { exit: action === undefined ? 2 : 0 };
+    return { exit: 0 };
   }
   const actions = Object.keys(maxPositionals) as K[];
   const known = actions.find((a) => a === action);

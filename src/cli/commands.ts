@@ -29,6 +29,26 @@ export const COMMANDS: CommandEntry[] = [
     load: async () => (await import("./status.ts")).statusCommand,
   },
   {
+    name: "deployments",
+    summary: "list, show, activate or remove the agent's deployments",
+    load: async () => (await import("./deployments.ts")).deploymentsCommand,
+  },
+  {
+    name: "instances",
+    summary: "list or show what the agent runs (programs, containers, models, WASM)",
+    load: async () => (await import("./instances.ts")).instancesCommand,
+  },
+  {
+    name: "logs",
+    summary: "print an instance's output; -f follows it",
+    load: async () => (await import("./logs.ts")).logsCommand,
+  },
+  {
+    name: "peers",
+    summary: "list the mesh peers the agent knows",
+    load: async () => (await import("./peers.ts")).peersCommand,
+  },
+  {
     name: "fetch",
     summary: "download a blob by SHA-256 into the store (resumable, verified)",
     load: async () => (await import("./fetch.ts")).fetchCommand,
@@ -67,6 +87,11 @@ export const COMMANDS: CommandEntry[] = [
     name: "uninstall",
     summary: "remove the systemd service (data kept unless --purge)",
     load: async () => (await import("./uninstall.ts")).uninstallCommand,
+  },
+  {
+    name: "completion",
+    summary: "print a bash, zsh or fish completion script",
+    load: async () => (await import("./completion.ts")).completionCommand,
   },
   {
     name: "version",

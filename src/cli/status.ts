@@ -13,12 +13,26 @@ function duration(seconds: number): string {
     .filter(Boolean).join(" ");
 }
 
+/** `2 active, 1 failed`, or `none`. */
+function countsOf(states: string[]): string {
+  if (states.length === 0) return "none";
+  const counts = new Map<string, number>();
+  for (const state of states) counts.set(state, (counts.get(state) ?? 0) + 1);
+  return [...counts].map(([state, n]) => `${n} ${state}`).join(", ");
+}
+
 function gib(mb: number): string {
   return `${(mb / 1024).toFixed(1)} GiB`;
 }
 
+/** What runs on the node: deployments by state and the instances, for the summary. */
+interface Workloads {
+  deployments: { state: string }[];
+  instances: { instance_id: string; adapter: string; state: string }[];
+}
+
 /** Renders a status report as aligned `label  value` lines for people. */
-function formatStatus(s: StatusReport): string {
+function formatStatus(s: StatusReport, work: Workloads): string {
   const hw = s.hardware;
   const gpus = hw.gpus.length === 0
     ? "none"
@@ -45,6 +59,16 @@ function formatStatus(s: StatusReport): string {
     ["disk", `${gib(hw.disk.free_mb)} free of ${gib(hw.disk.total_mb)} (data dir)`],
     ["gpus", gpus],
     ["capabilities", s.capabilities.length ? s.capabilities.join(", ") : "none configured"],
+    ["deployments", countsOf(work.deployments.map((d) => d.state))],
+    [
+      "instances",
+      work.instances.length === 0
+        ? "none"
+        : work.instances.map((i) => `${i.instance_id} (${i.adapter}, ${i.state})`).join(
+          "\n" +
+            " ".repeat(14),
+        ),
+    ],
   ];
   for (const problem of s.identity_problems ?? []) rows.push(["IDENTITY", problem.message]);
   const width = Math.max(...rows.map(([label]) => label.length));
@@ -56,8 +80,10 @@ export const statusCommand: Command = {
   name: "status",
   help: `Usage: loam status [--json] [--token <token>] [options]
 
-Reads /v1/status from the agent found through the same config and data dir as 'loam run'
-(token: --token, else <data>/api/admin.token). Exit 1 when the agent cannot be reached.
+Reads /v1/status (and the deployments and instances, for the workloads rows) from the agent
+found through the same config and data dir as 'loam run': the address it wrote to
+<data>/api/address, else api.listen (token: --token, else <data>/api/admin.token). Exit 1 when the
+agent cannot be reached.
 
   --json                 print the raw status object
   --token <token>        API token with scope status:read
@@ -76,7 +102,15 @@ ${CONFIG_OPTIONS_HELP}`,
     const loaded = await loadConfigFromFlags(parsed.values);
     const endpoint = await findAgent(loaded, parsed.values.token);
     const report = await getJson(endpoint, "/v1/status") as StatusReport;
-    println(parsed.values.json ? JSON.stringify(report, null, 2) : formatStatus(report));
+    if (parsed.values.json) {
+      println(JSON.stringify(report, null, 2));
+      return 0;
+    }
+    const [deployments, instances] = await Promise.all([
+      getJson(endpoint, "/v1/deployments"),
+      getJson(endpoint, "/v1/instances"),
+    ]) as [Pick<Workloads, "deployments">, Pick<Workloads, "instances">];
+    println(formatStatus(report, { ...deployments, ...instances }));
     return 0;
   },
 };

@@ -5,12 +5,17 @@ import denoConfig from "../../deno.json" with { type: "json" };
 const COMMANDS = [
   "run",
   "status",
+  "deployments",
+  "instances",
+  "logs",
+  "peers",
   "fetch",
   "deploy",
   "blobs",
   "token",
   "keys",
   "config",
+  "completion",
   "version",
 ];
 
@@ -18,7 +23,7 @@ Deno.test("loam version and --version print the version, kind and target", async
   // a built file (LOAM_TEST_BINARY) is the sfx kind; its version is what the build was given
   const packaged = Deno.env.get("LOAM_TEST_BINARY") !== undefined;
   const kind = packaged ? "sfx" : "source";
-  for (const args of [["version"], ["--version"]]) {
+  for (const args of [["version"], ["--version"], ["-V"]]) {
     const res = await runLoam(args);
     assert.equal(res.code, 0);
     assert.match(res.stdout, new RegExp(`^loam \\S+ \\(${kind}, ${Deno.build.target}, deno \\d`));
@@ -56,8 +61,15 @@ Deno.test("--help works for loam and every command", async () => {
       assert.match(res.stdout, /^Usage:/, args.join(" "));
     }
   }
+  // a usage error goes to stderr with exit 2; --help to stdout with exit 0
   const none = await runLoam([]);
   assert.equal(none.code, 2);
+  assert.equal(none.stdout, "");
+  assert.match(none.stderr, /^loam: edge agent/);
+  const noAction = await runLoam(["token"]);
+  assert.equal(noAction.code, 2);
+  assert.equal(noAction.stdout, "");
+  assert.match(noAction.stderr, /^Usage:\n {2}loam token create/);
   const unknown = await runLoam(["frobnicate"]);
   assert.equal(unknown.code, 2);
   assert.match(unknown.stderr, /unknown command "frobnicate"/);
