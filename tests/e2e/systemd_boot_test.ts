@@ -120,6 +120,12 @@ Deno.test({
         `curl -sf -H "Authorization: Bearer ${token}" 127.0.0.1:7411/v1/instances/bin-prog/logs | grep -q 'started as 65534'`,
         30,
       );
+      // the unit's /proc hardening still lets the agent see its workload's CPU and memory
+      const usage = await exec(
+        `curl -sf -H "Authorization: Bearer ${token}" 127.0.0.1:7411/v1/instances/bin-prog`,
+      );
+      assert.match(usage.out, /"memory_bytes": [1-9]\d*/, usage.out);
+      assert.match(usage.out, /"cpu_seconds": \d/, usage.out);
 
       const first = await mainPid();
       await exec(`kill -9 ${first}`);
