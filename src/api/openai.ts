@@ -8,6 +8,8 @@ import { z } from "zod";
 import { HttpError } from "../system/http_error.ts";
 import { readJsonBody, validBody } from "../system/http_body.ts";
 import { JOB_PRIORITIES } from "../runtimes/job_queue.ts";
+import { answerJobErrors } from "../runtimes/job_errors.ts";
+import type { Route } from "./router.ts";
 import { stop, stopList } from "../runtimes/llm_http.ts";
 import type { Generation, GenerationOptions, LlmInference } from "../runtimes/gguf_model.ts";
 
@@ -133,3 +135,35 @@ export const RESPONSE_FORMAT = { response_format: ResponseFormat };
 
 /** OpenAI's `finish_reason`: `length` when `max_tokens` cut it, else `stop`. */
 export const finishReason = (g: Generation) => g.finishReason === "length" ? "length" : "stop";
+
+/**
+ * One OpenAI POST route over an LLM (`infer:run`, errors in OpenAI's shape): the body read
+ * against `schema` (unknown fields refused), the model looked up, then `answer` run with job
+ * refusals turned into 429/503/504.
+ */
+export function llmRoute<T extends z.ZodObject<{ model: z.ZodString }>>(
+  path: string,
+  schema: T,
+  deps: LlmDeps,
+  answer: (req: Request, body: z.infer<T>, llm: LlmInference, client: string) => Promise<Response>,
+): Route {
+  return {
+    method: "POST",
+    path,
+    scope: "infer:run",
+    errors: "openai",
+    handler: async ({ req, token }) => {
+      const body = await readOpenAiBody(req, deps.maxInputBytes, schema);
+      const llm = loadedLlm(deps, body.model as string);
+      return await answerJobErrors(() => answer(req, body, llm, token?.name ?? "anonymous"));
+    },
+  };
+}
+
+/** The `id` and `created` (Unix seconds) of one answer, `prefix` naming its kind (`chatcmpl`). */
+export function answerIds(prefix: string): { id: string; created: number } {
+  return {
+    id: `${prefix}-${crypto.randomUUID().replaceAll("-", "")}`,
+    created: Math.floor(Date.now() / 1000),
+  };
+}

@@ -11,9 +11,10 @@ import { blobRoutes, type BlobsDeps } from "./routes/blobs.ts";
 import { deploymentRoutes, type DeploymentsDeps } from "./routes/deployments.ts";
 import { instanceRoutes, type InstancesDeps } from "./routes/instances.ts";
 import { type InferenceDeps, inferenceRoutes } from "./routes/inference.ts";
-import { type ChatDeps, chatRoutes } from "./routes/chat.ts";
-import { completionRoutes, type CompletionsDeps } from "./routes/completions.ts";
-import { embeddingRoutes, type EmbeddingsDeps } from "./routes/embeddings.ts";
+import { chatRoutes } from "./routes/chat.ts";
+import type { LlmDeps } from "./openai.ts";
+import { completionRoutes } from "./routes/completions.ts";
+import { embeddingRoutes } from "./routes/embeddings.ts";
 import { modelRoutes, type ModelsDeps } from "./routes/models.ts";
 import { type MetricsDeps, metricsRoutes } from "./routes/metrics.ts";
 import { type OllamaDeps, ollamaRoutes } from "./routes/ollama.ts";
@@ -27,9 +28,7 @@ export type ApiDeps =
   & DeploymentsDeps
   & InstancesDeps
   & InferenceDeps
-  & ChatDeps
-  & CompletionsDeps
-  & EmbeddingsDeps
+  & LlmDeps
   & ModelsDeps
   & MetricsDeps
   & OllamaDeps

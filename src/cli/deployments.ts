@@ -1,10 +1,9 @@
 import type { Command } from "./command.ts";
-import { parseFlags, println } from "./command.ts";
-import { AGENT_OPTIONS, AGENT_OPTIONS_HELP, agentFrom } from "./agent_command.ts";
+import { println } from "./command.ts";
+import { AGENT_OPTIONS_HELP, agentFrom, parseItemAction } from "./agent_command.ts";
 import { formatTable } from "./table.ts";
 import { getJson } from "./agent_client.ts";
 import type { DeploymentRecord } from "../deploy/records.ts";
-import { UserError } from "../system/errors.ts";
 
 const HELP = `Usage: loam deployments [ls | show <id> | activate <id> | rm <id>] [--json] [options]
 
@@ -16,7 +15,7 @@ The deployments on the local agent, as GET /v1/deployments shows them.
 
 ${AGENT_OPTIONS_HELP}`;
 
-const ACTIONS = ["ls", "show", "activate", "rm"] as const;
+const ACTIONS = ["show", "activate", "rm"] as const;
 
 function row(d: DeploymentRecord): string[] {
   const artifact = d.directive.artifact;
@@ -48,25 +47,12 @@ export const deploymentsCommand: Command = {
   name: "deployments",
   help: HELP,
   async run(args) {
-    const first = args[0];
-    const action = first === undefined || first.startsWith("-") ? "ls" : first;
-    if (!(ACTIONS as readonly string[]).includes(action)) {
-      throw new UserError(`deployments: unknown action "${action}" (${ACTIONS.join(", ")})`);
-    }
-    const rest = action === first ? args.slice(1) : args;
-    const parsed = parseFlags(`deployments ${action}`, rest, AGENT_OPTIONS, 1);
-    if (parsed.help) {
+    const parsed = parseItemAction("deployments", "deployment", args, ACTIONS);
+    if (!parsed) {
       println(HELP);
       return 0;
     }
-    const id = parsed.positionals[0];
-    if ((action === "ls") !== (id === undefined)) {
-      throw new UserError(
-        action === "ls"
-          ? `deployments ls: unexpected argument "${id}"`
-          : `deployments ${action}: which deployment? (loam deployments ${action} <id>)`,
-      );
-    }
+    const { action, id } = parsed;
     const agent = await agentFrom(parsed.values);
     const path = id === undefined ? "/v1/deployments" : `/v1/deployments/${encodeURIComponent(id)}`;
     const answer = action === "ls" || action === "show"

@@ -1,10 +1,9 @@
 import type { Command } from "./command.ts";
-import { parseFlags, println } from "./command.ts";
-import { AGENT_OPTIONS, AGENT_OPTIONS_HELP, agentFrom } from "./agent_command.ts";
+import { println } from "./command.ts";
+import { AGENT_OPTIONS_HELP, agentFrom, parseItemAction } from "./agent_command.ts";
 import { formatTable } from "./table.ts";
 import { getJson } from "./agent_client.ts";
 import type { InstanceView } from "../runtimes/adapter.ts";
-import { UserError } from "../system/errors.ts";
 
 const HELP = `Usage: loam instances [ls | show <id>] [--json] [options]
 
@@ -22,29 +21,12 @@ export const instancesCommand: Command = {
   name: "instances",
   help: HELP,
   async run(args) {
-    const first = args[0];
-    const action = first === undefined || first.startsWith("-") ? "ls" : first;
-    if (action !== "ls" && action !== "show") {
-      throw new UserError(`instances: unknown action "${action}" (ls, show)`);
-    }
-    const parsed = parseFlags(
-      `instances ${action}`,
-      action === first ? args.slice(1) : args,
-      AGENT_OPTIONS,
-      1,
-    );
-    if (parsed.help) {
+    const parsed = parseItemAction("instances", "instance", args, ["show"] as const);
+    if (!parsed) {
       println(HELP);
       return 0;
     }
-    const id = parsed.positionals[0];
-    if ((action === "ls") !== (id === undefined)) {
-      throw new UserError(
-        action === "ls"
-          ? `instances ls: unexpected argument "${id}"`
-          : "instances show: which instance? (loam instances show <id>)",
-      );
-    }
+    const { id } = parsed;
     const agent = await agentFrom(parsed.values);
     const answer = await getJson(
       agent,

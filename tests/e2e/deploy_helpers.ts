@@ -1,6 +1,7 @@
-import type { AgentProcess } from "./harness.ts";
+import { type AgentProcess, startAgent } from "./harness.ts";
+import { buildTinyGguf } from "../../tasks/gen_tiny_gguf.ts";
 import { eventually } from "./mesh_helpers.ts";
-import { sha256Hex } from "../fixtures/blob_server.ts";
+import { sha256Hex, startBlobServer } from "../fixtures/blob_server.ts";
 
 /** The deployment record once it reached one of `states` (default: active or failed). */
 export async function settledDeployment(
@@ -44,4 +45,52 @@ export async function postArtifact(
       ...extra,
     }),
   });
+}
+
+/**
+ * Deploys the GGUF `model` (served at `url`) as deployment `llm-1`, named `tiny-llama`, with a
+ * 256-token context, and waits until it is active: instance `llm-llm-1`.
+ */
+export async function deployTinyLlm(agent: AgentProcess, url: string, model: Uint8Array) {
+  const res = await agent.request("/v1/deployments", {
+    method: "POST",
+    token: agent.adminToken(),
+    body: JSON.stringify({
+      directive_id: "llm-1",
+      scope: { type: "broadcast" },
+      artifact: {
+        blob_hash: `sha256:${sha256Hex(model)}`,
+        size_bytes: model.length,
+        name: "tiny-llama",
+        urls: [url],
+        artifact_type: { type: "gguf_model", context_length: 256 },
+      },
+    }),
+  });
+  if (res.status !== 202) throw new Error(`deployment refused: ${res.status} ${await res.text()}`);
+  const record = await settledDeployment(agent, "llm-1");
+  if (record.state !== "active") {
+    throw new Error(`llm-1 is ${record.state}: ${record.error_message}`);
+  }
+}
+
+/**
+ * A started agent (one inference thread) serving the tiny seed-1 GGUF as `tiny-llama`, with the
+ * model's bytes; disposing it stops the agent and the blob server.
+ */
+export async function tinyLlmAgent(dataDir: string, args: string[] = []) {
+  const model = buildTinyGguf(1);
+  const http = startBlobServer({ "/tiny.gguf": { body: model } });
+  const agent = await startAgent(dataDir, args, { env: { LOAM_INFERENCE_THREADS: "1" } });
+  const close = async () => {
+    await agent.stop();
+    await http[Symbol.asyncDispose]();
+  };
+  try {
+    await deployTinyLlm(agent, http.url("/tiny.gguf"), model);
+  } catch (err) {
+    await close();
+    throw err;
+  }
+  return { agent, model, [Symbol.asyncDispose]: close };
 }

@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import { type AgentProcess, startAgent, tempDir } from "./harness.ts";
 import { eventually, metric } from "./mesh_helpers.ts";
-import { settledDeployment } from "./deploy_helpers.ts";
-import { sha256Hex, startBlobServer } from "../fixtures/blob_server.ts";
+import { deployTinyLlm } from "./deploy_helpers.ts";
+import { startBlobServer } from "../fixtures/blob_server.ts";
 import { buildTinyGguf } from "../../tasks/gen_tiny_gguf.ts";
 
 /** Greedy text of the seed-1 tiny model after "hello" (pinned: same bytes, same text). */
@@ -23,23 +23,6 @@ async function events(res: Response): Promise<string[]> {
   return text.split("\n\n").filter((e) => e.startsWith("data: ")).map((e) => e.slice(6));
 }
 
-async function deployLlm(agent: AgentProcess, url: string, model: Uint8Array) {
-  const res = await post(agent, "/v1/deployments", {
-    directive_id: "llm-1",
-    scope: { type: "broadcast" },
-    artifact: {
-      blob_hash: `sha256:${sha256Hex(model)}`,
-      size_bytes: model.length,
-      name: "tiny-llama",
-      urls: [url],
-      artifact_type: { type: "gguf_model", context_length: 256 },
-    },
-  });
-  assert.equal(res.status, 202, await res.text());
-  const record = await settledDeployment(agent, "llm-1");
-  assert.equal(record.state, "active", record.error_message);
-}
-
 Deno.test({
   name: "a GGUF model loads; completions are deterministic, stop, stream and count tokens",
   async fn() {
@@ -48,7 +31,7 @@ Deno.test({
     await using http = startBlobServer({ "/tiny.gguf": { body: model } });
     const agent = await startAgent(dir.path, [], { env: { LOAM_INFERENCE_THREADS: "1" } });
     try {
-      await deployLlm(agent, http.url("/tiny.gguf"), model);
+      await deployTinyLlm(agent, http.url("/tiny.gguf"), model);
       const instance = await (await agent.request("/v1/instances/llm-llm-1", {
         token: agent.adminToken(),
       })).json();
@@ -103,7 +86,7 @@ Deno.test("OpenAI chat completions: plain, streamed, by name; a client that leav
   await using http = startBlobServer({ "/tiny.gguf": { body: model } });
   const agent = await startAgent(dir.path, [], { env: { LOAM_INFERENCE_THREADS: "1" } });
   try {
-    await deployLlm(agent, http.url("/tiny.gguf"), model);
+    await deployTinyLlm(agent, http.url("/tiny.gguf"), model);
     const list = await (await agent.request("/v1/models", { token: agent.adminToken() })).json();
     assert.equal(list.object, "list");
     assert.deepEqual(list.data.map((m: { id: string }) => m.id), ["llm-llm-1"]);

@@ -6,43 +6,18 @@
  */
 import assert from "node:assert/strict";
 import { Ollama } from "ollama";
-import { type AgentProcess, spawnAgent, startAgent, tempDir } from "./harness.ts";
-import { settledDeployment } from "./deploy_helpers.ts";
-import { sha256Hex, startBlobServer } from "../fixtures/blob_server.ts";
-import { buildTinyGguf } from "../../tasks/gen_tiny_gguf.ts";
-
-async function deployLlm(agent: AgentProcess, url: string, model: Uint8Array) {
-  const res = await agent.request("/v1/deployments", {
-    method: "POST",
-    token: agent.adminToken(),
-    body: JSON.stringify({
-      directive_id: "llm-1",
-      scope: { type: "broadcast" },
-      artifact: {
-        blob_hash: `sha256:${sha256Hex(model)}`,
-        size_bytes: model.length,
-        name: "tiny-llama",
-        urls: [url],
-        artifact_type: { type: "gguf_model", context_length: 256 },
-      },
-    }),
-  });
-  assert.equal(res.status, 202, await res.text());
-  assert.equal((await settledDeployment(agent, "llm-1")).state, "active");
-}
+import { spawnAgent, tempDir } from "./harness.ts";
+import { tinyLlmAgent } from "./deploy_helpers.ts";
+import { sha256Hex } from "../fixtures/blob_server.ts";
 
 Deno.test({
   name:
     "the ollama client: tags, show, version, chat and generate (streamed or not), embed; the token-less listener",
   async fn() {
     await using dir = await tempDir();
-    const model = buildTinyGguf(1);
-    await using http = startBlobServer({ "/tiny.gguf": { body: model } });
-    const agent = await startAgent(dir.path, ["--set", "api.ollama_listen=127.0.0.1:0"], {
-      env: { LOAM_INFERENCE_THREADS: "1" },
-    });
-    try {
-      await deployLlm(agent, http.url("/tiny.gguf"), model);
+    await using served = await tinyLlmAgent(dir.path, ["--set", "api.ollama_listen=127.0.0.1:0"]);
+    const { agent, model } = served;
+    {
       const withToken = new Ollama({
         host: agent.apiUrl,
         headers: { authorization: `Bearer ${agent.adminToken()}` },
@@ -129,8 +104,6 @@ Deno.test({
         assert.equal(res.status, 404, `${path} is not served on the Ollama listener`);
         await res.body?.cancel();
       }
-    } finally {
-      await agent.stop();
     }
   },
 });

@@ -5,31 +5,8 @@
  */
 import assert from "node:assert/strict";
 import OpenAI from "openai";
-import { type AgentProcess, startAgent, tempDir } from "./harness.ts";
-import { settledDeployment } from "./deploy_helpers.ts";
-import { sha256Hex, startBlobServer } from "../fixtures/blob_server.ts";
-import { buildTinyGguf } from "../../tasks/gen_tiny_gguf.ts";
-import { runLoam } from "./harness.ts";
-
-async function deployLlm(agent: AgentProcess, url: string, model: Uint8Array) {
-  const res = await agent.request("/v1/deployments", {
-    method: "POST",
-    token: agent.adminToken(),
-    body: JSON.stringify({
-      directive_id: "llm-1",
-      scope: { type: "broadcast" },
-      artifact: {
-        blob_hash: `sha256:${sha256Hex(model)}`,
-        size_bytes: model.length,
-        name: "tiny-llama",
-        urls: [url],
-        artifact_type: { type: "gguf_model", context_length: 256 },
-      },
-    }),
-  });
-  assert.equal(res.status, 202, await res.text());
-  assert.equal((await settledDeployment(agent, "llm-1")).state, "active");
-}
+import { runLoam, tempDir } from "./harness.ts";
+import { tinyLlmAgent } from "./deploy_helpers.ts";
 
 /** An `infer:run` token, the key the README tells OpenAI users to use. */
 async function inferToken(dataDir: string): Promise<string> {
@@ -52,11 +29,9 @@ Deno.test({
     "the openai client: models, chat (plain, streamed, aborted), completions, embeddings, JSON schema, refusals",
   async fn() {
     await using dir = await tempDir();
-    const model = buildTinyGguf(1);
-    await using http = startBlobServer({ "/tiny.gguf": { body: model } });
-    const agent = await startAgent(dir.path, [], { env: { LOAM_INFERENCE_THREADS: "1" } });
-    try {
-      await deployLlm(agent, http.url("/tiny.gguf"), model);
+    await using served = await tinyLlmAgent(dir.path);
+    const { agent } = served;
+    {
       const client = new OpenAI({
         baseURL: `${agent.apiUrl}/v1`,
         apiKey: await inferToken(dir.path),
@@ -184,24 +159,20 @@ Deno.test({
         required: ["color"],
         additionalProperties: false,
       };
-      const json = await client.chat.completions.create({
-        model: "tiny-llama",
-        messages: [{ role: "user", content: "a color, as JSON" }],
-        max_tokens: 64,
-        temperature: 0,
-        response_format: { type: "json_schema", json_schema: { name: "color", schema } },
-      });
+      const color = (maxTokens: number) =>
+        client.chat.completions.create({
+          model: "tiny-llama",
+          messages: [{ role: "user", content: "a color, as JSON" }],
+          max_tokens: maxTokens,
+          temperature: 0,
+          response_format: { type: "json_schema", json_schema: { name: "color", schema } },
+        });
+      const json = await color(64);
       assert.equal(json.choices[0]!.finish_reason, "stop", json.choices[0]!.message.content!);
       const parsed = JSON.parse(json.choices[0]!.message.content!);
       assert.deepEqual(Object.keys(parsed), ["color"]);
       assert.ok(["red", "green", "blue"].includes(parsed.color));
-      const cut = await client.chat.completions.create({
-        model: "tiny-llama",
-        messages: [{ role: "user", content: "a color, as JSON" }],
-        max_tokens: 2,
-        temperature: 0,
-        response_format: { type: "json_schema", json_schema: { name: "color", schema } },
-      });
+      const cut = await color(2);
       assert.equal(cut.choices[0]!.finish_reason, "length", "cut JSON says length");
       const object = await client.chat.completions.create({
         model: "tiny-llama",
@@ -235,8 +206,6 @@ Deno.test({
       const missing = await client.chat.completions.create({ model: "nope", messages })
         .then(() => undefined, (e: unknown) => e);
       assert.ok(missing instanceof OpenAI.NotFoundError, String(missing));
-    } finally {
-      await agent.stop();
     }
   },
 });

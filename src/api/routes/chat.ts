@@ -1,16 +1,15 @@
 import { z } from "zod";
 import { jsonResponse } from "../../system/http_error.ts";
 import type { Route } from "../router.ts";
-import { answerJobErrors } from "../../runtimes/job_errors.ts";
 import { eventStream } from "../../runtimes/event_stream.ts";
 import { usage } from "../../runtimes/llm_http.ts";
 import type { ChatMessage, LlmInference } from "../../runtimes/gguf_model.ts";
 import {
+  answerIds,
   finishReason,
   generationOptions,
   type LlmDeps,
-  loadedLlm,
-  readOpenAiBody,
+  llmRoute,
   RESPONSE_FORMAT,
   SAMPLING,
 } from "../openai.ts";
@@ -40,22 +39,9 @@ function messagesOf(body: z.infer<typeof ChatBody>): ChatMessage[] {
   }));
 }
 
-/** What the chat route needs from the agent. */
-export type ChatDeps = LlmDeps;
-
 /** `POST /v1/chat/completions` (OpenAI-compatible, GGUF). */
-export function chatRoutes(deps: ChatDeps): Route[] {
-  return [{
-    method: "POST",
-    path: "/v1/chat/completions",
-    scope: "infer:run",
-    errors: "openai",
-    handler: async ({ req, token }) => {
-      const body = await readOpenAiBody(req, deps.maxInputBytes, ChatBody);
-      const llm = loadedLlm(deps, body.model);
-      return answerJobErrors(() => chatCompletions(req, body, llm, token?.name ?? "anonymous"));
-    },
-  }];
+export function chatRoutes(deps: LlmDeps): Route[] {
+  return [llmRoute("/v1/chat/completions", ChatBody, deps, chatCompletions)];
 }
 
 /**
@@ -68,8 +54,7 @@ async function chatCompletions(
   llm: LlmInference,
   client: string,
 ): Promise<Response> {
-  const id = `chatcmpl-${crypto.randomUUID().replaceAll("-", "")}`;
-  const created = Math.floor(Date.now() / 1000);
+  const { id, created } = answerIds("chatcmpl");
   const model = body.model;
   const options = generationOptions(body, body.max_completion_tokens ?? body.max_tokens ?? 256);
   const request = { client: body.user ?? client, priority: body.priority, signal: req.signal };

@@ -1,16 +1,15 @@
 import { z } from "zod";
 import { jsonResponse } from "../../system/http_error.ts";
 import type { Route } from "../router.ts";
-import { answerJobErrors } from "../../runtimes/job_errors.ts";
 import { eventStream } from "../../runtimes/event_stream.ts";
 import { usage } from "../../runtimes/llm_http.ts";
 import type { LlmInference } from "../../runtimes/gguf_model.ts";
 import {
+  answerIds,
   finishReason,
   generationOptions,
   type LlmDeps,
-  loadedLlm,
-  readOpenAiBody,
+  llmRoute,
   RESPONSE_FORMAT,
   SAMPLING,
 } from "../openai.ts";
@@ -28,26 +27,13 @@ const CompletionBody = z.object({
   ...RESPONSE_FORMAT,
 });
 
-/** What the completions route needs from the agent. */
-export type CompletionsDeps = LlmDeps;
-
 /**
  * `POST /v1/completions` (OpenAI's legacy API, which LangChain's and llama.cpp's clients still
  * use): `text_completion` objects, and with `stream: true` chunks of the same shape ending in
  * `data: [DONE]`. `max_tokens` defaults to 16, as OpenAI's does.
  */
-export function completionRoutes(deps: CompletionsDeps): Route[] {
-  return [{
-    method: "POST",
-    path: "/v1/completions",
-    scope: "infer:run",
-    errors: "openai",
-    handler: async ({ req, token }) => {
-      const body = await readOpenAiBody(req, deps.maxInputBytes, CompletionBody);
-      const llm = loadedLlm(deps, body.model);
-      return answerJobErrors(() => complete(req, body, llm, token?.name ?? "anonymous"));
-    },
-  }];
+export function completionRoutes(deps: LlmDeps): Route[] {
+  return [llmRoute("/v1/completions", CompletionBody, deps, complete)];
 }
 
 async function complete(
@@ -56,8 +42,7 @@ async function complete(
   llm: LlmInference,
   client: string,
 ): Promise<Response> {
-  const id = `cmpl-${crypto.randomUUID().replaceAll("-", "")}`;
-  const created = Math.floor(Date.now() / 1000);
+  const { id, created } = answerIds("cmpl");
   const prompt = typeof body.prompt === "string" ? body.prompt : body.prompt[0]!;
   const options = generationOptions(body, body.max_tokens ?? 16);
   const request = { client: body.user ?? client, priority: body.priority, signal: req.signal };

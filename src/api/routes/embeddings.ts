@@ -1,8 +1,8 @@
 import { z } from "zod";
 import { jsonResponse } from "../../system/http_error.ts";
 import type { Route } from "../router.ts";
-import { answerJobErrors } from "../../runtimes/job_errors.ts";
-import { type LlmDeps, loadedLlm, readOpenAiBody } from "../openai.ts";
+import { type LlmDeps, llmRoute } from "../openai.ts";
+import type { LlmInference } from "../../runtimes/gguf_model.ts";
 import { JOB_PRIORITIES } from "../../runtimes/job_queue.ts";
 
 /** Inputs embedded in one request at most (OpenAI allows 2,048). */
@@ -18,9 +18,6 @@ const EmbeddingsBody = z.object({
   priority: z.enum(JOB_PRIORITIES).optional(),
 });
 
-/** What the embeddings route needs from the agent. */
-export type EmbeddingsDeps = LlmDeps;
-
 /** A vector as OpenAI's `base64` encoding gives it: little-endian float32 bytes. */
 function base64Of(vector: number[]): string {
   const bytes = new Uint8Array(new Float32Array(vector).buffer);
@@ -35,33 +32,29 @@ function base64Of(vector: number[]): string {
  * `POST /v1/embeddings`: one vector per input from the GGUF model's embedding context (made at
  * the first request), as floats or as OpenAI's base64 (what its Node client asks for).
  */
-export function embeddingRoutes(deps: EmbeddingsDeps): Route[] {
-  return [{
-    method: "POST",
-    path: "/v1/embeddings",
-    scope: "infer:run",
-    errors: "openai",
-    handler: async ({ req, token }) => {
-      const body = await readOpenAiBody(req, deps.maxInputBytes, EmbeddingsBody);
-      const llm = loadedLlm(deps, body.model);
-      const inputs = typeof body.input === "string" ? [body.input] : body.input;
-      const client = body.user ?? token?.name ?? "anonymous";
-      return await answerJobErrors(async () => {
-        const { vectors, promptTokens } = await llm.embed(
-          { client, priority: body.priority, signal: req.signal },
-          inputs,
-        );
-        return jsonResponse({
-          object: "list",
-          data: vectors.map((vector, index) => ({
-            object: "embedding",
-            index,
-            embedding: body.encoding_format === "base64" ? base64Of(vector) : vector,
-          })),
-          model: body.model,
-          usage: { prompt_tokens: promptTokens, total_tokens: promptTokens },
-        });
-      });
-    },
-  }];
+export function embeddingRoutes(deps: LlmDeps): Route[] {
+  return [llmRoute("/v1/embeddings", EmbeddingsBody, deps, embed)];
+}
+
+async function embed(
+  req: Request,
+  body: z.infer<typeof EmbeddingsBody>,
+  llm: LlmInference,
+  client: string,
+): Promise<Response> {
+  const inputs = typeof body.input === "string" ? [body.input] : body.input;
+  const { vectors, promptTokens } = await llm.embed(
+    { client: body.user ?? client, priority: body.priority, signal: req.signal },
+    inputs,
+  );
+  return jsonResponse({
+    object: "list",
+    data: vectors.map((vector, index) => ({
+      object: "embedding",
+      index,
+      embedding: body.encoding_format === "base64" ? base64Of(vector) : vector,
+    })),
+    model: body.model,
+    usage: { prompt_tokens: promptTokens, total_tokens: promptTokens },
+  });
 }

@@ -13,6 +13,7 @@ import type {
 } from "../../runtimes/gguf_model.ts";
 import type { ModelView } from "../../deploy/models.ts";
 import type { InstanceView } from "../../runtimes/adapter.ts";
+import type { JobRequest } from "../../runtimes/job_queue.ts";
 import { type LlmDeps, loadedLlm } from "../openai.ts";
 import { VERSION } from "../../version.ts";
 
@@ -156,6 +157,47 @@ function answer(
 }
 
 /**
+ * `/api/chat` or `/api/generate`: the body read against `schema`, the model looked up, `run`
+ * generating with the body's options, the answer in one object or streamed as NDJSON, each
+ * piece shaped by `piece` (with the model's name).
+ */
+function generationRoute<T extends typeof ChatBody | typeof GenerateBody>(
+  deps: OllamaDeps,
+  path: string,
+  schema: T,
+  run: (
+    llm: LlmInference,
+    body: z.infer<T>,
+    request: JobRequest,
+    options: GenerationOptions,
+  ) => Promise<Generation>,
+  piece: (text: string) => Record<string, unknown>,
+): Route {
+  return {
+    method: "POST",
+    path,
+    scope: "infer:run",
+    handler: async ({ req, token }) => {
+      const body = await readBody(req, deps.maxInputBytes, schema) as z.infer<T>;
+      const llm = loadedLlm(deps, body.model);
+      const client = token?.name ?? "anonymous";
+      return await answerJobErrors(() =>
+        answer(
+          req,
+          body.stream,
+          (onText, signal) =>
+            run(llm, body, { client, signal: signal ?? req.signal }, {
+              ...optionsOf(body),
+              ...(onText ? { onText } : {}),
+            }),
+          (text) => ({ model: body.model, ...piece(text) }),
+        )
+      );
+    },
+  };
+}
+
+/**
  * Ollama's API on the same port, for the tools that speak only it (Open WebUI's Ollama
  * connection, the `ollama` npm and Python clients): `/api/tags`, `/api/show`, `/api/version`,
  * `/api/chat` and `/api/generate` (NDJSON streaming by default, as Ollama does), `/api/embed`.
@@ -200,52 +242,27 @@ export function ollamaRoutes(deps: OllamaDeps): Route[] {
         });
       },
     },
-    {
-      method: "POST",
-      path: "/api/chat",
-      scope: "infer:run",
-      handler: async ({ req, token }) => {
-        const body = await readBody(req, deps.maxInputBytes, ChatBody);
-        const llm = loadedLlm(deps, body.model);
-        const messages: ChatMessage[] = body.messages;
-        const client = token?.name ?? "anonymous";
-        return await answerJobErrors(() =>
-          answer(
-            req,
-            body.stream,
-            (onText, signal) =>
-              llm.chat({ client, signal: signal ?? req.signal }, messages, {
-                ...optionsOf(body),
-                ...(onText ? { onText } : {}),
-              }),
-            (content) => ({ model: body.model, message: { role: "assistant", content } }),
-          )
-        );
-      },
-    },
-    {
-      method: "POST",
-      path: "/api/generate",
-      scope: "infer:run",
-      handler: async ({ req, token }) => {
-        const body = await readBody(req, deps.maxInputBytes, GenerateBody);
-        const llm = loadedLlm(deps, body.model);
-        const client = token?.name ?? "anonymous";
-        const prompt = body.system ? `${body.system}\n\n${body.prompt}` : body.prompt;
-        return await answerJobErrors(() =>
-          answer(
-            req,
-            body.stream,
-            (onText, signal) =>
-              llm.complete({ client, signal: signal ?? req.signal }, prompt, {
-                ...optionsOf(body),
-                ...(onText ? { onText } : {}),
-              }),
-            (response) => ({ model: body.model, response }),
-          )
-        );
-      },
-    },
+    generationRoute(
+      deps,
+      "/api/chat",
+      ChatBody,
+      (llm, body, request, options) => llm.chat(request, body.messages as ChatMessage[], options),
+      (content) => ({
+        message: { role: "assistant", content },
+      }),
+    ),
+    generationRoute(
+      deps,
+      "/api/generate",
+      GenerateBody,
+      (llm, body, request, options) =>
+        llm.complete(
+          request,
+          body.system ? `${body.system}\n\n${body.prompt}` : body.prompt,
+          options,
+        ),
+      (response) => ({ response }),
+    ),
     {
       method: "POST",
       path: "/api/embed",
