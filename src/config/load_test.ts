@@ -148,6 +148,15 @@ Deno.test("config errors name the key, the value, the source and the reason", as
     loadConfig({ env: { LOAM_API_LISTEN: "127.0.0.1:99999" }, flags: [] }),
     /api\.listen = "127\.0\.0\.1:99999" \(from env LOAM_API_LISTEN\)/,
   );
+  // not an address at all: refused for that, not crashed on by the loopback check after it
+  await rejectsWith(
+    loadConfig({ env: { LOAM_API_OLLAMA_LISTEN: "1e999" }, flags: [] }),
+    /api\.ollama_listen = "1e999" \(from env LOAM_API_OLLAMA_LISTEN\): expected host:port/,
+  );
+  await rejectsWith(
+    loadConfig({ env: { LOAM_API_OLLAMA_LISTEN: "0.0.0.0:11434" }, flags: [] }),
+    /api\.ollama_listen = "0\.0\.0\.0:11434" .*must be a loopback address/,
+  );
   await rejectsWith(
     loadConfig({ env: {}, flags: [{ key: "api.port", value: "1", flag: "--set" }] }),
     /--set: unknown config key "api\.port"/,

@@ -107,7 +107,8 @@ const ApiSectionSchema = z.strictObject({
    * 11434 and send no token; off by default, and loopback only.
    */
   ollama_listen: listenAddress.refine(
-    (s) => isLoopback(parseListenAddress(s)!.hostname),
+    // an address that does not parse is already refused above: zod runs every refinement
+    (s) => isLoopback(parseListenAddress(s)?.hostname ?? "127.0.0.1"),
     "must be a loopback address (127.0.0.1:11434, [::1]:11434): its requests need no token",
   ).optional(),
   /** What a request without a token may do on `api.ollama_listen`. */
