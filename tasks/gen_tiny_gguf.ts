@@ -10,7 +10,7 @@
 
 /** Shape of the generated model. */
 const TINY_LLAMA = {
-  contextLength: 512,
+  contextLength: 2048,
   embedding: 64,
   blocks: 2,
   feedForward: 256,

@@ -123,7 +123,11 @@ export function generationOptions(
     ...(format?.type === "json_schema"
       ? {
         format: format.json_schema.schema
-          ? { type: "json_schema" as const, schema: format.json_schema.schema }
+          ? {
+            type: "json_schema" as const,
+            schema: format.json_schema.schema,
+            from: "response_format.json_schema.schema",
+          }
           : { type: "json" as const },
       }
       : {}),

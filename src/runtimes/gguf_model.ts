@@ -1,5 +1,6 @@
 import type {
   ChatHistoryItem,
+  ChatModelFunctions,
   Llama,
   LlamaChat,
   LlamaCompletion,
@@ -41,9 +42,23 @@ export interface GenerationOptions {
   presencePenalty?: number;
   frequencyPenalty?: number;
   /** Constrains the output by grammar: any JSON value, or JSON that matches a schema. */
-  format?: { type: "json" } | { type: "json_schema"; schema: unknown };
+  format?: { type: "json" } | JsonSchemaFormat;
+  /**
+   * Functions offered to the model (chat only, never with `format`): node-llama-cpp renders
+   * them in the model's own function-calling syntax and the model decides whether to call.
+   */
+  functions?: Record<string, { description?: string; params?: unknown }>;
+  /** Whether the model may make several calls at once (with `functions`). */
+  parallelCalls?: boolean;
   /** Called with each piece of text as it is generated (streaming). */
   onText?: (text: string) => void;
+}
+
+/** Output held to a JSON schema; `from` names the request field the schema came from. */
+export interface JsonSchemaFormat {
+  type: "json_schema";
+  schema: unknown;
+  from: string;
 }
 
 /** What an embedding request produced. */
@@ -62,12 +77,24 @@ export interface Generation {
   promptTokens: number;
   completionTokens: number;
   seconds: number;
+  /** The functions the model called (with `functions`). */
+  functionCalls?: ToolCallRecord[];
+}
+
+/** A function call: what the model asked for, and in history the result it got. */
+export interface ToolCallRecord {
+  name: string;
+  params: unknown;
+  /** The caller's answer (history only). */
+  result?: string;
 }
 
 /** A chat message in OpenAI's shape. */
 export interface ChatMessage {
   role: "system" | "user" | "assistant";
   content: string;
+  /** An assistant turn's function calls, each with its result. */
+  toolCalls?: ToolCallRecord[];
 }
 
 /** A loaded LLM as the inference routes use it. */
@@ -103,13 +130,40 @@ interface Loaded extends ModelInstance {
 
 type LlamaModule = typeof import("node-llama-cpp");
 
+/**
+ * node-llama-cpp's refusal of a conversation that cannot fit the context even after its
+ * context shift drops old turns, as the client's error (a 400), not the agent's (a 500).
+ */
+function tooLong(err: unknown, contextLength: number): HttpError | undefined {
+  if (!/history that fits the context size/.test((err as Error)?.message ?? "")) return undefined;
+  return new HttpError(
+    400,
+    "context_length_exceeded",
+    `messages: the conversation (with its system prompt and tools) does not fit the model's ` +
+      `context of ${contextLength} tokens`,
+    {},
+    "messages",
+  );
+}
+
 function historyOf(messages: ChatMessage[]): ChatHistoryItem[] {
   return messages.map((m): ChatHistoryItem =>
     m.role === "system"
       ? { type: "system", text: m.content }
       : m.role === "user"
       ? { type: "user", text: m.content }
-      : { type: "model", response: [m.content] }
+      : {
+        type: "model",
+        response: [
+          ...(m.content || !m.toolCalls ? [m.content] : []),
+          ...(m.toolCalls ?? []).map((c) => ({
+            type: "functionCall" as const,
+            name: c.name,
+            params: c.params,
+            result: c.result ?? "",
+          })),
+        ],
+      }
   );
 }
 
@@ -218,12 +272,28 @@ export class GgufModelAdapter implements RuntimeAdapter {
         }),
       chat: (request, messages, options) =>
         this.#generate(instanceId, loaded, request, options, async (signal, common) => {
+          const { grammar, ...rest } = common;
           const response = await loaded.chat!.generateResponse(historyOf(messages), {
-            ...common,
+            ...rest,
             signal,
             stopOnAbortSignal: true,
+            ...(options.functions
+              ? {
+                functions: options.functions as ChatModelFunctions,
+                maxParallelFunctionCalls: options.parallelCalls === false ? 1 : undefined,
+              }
+              : { grammar }),
+          }).catch((err) => {
+            throw tooLong(err, loaded.contextLength) ?? err;
           });
-          return { text: response.response, stopReason: response.metadata.stopReason };
+          return {
+            text: response.response,
+            stopReason: response.metadata.stopReason,
+            functionCalls: response.functionCalls?.map((c) => ({
+              name: c.functionName,
+              params: c.params,
+            })),
+          };
         }),
       embed: (request, inputs) => this.#embed(loaded, request, inputs),
     };
@@ -258,7 +328,10 @@ export class GgufModelAdapter implements RuntimeAdapter {
     });
   }
 
-  /** The grammar that holds the output to `format`; a schema llama.cpp cannot take is a 400. */
+  /**
+   * The grammar that holds the output to `format`; a schema llama.cpp cannot take is a 400
+   * naming the field it came from.
+   */
   async #grammar(format: NonNullable<GenerationOptions["format"]>): Promise<LlamaGrammar> {
     const llama = await this.#binding();
     if (format.type === "json") return await llama.getGrammarFor("json");
@@ -269,11 +342,9 @@ export class GgufModelAdapter implements RuntimeAdapter {
       throw new HttpError(
         400,
         "invalid_request",
-        `response_format.json_schema.schema: not a JSON schema llama.cpp's grammar takes: ${
-          (err as Error).message
-        }`,
+        `${format.from}: not a JSON schema llama.cpp's grammar takes: ${(err as Error).message}`,
         {},
-        "response_format",
+        format.from.split(/[.[]/)[0],
       );
     }
   }
@@ -297,9 +368,15 @@ export class GgufModelAdapter implements RuntimeAdapter {
         onTextChunk?: (text: string) => void;
         onToken: (tokens: unknown[]) => void;
       },
-    ) => Promise<{ text: string; stopReason: string }>,
+    ) => Promise<{ text: string; stopReason: string; functionCalls?: ToolCallRecord[] }>,
   ): Promise<Generation> {
     const grammar = options.format ? await this.#grammar(options.format) : undefined;
+    // node-llama-cpp builds the functions' grammar mid-generation: a bad schema is refused first
+    for (const [name, { params }] of Object.entries(options.functions ?? {})) {
+      if (params) {
+        await this.#grammar({ type: "json_schema", schema: params, from: `tools.${name}` });
+      }
+    }
     const penalties = options.presencePenalty !== undefined ||
       options.frequencyPenalty !== undefined;
     return await loaded.queue.run(request, async (signal) => {
@@ -314,7 +391,7 @@ export class GgufModelAdapter implements RuntimeAdapter {
        */
       let promptTokens: number | undefined;
       const started = performance.now();
-      const { text, stopReason } = await run(signal, {
+      const { text, stopReason, functionCalls } = await run(signal, {
         maxTokens: options.maxTokens,
         temperature: options.temperature,
         ...(options.topP !== undefined ? { topP: options.topP } : {}),
@@ -350,6 +427,7 @@ export class GgufModelAdapter implements RuntimeAdapter {
           meter.usedInputTokens + meter.usedOutputTokens - evaluatedBefore,
         completionTokens: generated,
         seconds,
+        ...(functionCalls && functionCalls.length > 0 ? { functionCalls } : {}),
       };
     });
   }

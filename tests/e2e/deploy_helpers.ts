@@ -49,28 +49,33 @@ export async function postArtifact(
 
 /**
  * Deploys the GGUF `model` (served at `url`) as deployment `llm-1`, named `tiny-llama`, with a
- * 256-token context, and waits until it is active: instance `llm-llm-1`.
+ * 256-token context (by default), and waits until it is active: instance `llm-llm-1`.
  */
-export async function deployTinyLlm(agent: AgentProcess, url: string, model: Uint8Array) {
+export async function deployTinyLlm(
+  agent: AgentProcess,
+  url: string,
+  model: Uint8Array,
+  { id = "llm-1", name = "tiny-llama", contextLength = 256 } = {},
+) {
   const res = await agent.request("/v1/deployments", {
     method: "POST",
     token: agent.adminToken(),
     body: JSON.stringify({
-      directive_id: "llm-1",
+      directive_id: id,
       scope: { type: "broadcast" },
       artifact: {
         blob_hash: `sha256:${sha256Hex(model)}`,
         size_bytes: model.length,
-        name: "tiny-llama",
+        name,
         urls: [url],
-        artifact_type: { type: "gguf_model", context_length: 256 },
+        artifact_type: { type: "gguf_model", context_length: contextLength },
       },
     }),
   });
   if (res.status !== 202) throw new Error(`deployment refused: ${res.status} ${await res.text()}`);
-  const record = await settledDeployment(agent, "llm-1");
+  const record = await settledDeployment(agent, id);
   if (record.state !== "active") {
-    throw new Error(`llm-1 is ${record.state}: ${record.error_message}`);
+    throw new Error(`${id} is ${record.state}: ${record.error_message}`);
   }
 }
 
@@ -92,5 +97,12 @@ export async function tinyLlmAgent(dataDir: string, args: string[] = []) {
     await close();
     throw err;
   }
-  return { agent, model, [Symbol.asyncDispose]: close };
+  return {
+    agent,
+    model,
+    /** Deploys the same model again, under another id, name or context length. */
+    deploy: (options: Parameters<typeof deployTinyLlm>[3]) =>
+      deployTinyLlm(agent, http.url("/tiny.gguf"), model, options),
+    [Symbol.asyncDispose]: close,
+  };
 }

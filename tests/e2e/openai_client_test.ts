@@ -26,7 +26,7 @@ async function inferToken(dataDir: string): Promise<string> {
 
 Deno.test({
   name:
-    "the openai client: models, chat (plain, streamed, aborted), completions, embeddings, JSON schema, refusals",
+    "the openai client: models, chat (plain, streamed, aborted), completions, embeddings, JSON schema, tool calls, refusals",
   async fn() {
     await using dir = await tempDir();
     await using served = await tinyLlmAgent(dir.path);
@@ -183,6 +183,111 @@ Deno.test({
       });
       if (object.choices[0]!.finish_reason === "stop") {
         JSON.parse(object.choices[0]!.message.content!);
+      }
+
+      // a forced call: the grammar admits only the named function's call, so even random weights
+      // call it with arguments that match its schema
+      const weather = {
+        type: "function" as const,
+        function: {
+          name: "get_weather",
+          description: "the weather in a city",
+          parameters: {
+            type: "object",
+            properties: { city: { enum: ["Oslo", "Lima"] }, unit: { enum: ["c", "f"] } },
+            required: ["city", "unit"],
+            additionalProperties: false,
+          },
+        },
+      };
+      const ask = { role: "user" as const, content: "the weather in Oslo?" };
+      const forced = await client.chat.completions.create({
+        model: "tiny-llama",
+        messages: [ask],
+        max_tokens: 256,
+        temperature: 0,
+        tools: [weather, { type: "function", function: { name: "noop" } }],
+        tool_choice: { type: "function", function: { name: "get_weather" } },
+      });
+      const called = forced.choices[0]!;
+      assert.equal(called.finish_reason, "tool_calls", JSON.stringify(called));
+      assert.equal(called.message.content, null);
+      const call = called.message.tool_calls![0]!;
+      assert.ok(call.type === "function" && call.id.startsWith("call_"));
+      assert.equal(call.function.name, "get_weather");
+      const args = JSON.parse(call.function.arguments);
+      assert.deepEqual(Object.keys(args).sort(), ["city", "unit"]);
+      assert.ok(["Oslo", "Lima"].includes(args.city) && ["c", "f"].includes(args.unit));
+      // the call's result goes back as a tool message, and the model answers in text
+      const answered = await client.chat.completions.create({
+        model: "tiny-llama",
+        messages: [ask, called.message, { role: "tool", tool_call_id: call.id, content: "3 C" }],
+        max_tokens: 6,
+        tools: [weather],
+        tool_choice: "none",
+      });
+      assert.ok((answered.choices[0]!.message.content ?? "").length > 0);
+      assert.equal(answered.choices[0]!.message.tool_calls, undefined);
+      // streamed, `required`: the call arrives as tool_calls deltas
+      const streamedCall = await client.chat.completions.create({
+        model: "tiny-llama",
+        messages: [ask],
+        max_tokens: 256,
+        temperature: 0,
+        tools: [weather],
+        tool_choice: "required",
+        stream: true,
+      });
+      let streamedName = "", streamedArgs = "", streamedFinish: string | null = null;
+      for await (const part of streamedCall) {
+        for (const delta of part.choices[0]?.delta.tool_calls ?? []) {
+          streamedName += delta.function?.name ?? "";
+          streamedArgs += delta.function?.arguments ?? "";
+        }
+        streamedFinish = part.choices[0]?.finish_reason ?? streamedFinish;
+      }
+      assert.equal(streamedName, "get_weather");
+      assert.equal(streamedFinish, "tool_calls");
+      assert.ok(["Oslo", "Lima"].includes(JSON.parse(streamedArgs).city));
+      // `auto`: the model decides (random weights: text, a call, or cut short). Offered functions
+      // are documented in the system prompt (about 700 tokens): too long for 256, fine in 1,024
+      const offer = (model: string) =>
+        client.chat.completions.create({ model, messages: [ask], max_tokens: 8, tools: [weather] });
+      const tooLong = await offer("tiny-llama").then(() => undefined, (e: unknown) => e);
+      assert.ok(tooLong instanceof OpenAI.BadRequestError, String(tooLong));
+      assert.equal(tooLong.code, "context_length_exceeded");
+      await served.deploy({ id: "llm-2", name: "tiny-llama-1k", contextLength: 1024 });
+      const offered = await offer("tiny-llama-1k");
+      assert.ok(["stop", "length", "tool_calls"].includes(offered.choices[0]!.finish_reason));
+      if (offered.choices[0]!.finish_reason === "tool_calls") {
+        assert.equal(offered.choices[0]!.message.tool_calls![0]!.type, "function");
+      }
+      for (
+        const [extra, param] of [
+          [
+            { tools: [weather], tool_choice: { type: "function", function: { name: "x" } } },
+            "tool_choice",
+          ],
+          [{ tool_choice: "required" }, "tool_choice"],
+          [{ tools: [weather], response_format: { type: "json_object" } }, "response_format"],
+          [{ messages: [ask, called.message] }, "messages[2]"],
+          [
+            { messages: [ask, { role: "tool", tool_call_id: "call_x", content: "?" }] },
+            "messages[1].tool_call_id",
+          ],
+        ] as const
+      ) {
+        const err = await client.chat.completions.create({
+          model: "tiny-llama",
+          messages: [ask],
+          max_tokens: 4,
+          ...extra,
+        } as OpenAI.ChatCompletionCreateParamsNonStreaming).then(
+          () => undefined,
+          (e: unknown) => e,
+        );
+        assert.ok(err instanceof OpenAI.BadRequestError, `${param}: ${err}`);
+        assert.equal(err.param, param, String(err));
       }
 
       // what loam does not do is refused by name, never silently ignored

@@ -3,7 +3,7 @@ import { jsonResponse } from "../../system/http_error.ts";
 import type { Route } from "../router.ts";
 import { eventStream } from "../../runtimes/event_stream.ts";
 import { usage } from "../../runtimes/llm_http.ts";
-import type { ChatMessage, LlmInference } from "../../runtimes/gguf_model.ts";
+import type { LlmInference } from "../../runtimes/gguf_model.ts";
 import {
   answerIds,
   finishReason,
@@ -13,31 +13,17 @@ import {
   RESPONSE_FORMAT,
   SAMPLING,
 } from "../openai.ts";
+import { CHAT_MESSAGES, chatMessagesOf, toolCallsOf, toolPlan, TOOLS } from "../openai_tools.ts";
 
 /** OpenAI's chat-completions request (the fields loam honours; others are refused by name). */
 const ChatBody = z.object({
   model: z.string().min(1),
-  messages: z.array(z.object({
-    role: z.enum(["system", "developer", "user", "assistant"]),
-    content: z.union([
-      z.string(),
-      z.array(z.object({ type: z.literal("text"), text: z.string() })),
-    ]).nullable(),
-    name: z.string().optional(),
-  })).min(1),
+  messages: CHAT_MESSAGES,
   max_completion_tokens: z.number().int().min(1).max(1_000_000).nullable().optional(),
   ...SAMPLING,
   ...RESPONSE_FORMAT,
+  ...TOOLS,
 });
-
-function messagesOf(body: z.infer<typeof ChatBody>): ChatMessage[] {
-  return body.messages.map((m) => ({
-    role: m.role === "developer" ? "system" : m.role,
-    content: typeof m.content === "string"
-      ? m.content
-      : (m.content ?? []).map((part) => part.text).join(""),
-  }));
-}
 
 /** `POST /v1/chat/completions` (OpenAI-compatible, GGUF). */
 export function chatRoutes(deps: LlmDeps): Route[] {
@@ -46,7 +32,8 @@ export function chatRoutes(deps: LlmDeps): Route[] {
 
 /**
  * `POST /v1/chat/completions` in OpenAI's shape: one choice, `usage`, and with `stream: true`
- * `chat.completion.chunk` events ending in `data: [DONE]`.
+ * `chat.completion.chunk` events ending in `data: [DONE]`. A function call comes as
+ * `tool_calls` with `finish_reason: "tool_calls"`; streamed, in one chunk once it is complete.
  */
 async function chatCompletions(
   req: Request,
@@ -56,10 +43,16 @@ async function chatCompletions(
 ): Promise<Response> {
   const { id, created } = answerIds("chatcmpl");
   const model = body.model;
-  const options = generationOptions(body, body.max_completion_tokens ?? body.max_tokens ?? 256);
+  const plan = toolPlan(body);
+  const messages = chatMessagesOf(body.messages);
+  const options = {
+    ...generationOptions(body, body.max_completion_tokens ?? body.max_tokens ?? 256),
+    ...(plan.mode === "none" ? {} : plan.options),
+  };
   const request = { client: body.user ?? client, priority: body.priority, signal: req.signal };
   if (!body.stream) {
-    const g = await llm.chat(request, messagesOf(body), options);
+    const g = await llm.chat(request, messages, options);
+    const toolCalls = toolCallsOf(plan, g);
     return jsonResponse({
       id,
       object: "chat.completion",
@@ -67,13 +60,20 @@ async function chatCompletions(
       model,
       choices: [{
         index: 0,
-        message: { role: "assistant", content: g.text },
-        finish_reason: finishReason(g),
+        message: toolCalls
+          ? {
+            role: "assistant",
+            // a forced call's text is the call itself
+            content: plan.mode === "forced" ? null : g.text || null,
+            tool_calls: toolCalls,
+          }
+          : { role: "assistant", content: g.text },
+        finish_reason: toolCalls ? "tool_calls" : finishReason(g),
       }],
       usage: usage(g),
     });
   }
-  const chunk = (delta: Record<string, string>, finishReason: string | null) => ({
+  const chunk = (delta: Record<string, unknown>, finishReason: string | null) => ({
     id,
     object: "chat.completion.chunk",
     created,
@@ -83,14 +83,21 @@ async function chatCompletions(
   return eventStream(async (send, cancelled) => {
     const signal = AbortSignal.any([req.signal, cancelled]);
     let first = true;
-    const g = await llm.chat({ ...request, signal }, messagesOf(body), {
+    const role = () => first ? (first = false, { role: "assistant" }) : {};
+    const g = await llm.chat({ ...request, signal }, messages, {
       ...options,
-      onText: (content) => {
-        send(chunk(first ? { role: "assistant", content } : { content }, null));
-        first = false;
-      },
+      // a forced call's text is the call itself: it is sent as tool_calls once complete
+      ...(plan.mode === "forced"
+        ? {}
+        : { onText: (content) => send(chunk({ ...role(), content }, null)) }),
     });
-    send({ ...chunk({}, finishReason(g)), usage: usage(g) });
+    const toolCalls = toolCallsOf(plan, g);
+    if (toolCalls) {
+      send(chunk({ ...role(), tool_calls: toolCalls.map((c, index) => ({ index, ...c })) }, null));
+    } else if (plan.mode === "forced") {
+      send(chunk({ ...role(), content: g.text }, null));
+    }
+    send({ ...chunk({}, toolCalls ? "tool_calls" : finishReason(g)), usage: usage(g) });
     send("[DONE]");
   });
 }

@@ -94,7 +94,7 @@ function optionsOf(
     ...(body.format === "json"
       ? { format: { type: "json" as const } }
       : typeof body.format === "object"
-      ? { format: { type: "json_schema" as const, schema: body.format } }
+      ? { format: { type: "json_schema" as const, schema: body.format, from: "format" } }
       : {}),
   };
 }
