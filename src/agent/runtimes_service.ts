@@ -13,11 +13,15 @@ import type {
   InstanceFailed,
   InstanceView,
   RuntimeAdapter,
+  WorkloadUsage,
 } from "../runtimes/adapter.ts";
 import type { LogLine } from "../runtimes/log_ring.ts";
-import { type ProcessUsage, processUsage } from "../system/process_usage.ts";
+import { processUsage } from "../system/process_usage.ts";
 import type { GgufModelAdapter, LlmInference } from "../runtimes/gguf_model.ts";
 import type { Service } from "./service.ts";
+
+/** How long one measurement of the workloads' usage answers for. */
+const USAGE_CACHE_MS = 1000;
 
 /** What this host can run, probed once at start: it goes into adverts and targeting. */
 export interface HostRuntimes {
@@ -58,6 +62,7 @@ export class RuntimesService implements Service {
   #reconciled: Promise<unknown> = Promise.resolve();
   #detected?: Promise<HostRuntimes>;
   #gguf?: GgufModelAdapter;
+  #usage?: Promise<Map<string, WorkloadUsage>>;
 
   constructor(options: RuntimesOptions) {
     this.#options = options;
@@ -129,16 +134,33 @@ export class RuntimesService implements Service {
   }
 
   /**
-   * CPU and memory of each instance that runs a process of its own (native programs, WASM
-   * modules), by instance id, from one `ps`.
+   * CPU and memory of each instance, by instance id: from the adapters that measure their own
+   * (containers, models), and one `ps` for the other instances with a process (native programs,
+   * WASM modules). Kept for a second, so pollers and scrapes do not each run them.
    */
-  async usage(): Promise<Map<string, ProcessUsage>> {
+  usage(): Promise<Map<string, WorkloadUsage>> {
+    this.#usage ??= this.#measure().finally(() =>
+      setTimeout(() => this.#usage = undefined, USAGE_CACHE_MS)
+    );
+    return this.#usage;
+  }
+
+  async #measure(): Promise<Map<string, WorkloadUsage>> {
+    const usage = new Map<string, WorkloadUsage>();
     const byPid = new Map<number, string>();
-    for (const view of this.instances()) {
-      if (typeof view.pid === "number") byPid.set(view.pid, view.instance_id);
+    for (const adapter of this.#adapters.values()) {
+      if (adapter.usage) {
+        for (const [id, u] of await adapter.usage().catch(() => new Map())) usage.set(id, u);
+      } else {
+        for (const view of adapter.list()) {
+          if (typeof view.pid === "number") byPid.set(view.pid, view.instance_id);
+        }
+      }
     }
-    const usage = await processUsage([...byPid.keys()]);
-    return new Map([...usage].map(([pid, u]) => [byPid.get(pid)!, u]));
+    for (const [pid, u] of await processUsage([...byPid.keys()])) {
+      usage.set(byPid.get(pid)!, { ...u, usage_source: "ps" });
+    }
+    return usage;
   }
 
   /** The last output lines of an instance; undefined when no adapter has it. */

@@ -1,11 +1,12 @@
 import process from "node:process";
 import { Counter, Gauge, type Registry } from "prom-client";
-import { openFileCount, type ProcessUsage } from "../system/process_usage.ts";
+import { openFileCount } from "../system/process_usage.ts";
+import type { WorkloadUsage } from "../runtimes/adapter.ts";
 
 /** Where the per-workload figures come from, at each scrape. */
 export interface WorkloadUsageSource {
-  /** Each running workload's usage, by instance id (those with a process of their own). */
-  usage(): Promise<Map<string, ProcessUsage>>;
+  /** Each running workload's usage, by instance id (measured at most once a second). */
+  usage(): Promise<Map<string, WorkloadUsage>>;
 }
 
 /** A counter whose value is read at scrape time from a running total kept elsewhere. */
@@ -75,28 +76,28 @@ export function registerProcessMetrics(
     help: "When the agent started, Unix seconds.",
     registers: [registry],
   }).set(Math.floor(startedAt / 1000));
-  let last: Promise<Map<string, ProcessUsage>> | undefined;
-  /** One `ps` per scrape for both workload metrics. */
-  const usage = () => {
-    last ??= workloads.usage().finally(() => setTimeout(() => last = undefined, 1000));
-    return last;
-  };
+  const usage = () => workloads.usage();
   totalCounter(
     registry,
     "loam_instance_cpu_seconds_total",
-    "CPU time of a workload's process (native program, WASM module), by instance.",
+    "CPU time of a workload (its process, or its container's cgroup), by instance.",
     async () =>
-      [...(await usage()).entries()].map(([id, u]) => [{ loam_instance: id }, u.cpu_seconds]),
+      [...(await usage()).entries()].flatMap(([id, u]) =>
+        u.cpu_seconds === undefined ? [] : [[{ loam_instance: id }, u.cpu_seconds]]
+      ),
     ["loam_instance"],
   );
   new Gauge({
     name: "loam_instance_memory_bytes",
-    help: "Resident memory of a workload's process, by instance.",
-    labelNames: ["loam_instance"],
+    help: "Memory of a workload (its process, its container, or a model's weights and context " +
+      "in the agent), by instance; usage_source says which.",
+    labelNames: ["loam_instance", "usage_source"],
     registers: [registry],
     async collect() {
       this.reset();
-      for (const [id, u] of await usage()) this.set({ loam_instance: id }, u.memory_bytes);
+      for (const [id, u] of await usage()) {
+        this.set({ loam_instance: id, usage_source: u.usage_source }, u.memory_bytes);
+      }
     },
   });
 }

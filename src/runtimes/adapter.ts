@@ -48,6 +48,20 @@ export interface InferCall {
 }
 
 /**
+ * What one workload uses now, and who measured it: `ps` for a process of its own, the container
+ * runtime's stats (its cgroup: every process in it), or `agent_share` for a model the agent holds
+ * in its own process, whose memory is what its weights and context take (its CPU shows as the
+ * agent's, and its busy time as the sum of `loam_inference_latency_seconds`).
+ */
+export interface WorkloadUsage {
+  /** CPU time so far, in seconds; absent where the source does not count it. */
+  cpu_seconds?: number;
+  /** Memory in use now. */
+  memory_bytes: number;
+  usage_source: "ps" | "podman" | "docker" | "nerdctl" | "agent_share";
+}
+
+/**
  * Turns a verified blob into a running instance and back. One file per adapter under
  * src/runtimes/; the deployment engine only uses this interface.
  */
@@ -88,6 +102,11 @@ export interface RuntimeAdapter {
   infer?(instanceId: string, call: InferCall): Promise<Response>;
   /** The instances this adapter runs now. */
   list(): InstanceView[];
+  /**
+   * What each of its instances uses, by instance id, where the adapter measures it itself;
+   * without it, instances with a `pid` are measured with `ps`.
+   */
+  usage?(): Promise<Map<string, WorkloadUsage>>;
   /** The last output lines of an instance; undefined when it has none here. */
   logs?(
     instanceId: string,

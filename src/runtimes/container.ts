@@ -1,7 +1,13 @@
 import { createHash } from "node:crypto";
 import { z } from "zod";
 import type { DeploymentDirective } from "../protocol/directive.ts";
-import type { Instance, InstanceFailed, InstanceView, RuntimeAdapter } from "./adapter.ts";
+import type {
+  Instance,
+  InstanceFailed,
+  InstanceView,
+  RuntimeAdapter,
+  WorkloadUsage,
+} from "./adapter.ts";
 import { ContainerCli, type ContainerRuntime, type ContainerState } from "./container_cli.ts";
 import type { LogLine } from "./log_ring.ts";
 import type { Logger } from "../system/logger.ts";
@@ -209,6 +215,26 @@ export class ContainerAdapter implements RuntimeAdapter {
       ports: r.ports,
       pid: r.state?.pid || null,
     }));
+  }
+
+  /** Each running container's CPU and memory, from its runtime's stats (one call per runtime). */
+  async usage(): Promise<Map<string, WorkloadUsage>> {
+    const usage = new Map<string, WorkloadUsage>();
+    const byCli = new Map<ContainerCli, Map<string, string>>();
+    for (const [id, r] of this.#running) {
+      if (!r.state?.running) continue;
+      if (!byCli.has(r.cli)) byCli.set(r.cli, new Map());
+      byCli.get(r.cli)!.set(r.name, id);
+    }
+    for (const [cli, ids] of byCli) {
+      for (const [name, stats] of await cli.stats([...ids.keys()])) {
+        usage.set(ids.get(name)!, {
+          ...stats,
+          usage_source: cli.runtime === "containerd" ? "nerdctl" : cli.runtime,
+        });
+      }
+    }
+    return usage;
   }
 
   /** The container's last output lines, from the runtime. */

@@ -17,6 +17,25 @@ export interface ContainerState {
   labels: Record<string, string>;
 }
 
+const UNITS: Record<string, number> = {
+  b: 1,
+  kb: 1e3,
+  mb: 1e6,
+  gb: 1e9,
+  tb: 1e12,
+  kib: 1024,
+  mib: 1024 ** 2,
+  gib: 1024 ** 3,
+  tib: 1024 ** 4,
+};
+
+/** `1.5MiB` or `745.5kB` (docker's stats) in bytes. */
+export function humanBytes(text: string): number | undefined {
+  const m = /^(\d+(?:\.\d+)?)([kmgt]?i?b)$/i.exec(text);
+  const unit = m ? UNITS[m[2]!.toLowerCase()] : undefined;
+  return m && unit ? Math.round(Number(m[1]) * unit) : undefined;
+}
+
 /** A failed CLI call, with the runtime's own words. */
 class ContainerCliError extends Error {
   constructor(program: string, args: string[], code: number, stderr: string) {
@@ -127,6 +146,39 @@ export class ContainerCli {
         )
         : (row.Labels ?? {}) as Record<string, string>,
     }));
+  }
+
+  /**
+   * CPU and memory of running containers by name, from the runtime's stats (their cgroups: every
+   * process in them): podman gives raw CPU nanoseconds and bytes; docker and nerdctl give only
+   * memory, rounded as they print it. A container that is gone is left out; resolves empty when
+   * the runtime cannot say.
+   */
+  async stats(
+    names: string[],
+  ): Promise<Map<string, { cpu_seconds?: number; memory_bytes: number }>> {
+    const stats = new Map<string, { cpu_seconds?: number; memory_bytes: number }>();
+    if (names.length === 0) return stats;
+    const podman = this.runtime === "podman";
+    const format = podman
+      ? "{{.ContainerStats.Name}} {{.ContainerStats.CPUNano}} {{.ContainerStats.MemUsage}}"
+      : "{{.Name}} {{.MemUsage}}";
+    const args = ["stats", "--no-stream", ...(podman ? ["--no-reset"] : []), "--format", format];
+    const out = await this.#run([...args, ...names], 30_000).catch(() => undefined);
+    for (const line of out?.stdout.split("\n") ?? []) {
+      const [name, ...rest] = line.trim().split(/\s+/);
+      if (!name || !names.includes(name)) continue;
+      if (podman) {
+        const [cpu, memory] = rest.map(Number);
+        if (Number.isFinite(cpu) && Number.isFinite(memory)) {
+          stats.set(name, { cpu_seconds: cpu! / 1e9, memory_bytes: memory! });
+        }
+      } else {
+        const memory = humanBytes(rest[0] ?? "");
+        if (memory !== undefined) stats.set(name, { memory_bytes: memory });
+      }
+    }
+    return stats;
   }
 
   /** The last `count` output lines, stdout and stderr (the runtime keeps them). */

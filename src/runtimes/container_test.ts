@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { ContainerAdapter } from "./container.ts";
+import { humanBytes } from "./container_cli.ts";
 import { DeploymentDirectiveSchema } from "../protocol/directive.ts";
 import { createLogger } from "../system/logger.ts";
 import { sha256Hex } from "../../tests/fixtures/blob_server.ts";
@@ -85,4 +86,13 @@ Deno.test({
       await Deno.remove(dir, { recursive: true });
     }
   },
+});
+
+Deno.test("docker's stats sizes in bytes; anything else is not a size", () => {
+  assert.equal(humanBytes("745.5kB"), 745_500);
+  assert.equal(humanBytes("1.5MiB"), 1_572_864);
+  assert.equal(humanBytes("2GB"), 2e9);
+  assert.equal(humanBytes("0B"), 0);
+  assert.equal(humanBytes("--"), undefined);
+  assert.equal(humanBytes("5XB"), undefined);
 });

@@ -12,7 +12,13 @@ import type {
 } from "node-llama-cpp";
 import { checkGgufFile } from "./gguf_check.ts";
 import type { DeploymentDirective } from "../protocol/directive.ts";
-import type { InferCall, Instance, InstanceView, RuntimeAdapter } from "./adapter.ts";
+import type {
+  InferCall,
+  Instance,
+  InstanceView,
+  RuntimeAdapter,
+  WorkloadUsage,
+} from "./adapter.ts";
 import type { LogLine } from "./log_ring.ts";
 import { HttpError } from "../system/http_error.ts";
 import { answerJobErrors } from "./job_errors.ts";
@@ -216,6 +222,15 @@ export class GgufModelAdapter implements RuntimeAdapter {
   /** The instance's log: its load (provider, context, GPU layers). */
   logs(instanceId: string, count?: number): LogLine[] | undefined {
     return this.#loaded.logs(instanceId, count);
+  }
+
+  /** Each loaded model's weights and context state (llama.cpp's own figures). */
+  usage(): Promise<Map<string, WorkloadUsage>> {
+    return Promise.resolve(
+      this.#loaded.usage((m) =>
+        m.model && m.context ? m.model.size + m.context.stateSize : undefined
+      ),
+    );
   }
 
   list(): InstanceView[] {

@@ -1,4 +1,4 @@
-import type { ArtifactKind, InstanceView } from "./adapter.ts";
+import type { ArtifactKind, InstanceView, WorkloadUsage } from "./adapter.ts";
 import { JobQueue } from "./job_queue.ts";
 import type { JobMetrics } from "./job_metrics.ts";
 import type { Logger } from "../system/logger.ts";
@@ -141,5 +141,20 @@ export class ModelInstances<T extends ModelInstance> {
       threads: this.#settings.threads,
       jobs: { queued: instance.queue.depth, running: instance.queue.running },
     }));
+  }
+
+  /**
+   * The agent's share for each loaded instance: the memory `bytes` says its model holds (its
+   * CPU is the agent's own; see WorkloadUsage).
+   */
+  usage(bytes: (instance: T) => number | undefined): Map<string, WorkloadUsage> {
+    const usage = new Map<string, WorkloadUsage>();
+    for (const [id, instance] of this.entries()) {
+      const memory = instance.state === "loaded" ? bytes(instance) : undefined;
+      if (memory !== undefined) {
+        usage.set(id, { memory_bytes: memory, usage_source: "agent_share" });
+      }
+    }
+    return usage;
   }
 }

@@ -1,6 +1,12 @@
 import type { InferenceSession, Tensor } from "onnxruntime-node";
 import type { DeploymentDirective } from "../protocol/directive.ts";
-import type { InferCall, Instance, InstanceView, RuntimeAdapter } from "./adapter.ts";
+import type {
+  InferCall,
+  Instance,
+  InstanceView,
+  RuntimeAdapter,
+  WorkloadUsage,
+} from "./adapter.ts";
 import type { LogLine } from "./log_ring.ts";
 import { HttpError } from "../system/http_error.ts";
 import { answerJobErrors } from "./job_errors.ts";
@@ -42,6 +48,8 @@ interface Loaded extends ModelInstance {
   skipped: SkippedProvider[];
   inputs: TensorSpec[];
   outputs: TensorSpec[];
+  /** The model file's size: onnxruntime holds its weights (it reports no memory of its own). */
+  bytes?: number;
 }
 
 function specs(metadata: readonly InferenceSession.ValueMetadata[]): TensorSpec[] {
@@ -124,6 +132,11 @@ export class OnnxModelAdapter implements RuntimeAdapter {
   /** The instance's log: its load (provider, skipped providers). */
   logs(instanceId: string, count?: number): LogLine[] | undefined {
     return this.#loaded.logs(instanceId, count);
+  }
+
+  /** Each loaded model's weights (its file's size: onnxruntime reports no memory). */
+  usage(): Promise<Map<string, WorkloadUsage>> {
+    return Promise.resolve(this.#loaded.usage((m) => m.bytes));
   }
 
   list(): InstanceView[] {
@@ -221,6 +234,7 @@ export class OnnxModelAdapter implements RuntimeAdapter {
           skipped: opened.skipped,
           inputs: specs(opened.session.inputMetadata),
           outputs: specs(opened.session.outputMetadata),
+          bytes: (await Deno.stat(blobPath)).size,
         });
         const skipped = opened.skipped.map((s) => `${s.provider} skipped: ${s.reason}`);
         return [`execution provider ${opened.provider}`, ...skipped].join("; ");

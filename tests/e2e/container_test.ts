@@ -98,6 +98,16 @@ Deno.test({
         assert.equal(instance.state, "running");
         assert.deepEqual(instance.ports, [`127.0.0.1:${port}:8080/tcp`]);
         assert.match(instance.container, /^loam-ctr-web-1-[0-9a-f]{8}$/);
+        // CPU and memory from podman's stats: the container's cgroup, every process in it
+        assert.equal(instance.usage_source, "podman");
+        assert.ok(instance.memory_bytes > 0 && instance.cpu_seconds >= 0, JSON.stringify(instance));
+        const metrics = await (await agent.request("/metrics", { token: agent.adminToken() }))
+          .text();
+        assert.match(
+          metrics,
+          /^loam_instance_memory_bytes\{loam_instance="ctr-web-1",usage_source="podman"\} [1-9]/m,
+        );
+        assert.match(metrics, /^loam_instance_cpu_seconds_total\{loam_instance="ctr-web-1"\} \d/m);
 
         // labelled as this agent's, with --init, no new privileges, the directive's env only
         const inspect = JSON.parse(
@@ -372,6 +382,10 @@ Deno.test({
         })).json();
         assert.equal(instance.provider, "docker");
         assert.equal(instance.state, "running");
+        // docker's stats give memory only (no CPU total)
+        assert.equal(instance.usage_source, "docker", JSON.stringify(instance));
+        assert.ok(instance.memory_bytes > 0);
+        assert.equal(instance.cpu_seconds, undefined);
         const del = await agent.request("/v1/deployments/web-d", {
           method: "DELETE",
           token: agent.adminToken(),

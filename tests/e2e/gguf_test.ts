@@ -40,6 +40,9 @@ Deno.test({
       assert.equal(instance.provider, "cpu");
       assert.equal(instance.context_length, 256);
       assert.deepEqual(instance.names, ["tiny-llama"]);
+      // the agent's share: llama.cpp's weights and context state for this model
+      assert.equal(instance.usage_source, "agent_share");
+      assert.ok(instance.memory_bytes > model.length / 2, `memory_bytes ${instance.memory_bytes}`);
 
       const url = "/v1/instances/llm-llm-1/infer";
       const first = await (await post(agent, url, { prompt: "hello", max_tokens: 16 })).json();

@@ -32,6 +32,7 @@ Deno.test("/metrics: the agent's process_* figures, per-workload CPU and memory,
     })).json();
     assert.ok(instance.memory_bytes > 1_000_000, `memory_bytes ${instance.memory_bytes}`);
     assert.equal(typeof instance.cpu_seconds, "number");
+    assert.equal(instance.usage_source, "ps");
 
     const text = await (await agent.request("/metrics", { token: agent.adminToken() })).text();
     const value = (pattern: RegExp) => Number(text.match(pattern)?.[1] ?? NaN);
@@ -40,7 +41,8 @@ Deno.test("/metrics: the agent's process_* figures, per-workload CPU and memory,
     assert.ok(value(/^process_open_fds (\S+)$/m) > 3, "agent open files");
     assert.ok(value(/^process_start_time_seconds (\S+)$/m) > 1_700_000_000);
     assert.ok(
-      value(/^loam_instance_memory_bytes\{loam_instance="bin-hold"\} (\S+)$/m) > 1_000_000,
+      value(/^loam_instance_memory_bytes\{loam_instance="bin-hold",usage_source="ps"\} (\S+)$/m) >
+        1_000_000,
       "the workload's memory",
     );
     assert.match(text, /^loam_instance_cpu_seconds_total\{loam_instance="bin-hold"\} \d/m);

@@ -1,16 +1,15 @@
 import type { Route } from "../router.ts";
 import { HttpError, jsonResponse } from "../../system/http_error.ts";
-import type { InstanceView } from "../../runtimes/adapter.ts";
+import type { InstanceView, WorkloadUsage } from "../../runtimes/adapter.ts";
 import type { LogLine } from "../../runtimes/log_ring.ts";
 import { followLog } from "../log_follow.ts";
-import type { ProcessUsage } from "../../system/process_usage.ts";
 
 /** What the instance routes need from the agent. */
 export interface InstancesDeps {
   /** Instances of every adapter. */
   instances(): InstanceView[];
   /** CPU and memory of the instances with a process of their own, by instance id. */
-  usage(): Promise<Map<string, ProcessUsage>>;
+  usage(): Promise<Map<string, WorkloadUsage>>;
   /** The last output lines of an instance; undefined when there is no such instance. */
   instanceLogs(id: string, lines?: number): Promise<LogLine[] | undefined>;
   /** Aborts when the agent stops: followed logs end then, so the server can close. */
