@@ -57,6 +57,9 @@ export function parseScopes(text: string): Scope[] {
   return [...new Set(parts as Scope[])];
 }
 
+/** Secrets whose hashes are remembered (the map starts over when full). */
+const HASHES_KEPT = 256;
+
 /**
  * The API tokens of one data directory, stored hashed in tokens.json (mode 0600). Reloads the
  * file when it changes on disk, so tokens made by `loam token` apply to a running agent.
@@ -66,6 +69,8 @@ export class TokenStore {
   #records: TokenRecord[] = [];
   #byHash = new Map<string, TokenRecord>();
   #stamp = "";
+  /** Hashes of recently presented secrets: a client polling at 30 Hz need not hash each time. */
+  #hashes = new Map<string, string>();
 
   constructor(path: string) {
     this.#path = path;
@@ -157,7 +162,13 @@ export class TokenStore {
   async authenticate(secret: string): Promise<TokenRecord | undefined> {
     await this.refresh();
     if (!secret.startsWith(TOKEN_PREFIX)) return undefined;
-    return this.#byHash.get(await sha256Hex(secret));
+    let hash = this.#hashes.get(secret);
+    if (hash === undefined) {
+      hash = await sha256Hex(secret);
+      if (this.#hashes.size >= HASHES_KEPT) this.#hashes.clear();
+      this.#hashes.set(secret, hash);
+    }
+    return this.#byHash.get(hash);
   }
 
   /**

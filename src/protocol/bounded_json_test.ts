@@ -5,6 +5,10 @@ Deno.test("jsonDepth counts nesting outside strings, without recursion", () => {
   assert.equal(jsonDepth("1"), 0);
   assert.equal(jsonDepth('{"a":[1,{"b":[]}]}'), 4);
   assert.equal(jsonDepth('{"a":"[[[[{{{\\"[["}'), 1);
+  // a string ending in an escaped backslash ends at the next quote; brackets after it count
+  assert.equal(jsonDepth('["a\\\\",["b"]]'), 2);
+  assert.equal(jsonDepth('["\\\\\\"]]"]'), 1);
+  assert.equal(jsonDepth('["unterminated [[['), 1);
   // 1,000,000 levels: one pass, no stack
   assert.equal(jsonDepth("[".repeat(1_000_000) + "]".repeat(1_000_000)), 1_000_000);
   assert.equal(jsonDepth("[".repeat(1_000_000), 10), 11);

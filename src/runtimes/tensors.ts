@@ -44,7 +44,8 @@ export interface TensorValue {
 const JsonTensorSchema = z.strictObject({
   dims: z.array(z.number().int().min(0)),
   type: z.enum(TENSOR_TYPES),
-  data: z.array(z.union([z.number(), z.string(), z.boolean()])),
+  /** Elements are checked against `type` as the tensor is built (one pass, not two). */
+  data: z.array(z.unknown()),
 });
 
 /** The JSON body of an ONNX inference request. */
@@ -93,8 +94,10 @@ function checkCount(name: string, dims: number[], count: number): void {
   }
 }
 
-function toBigInt(name: string, value: number | string | boolean): bigint {
-  if (typeof value === "boolean") throw new TensorError(`input ${name}: expected integers`);
+function toBigInt(name: string, value: unknown): bigint {
+  if (typeof value !== "number" && typeof value !== "string") {
+    throw new TensorError(`input ${name}: expected integers, got ${JSON.stringify(value)}`);
+  }
   try {
     if (typeof value === "number" && !Number.isInteger(value)) throw new Error();
     return BigInt(value);

@@ -11,6 +11,13 @@ export async function readBodyBytes(
     new HttpError(413, "payload_too_large", `request body exceeds ${maxBytes} bytes`);
   const declared = Number(req.headers.get("content-length") ?? "NaN");
   if (declared > maxBytes) throw tooLarge();
+  // a declared length is held to by the HTTP server: read it whole, natively (a chunk loop in
+  // JavaScript cost a real-time audio frame a tenth of a millisecond)
+  if (Number.isInteger(declared) && req.body) {
+    const whole = new Uint8Array(await req.arrayBuffer());
+    if (whole.length > maxBytes) throw tooLarge(); // a Request made in process may mislabel it
+    return whole;
+  }
   const chunks: Uint8Array[] = [];
   let total = 0;
   if (req.body) {
@@ -45,7 +52,8 @@ export function jsonOf(bytes: Uint8Array): unknown {
   const text = new TextDecoder().decode(bytes);
   if (text.trim() === "") throw new HttpError(400, "invalid_json", "request body is empty");
   try {
-    return parseBoundedJson(text, { maxBytes: bytes.length });
+    // the body reader already held it to its byte limit: only the depth is left to check
+    return parseBoundedJson(text, { maxBytes: Number.MAX_SAFE_INTEGER });
   } catch (err) {
     const why = err instanceof SyntaxError ? "is not JSON" : "is refused";
     throw new HttpError(400, "invalid_json", `request body ${why}: ${(err as Error).message}`);

@@ -22,9 +22,14 @@ export class HttpError extends Error {
   }
 }
 
-/** A JSON response. */
-export function jsonResponse(body: unknown, status = 200, headers: Record<string, string> = {}) {
-  return new Response(JSON.stringify(body, null, 2) + "\n", {
+/** A JSON response: indented for people reading curl's output, unless `compact`. */
+export function jsonResponse(
+  body: unknown,
+  status = 200,
+  headers: Record<string, string> = {},
+  { compact = false } = {},
+) {
+  return new Response(JSON.stringify(body, null, compact ? undefined : 2) + "\n", {
     status,
     headers: { "content-type": "application/json; charset=utf-8", ...headers },
   });

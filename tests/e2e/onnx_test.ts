@@ -138,6 +138,14 @@ Deno.test("an ONNX model deploys, falls back to CPU, describes itself and infers
     const multipart = await agent.request(url, { method: "POST", token: infer, body: form });
     assert.equal(multipart.status, 200);
     assert.deepEqual((await multipart.json()).outputs.sum.data, [12]);
+    const brokenForm = await agent.request(url, {
+      method: "POST",
+      token: infer,
+      headers: { "content-type": "multipart/form-data; boundary=zz" },
+      body: '--zz\r\nContent-Disposition: form-data; name="x"; filename="x"\r\n\r\nabc',
+    });
+    assert.equal(brokenForm.status, 400);
+    assert.match((await brokenForm.json()).error.message, /multipart body does not parse/);
 
     // bad inputs are 400s naming the problem
     const bad = async (inputs: unknown, pattern: RegExp) => {
