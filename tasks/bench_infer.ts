@@ -26,6 +26,14 @@ const RUNS = 1000;
 const HTTP_RUNS = 300;
 const TOKENS = 256;
 const ROUNDS = 4;
+const FORMS = ["json", "multipart"] as const;
+type Form = typeof FORMS[number];
+/** Where one form's call spends its time: medians, µs. */
+interface Split {
+  model: number;
+  handling: number;
+  transport: number;
+}
 
 function directive(id: string, type: Record<string, unknown>) {
   return DeploymentDirectiveSchema.parse({
@@ -103,7 +111,7 @@ async function benchOnnx(dir: string): Promise<BenchRow[]> {
   // the same frames over HTTP, through a real agent
   await using http = startBlobServer({ "/silero.onnx": { body: model } });
   const agent = await startAgent(`${dir}/agent`, [], { env: { LOAM_INFERENCE_THREADS: "1" } });
-  let viaHttp: { json: number; multipart: number; probe: number };
+  let viaHttp: Record<Form | "probe", number> & { split: Record<Form, Split> };
   try {
     const token = agent.adminToken();
     const deployed = await agent.request("/v1/deployments", {
@@ -134,7 +142,12 @@ async function benchOnnx(dir: string): Promise<BenchRow[]> {
         c: { type: "float32", dims: [2, 1, 64], data: [...state] },
       },
     });
-    const infer = async (init: RequestInit) => {
+    // the agent's own account of each call (Server-Timing): the model's share and its whole
+    const timings: Record<Form, { model: number[]; total: number[] }> = {
+      json: { model: [], total: [] },
+      multipart: { model: [], total: [] },
+    };
+    const infer = async (init: RequestInit, form: Form) => {
       const res = await agent.request("/v1/instances/onnx-vad/infer", {
         method: "POST",
         token,
@@ -142,8 +155,13 @@ async function benchOnnx(dir: string): Promise<BenchRow[]> {
       });
       if (res.status !== 200) throw new Error(`infer: ${res.status} ${await res.text()}`);
       await res.arrayBuffer();
+      const timing = res.headers.get("server-timing") ?? "";
+      const dur = (name: string) => Number(timing.match(new RegExp(`${name};dur=([\\d.]+)`))?.[1]);
+      timings[form].model.push(dur("model") * 1000);
+      timings[form].total.push(dur("total") * 1000);
     };
-    const viaJson = () => infer({ body: json, headers: { "content-type": "application/json" } });
+    const viaJson = () =>
+      infer({ body: json, headers: { "content-type": "application/json" } }, "json");
     // encoded once, as a real-time pipeline reuses its buffers: the client's encoding is not loam's
     const form = new FormData();
     form.set("input", new Blob([body]));
@@ -158,7 +176,7 @@ async function benchOnnx(dir: string): Promise<BenchRow[]> {
     const multipartType = encoded.headers.get("content-type")!;
     const multipartBody = new Uint8Array(await encoded.arrayBuffer());
     const viaMultipart = () =>
-      infer({ body: multipartBody, headers: { "content-type": multipartType } });
+      infer({ body: multipartBody, headers: { "content-type": multipartType } }, "multipart");
     // the two forms and a bare probe (the HTTP round trip itself), call by call
     const times: Record<"json" | "multipart" | "probe", number[]> = {
       json: [],
@@ -167,6 +185,7 @@ async function benchOnnx(dir: string): Promise<BenchRow[]> {
     };
     const probe = async () => await (await agent.request("/livez")).arrayBuffer();
     for (let i = 0; i < 30; i++) await Promise.all([viaJson(), viaMultipart()]);
+    for (const form of FORMS) timings[form] = { model: [], total: [] }; // warm-up left out
     for (let i = 0; i < HTTP_RUNS; i++) {
       for (
         const [form, call] of [["json", viaJson], ["multipart", viaMultipart], [
@@ -179,10 +198,19 @@ async function benchOnnx(dir: string): Promise<BenchRow[]> {
         times[form].push((performance.now() - started) * 1000);
       }
     }
+    const split = (form: Form): Split => {
+      const { model, total } = timings[form];
+      return {
+        model: median(model),
+        handling: median(total.map((t, i) => t - model[i]!)),
+        transport: median(times[form].map((t, i) => t - total[i]!)),
+      };
+    };
     viaHttp = {
       json: median(times.json),
       multipart: median(times.multipart),
       probe: median(times.probe),
+      split: { json: split("json"), multipart: split("multipart") },
     };
   } finally {
     await agent.stop();
@@ -209,6 +237,19 @@ async function benchOnnx(dir: string): Promise<BenchRow[]> {
       "report",
       "diff",
     ],
+    ...FORMS.flatMap((form): BenchRow[] => {
+      const { model, handling, transport } = viaHttp.split[form];
+      return [
+        [
+          `… ${form}: the model in the agent (Server-Timing model, queue wait included), µs (vs in process)`,
+          model,
+          median(ours),
+          "report",
+        ],
+        [`… ${form}: the agent's handling around it, µs`, handling, 0, "report", "diff"],
+        [`… ${form}: HTTP transport and the client, µs`, transport, 0, "report", "diff"],
+      ];
+    }),
     [
       "HTTP round trip of GET /livez, µs (vs none: the floor of any call)",
       viaHttp.probe,

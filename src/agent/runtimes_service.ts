@@ -177,10 +177,11 @@ export class RuntimesService implements Service {
    * (or none) takes inference requests.
    */
   infer(instanceId: string, call: InferCall): Promise<Response> | undefined {
-    const adapter = [...this.#adapters.values()].find((a) =>
-      a.list().some((i) => i.instance_id === instanceId)
-    );
-    return adapter?.infer?.(instanceId, call);
+    for (const adapter of this.#adapters.values()) {
+      const answer = adapter.infer?.(instanceId, call);
+      if (answer) return answer;
+    }
+    return undefined;
   }
 
   /** The LLM an instance id or model name refers to: "loading" while it loads, else undefined. */

@@ -74,6 +74,30 @@ Deno.test("router: an unknown path is 404, a known path with another method 405 
   assert.match((await errorOf(instance)).message, /no instance nope/);
 });
 
+Deno.test("router: a :param takes one non-empty segment, percent-decoded; other path syntax is refused", async () => {
+  const echo: Route = {
+    method: "GET",
+    path: "/v1/echo/:name/tail",
+    scope: null,
+    handler: ({ params }) => jsonResponse(params),
+  };
+  await using api = await testRouter(() => [echo]);
+  const decoded = await api.request("/v1/echo/a%3Ab/tail");
+  assert.equal(decoded.status, 200);
+  assert.deepEqual(await decoded.json(), { name: "a:b" });
+  for (const path of ["/v1/echo//tail", "/v1/echo/a/tail/", "/v1/echo/a/b/tail", "/v1/echo/a"]) {
+    const response = await api.request(path);
+    assert.equal(response.status, 404, path);
+    await response.body?.cancel();
+  }
+  const bad = await api.request("/v1/echo/%E0%A4%A/tail");
+  assert.equal(bad.status, 400);
+  assert.match((await errorOf(bad)).message, /path parameter name "%E0%A4%A"/);
+  for (const path of ["/v1/files/*", "/v1/a/:id(\\d+)", "v1/relative"]) {
+    await assert.rejects(testRouter(() => [{ ...echo, path }]), /literal segments and :name/);
+  }
+});
+
 Deno.test("router: public routes need no token; a failing handler is a 500 that hides its error", async () => {
   await using api = await router();
   assert.equal((await api.request("/livez")).status, 200);
@@ -87,16 +111,18 @@ Deno.test("router: public routes need no token; a failing handler is a 500 that 
   assert.doesNotMatch(error.message, /secret detail/);
 });
 
-Deno.test("router: every response carries x-request-id, the client's when it sent a plain one", async () => {
+Deno.test("router: every response carries x-request-id (the client's when it sent a plain one) and Server-Timing", async () => {
   await using api = await router();
   const own = await api.request("/livez", { headers: { "x-request-id": "abc-123" } });
   assert.equal(own.headers.get("x-request-id"), "abc-123");
+  assert.match(own.headers.get("server-timing") ?? "", /^total;dur=\d+\.\d{3}$/);
   await own.body?.cancel();
   const odd = await api.request("/livez", { headers: { "x-request-id": "a b\u00e9" } });
   assert.match(odd.headers.get("x-request-id") ?? "", /^[0-9a-f-]{36}$/);
   await odd.body?.cancel();
   const error = await api.request("/nowhere");
   assert.match(error.headers.get("x-request-id") ?? "", /^[0-9a-f-]{36}$/);
+  assert.match(error.headers.get("server-timing") ?? "", /^total;dur=/);
   await error.body?.cancel();
 });
 

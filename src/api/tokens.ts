@@ -61,6 +61,13 @@ export function parseScopes(text: string): Scope[] {
 const HASHES_KEPT = 256;
 
 /**
+ * How long a request trusts the last look at tokens.json: a stat per request cost a real-time
+ * client a third of a millisecond, and a token made or revoked by `loam token` applies this
+ * much later at most.
+ */
+const FILE_CHECK_MS = 250;
+
+/**
  * The API tokens of one data directory, stored hashed in tokens.json (mode 0600). Reloads the
  * file when it changes on disk, so tokens made by `loam token` apply to a running agent.
  */
@@ -71,6 +78,8 @@ export class TokenStore {
   #stamp = "";
   /** Hashes of recently presented secrets: a client polling at 30 Hz need not hash each time. */
   #hashes = new Map<string, string>();
+  /** performance.now() of the last look at tokens.json. */
+  #checkedAt = -Infinity;
 
   constructor(path: string) {
     this.#path = path;
@@ -92,6 +101,7 @@ export class TokenStore {
 
   /** Re-reads tokens.json when its size or mtime changed since the last read. */
   async refresh(): Promise<void> {
+    this.#checkedAt = performance.now();
     const info = await this.#stat();
     const stamp = info ? `${info.size}:${info.mtime?.getTime()}:${info.ino}` : "";
     if (stamp === this.#stamp) return;
@@ -158,9 +168,9 @@ export class TokenStore {
     await this.#save(rest);
   }
 
-  /** The token whose secret is `secret`, or undefined. */
+  /** The token whose secret is `secret`, or undefined (tokens.json looked at every FILE_CHECK_MS). */
   async authenticate(secret: string): Promise<TokenRecord | undefined> {
-    await this.refresh();
+    if (performance.now() - this.#checkedAt >= FILE_CHECK_MS) await this.refresh();
     if (!secret.startsWith(TOKEN_PREFIX)) return undefined;
     let hash = this.#hashes.get(secret);
     if (hash === undefined) {

@@ -94,12 +94,13 @@ export interface RuntimeAdapter {
   /**
    * Answers an inference request for one of its instances, in the form that adapter's models
    * take. Present only on adapters whose instances take inference requests, so callers need not
-   * know which kinds those are.
+   * know which kinds those are. Undefined when this adapter runs no such instance: asking each
+   * adapter is cheaper than listing them all on every real-time call.
    *
-   * @throws HttpError 404 (no such instance here), 503 (loading), 400 (bad input), 429 (queue
-   * full, with Retry-After), 504 (time limit).
+   * @throws HttpError 503 (loading), 400 (bad input), 429 (queue full, with Retry-After), 504
+   * (time limit).
    */
-  infer?(instanceId: string, call: InferCall): Promise<Response>;
+  infer?(instanceId: string, call: InferCall): Promise<Response> | undefined;
   /** The instances this adapter runs now. */
   list(): InstanceView[];
   /**

@@ -244,15 +244,12 @@ export class GgufModelAdapter implements RuntimeAdapter {
 
   /**
    * A plain completion on an instance (`{prompt, max_tokens, …, stream}`: see llm_http.ts);
-   * 503 with Retry-After while the model loads.
+   * 503 with Retry-After while the model loads; undefined for no such instance.
    */
-  infer(instanceId: string, call: InferCall): Promise<Response> {
+  infer(instanceId: string, call: InferCall): Promise<Response> | undefined {
+    if (!this.#loaded.get(instanceId)) return undefined;
     const llm = this.model(instanceId);
-    if (llm === undefined) {
-      return Promise.reject(
-        new HttpError(404, "model_not_found", `no GGUF model instance or name "${instanceId}"`),
-      );
-    }
+    if (llm === undefined) return undefined;
     if (llm === "loading") {
       return Promise.reject(
         new HttpError(503, "loading", `model ${instanceId} is loading`, { "retry-after": "1" }),

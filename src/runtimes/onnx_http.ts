@@ -153,6 +153,8 @@ export async function inferOnnx(
     throw err;
   }
   const latencyMs = Math.round((performance.now() - started) * 1000) / 1000;
+  // the model's share of the agent's time (queue wait included), beside the router's total
+  const timing = { "server-timing": `model;dur=${latencyMs}` };
   if (wantsBinary) {
     const [name, tensor] = Object.entries(results)[0]!;
     if (Object.keys(results).length > 1 && !binaryOutput) {
@@ -173,6 +175,7 @@ export async function inferOnnx(
         [TENSOR_HEADERS.output]: name,
         [TENSOR_HEADERS.dims]: tensor.dims.join(","),
         [TENSOR_HEADERS.type]: tensor.type,
+        ...timing,
       },
     });
   }
@@ -182,7 +185,7 @@ export async function inferOnnx(
   return jsonResponse(
     { outputs: out, provider: model.provider, latency_ms: latencyMs },
     200,
-    {},
+    timing,
     { compact: true },
   );
 }

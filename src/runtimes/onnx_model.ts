@@ -150,11 +150,12 @@ export class OnnxModelAdapter implements RuntimeAdapter {
 
   /**
    * Runs an instance's model on the request's tensors (JSON, raw bytes or multipart: see
-   * onnx_http.ts); 503 with Retry-After while the model loads.
+   * onnx_http.ts); 503 with Retry-After while the model loads; undefined for no such instance.
    */
-  infer(instanceId: string, call: InferCall): Promise<Response> {
+  infer(instanceId: string, call: InferCall): Promise<Response> | undefined {
     const model = this.model(instanceId);
-    if (model === undefined || model === "loading") {
+    if (model === undefined) return undefined;
+    if (model === "loading") {
       return Promise.reject(
         new HttpError(503, "loading", `instance ${instanceId} is loading its model`, {
           "retry-after": "1",

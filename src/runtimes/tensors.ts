@@ -45,7 +45,7 @@ const JsonTensorSchema = z.strictObject({
   dims: z.array(z.number().int().min(0)),
   type: z.enum(TENSOR_TYPES),
   /** Elements are checked against `type` as the tensor is built (one pass, not two). */
-  data: z.array(z.unknown()),
+  data: z.custom<unknown[]>(Array.isArray, "expected an array"),
 });
 
 /** The JSON body of an ONNX inference request. */
@@ -124,37 +124,31 @@ export function tensorFromJson(name: string, json: JsonTensor): TensorValue {
       data: type === "int64" ? BigInt64Array.from(values) : BigUint64Array.from(values),
     };
   }
-  const numbers = data.map((v) => {
-    if (typeof v === "boolean" && type === "bool") return v ? 1 : 0;
-    if (typeof v !== "number") {
+  // written straight into the typed array: one pass, no list in between
+  const out = new NUMERIC_ARRAYS[type](data.length);
+  for (let i = 0; i < data.length; i++) {
+    const v = data[i];
+    if (typeof v === "number") out[i] = v;
+    else if (typeof v === "boolean" && type === "bool") out[i] = v ? 1 : 0;
+    else {
       throw new TensorError(`input ${name}: type ${type} needs numbers, got ${JSON.stringify(v)}`);
     }
-    return v;
-  });
-  return { type, dims, data: typedArray(type, numbers) };
+  }
+  return { type, dims, data: out };
 }
 
-function typedArray(type: Exclude<TensorType, "string" | "int64" | "uint64">, values: number[]) {
-  switch (type) {
-    case "float32":
-      return Float32Array.from(values);
-    case "float64":
-      return Float64Array.from(values);
-    case "int8":
-      return Int8Array.from(values);
-    case "uint8":
-    case "bool":
-      return Uint8Array.from(values);
-    case "int16":
-      return Int16Array.from(values);
-    case "uint16":
-      return Uint16Array.from(values);
-    case "int32":
-      return Int32Array.from(values);
-    case "uint32":
-      return Uint32Array.from(values);
-  }
-}
+/** The typed array of each element type held as JavaScript numbers. */
+const NUMERIC_ARRAYS = {
+  float32: Float32Array,
+  float64: Float64Array,
+  int8: Int8Array,
+  uint8: Uint8Array,
+  bool: Uint8Array,
+  int16: Int16Array,
+  uint16: Uint16Array,
+  int32: Int32Array,
+  uint32: Uint32Array,
+} as const;
 
 /**
  * Builds a tensor from raw little-endian bytes (the `application/octet-stream` and multipart

@@ -129,6 +129,8 @@ Deno.test("an ONNX model deploys, falls back to CPU, describes itself and infers
     assert.equal(raw.status, 200);
     assert.equal(raw.headers.get("x-loam-dims"), "1,4");
     assert.equal(raw.headers.get("x-loam-type"), "float32");
+    // where the agent's time went: the model's share, then the whole
+    assert.match(raw.headers.get("server-timing") ?? "", /^model;dur=[\d.]+, total;dur=[\d.]+$/);
     assert.deepEqual(Array.from(new Float32Array(await raw.arrayBuffer())), [3, 5, 7, 9]);
 
     // multipart: a part per input, dims in a field

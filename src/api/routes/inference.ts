@@ -7,8 +7,8 @@ export interface InferenceDeps {
   /** Instances of every adapter. */
   instances(): InstanceView[];
   /**
-   * Hands the request to the adapter running the instance; undefined when that adapter takes no
-   * inference requests.
+   * Hands the request to the adapter running the instance; undefined when none runs it or its
+   * adapter takes no inference requests.
    */
   infer(instanceId: string, call: InferCall): Promise<Response> | undefined;
   /** Limit for inference request bodies (`jobs.max_input_bytes`). */
@@ -26,22 +26,20 @@ export function inferenceRoutes(deps: InferenceDeps): Route[] {
     path: "/v1/instances/:id/infer",
     scope: "infer:run",
     handler: ({ req, params, token }) => {
-      const instance = deps.instances().find((i) => i.instance_id === params.id);
-      if (!instance) throw new HttpError(404, "not_found", `no instance ${params.id}`);
       const call = {
         request: req,
         client: token?.name ?? "anonymous",
         maxInputBytes: deps.maxInputBytes,
       };
       const answer = deps.infer(params.id!, call);
-      if (!answer) {
-        throw new HttpError(
-          400,
-          "not_inferable",
-          `instance ${params.id} is a ${instance.adapter}, which takes no inference requests`,
-        );
-      }
-      return answer;
+      if (answer) return answer;
+      const instance = deps.instances().find((i) => i.instance_id === params.id);
+      if (!instance) throw new HttpError(404, "not_found", `no instance ${params.id}`);
+      throw new HttpError(
+        400,
+        "not_inferable",
+        `instance ${params.id} is a ${instance.adapter}, which takes no inference requests`,
+      );
     },
   }];
 }

