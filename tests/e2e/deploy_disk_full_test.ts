@@ -149,7 +149,11 @@ Deno.test({
   async fn() {
     await using disk = await smallDisk("12m");
     const data = disk.path;
-    const program = new TextEncoder().encode("#!/bin/sh\nwhile :; do sleep 0.2; done\n");
+    // the program fills the disk itself as it starts (its instance directory is on the small
+    // disk), so the disk is full well within the 1 s start check however slow the host is
+    const program = new TextEncoder().encode(
+      "#!/bin/sh\ncat /dev/zero > filler 2>/dev/null\nwhile :; do sleep 0.2; done\n",
+    );
     await using server = startBlobServer({ "/prog": { body: program } });
     const agent = await startAgent(data, ["--set", "blobs.disk_reserve_mb=0"]);
     try {
@@ -159,9 +163,6 @@ Deno.test({
         args: [],
       });
       assert.equal(res.status, 202);
-      // the 1 s start check runs: the record's next write is the one saying active
-      await settledDeployment(agent, "prog", ["activating"]);
-      await fillDisk(`${data}/filler`);
       const record = await settledDeployment(agent, "prog", ["active", "failed"]);
       assert.equal(record.state, "failed");
       assert.match(record.error_message, /disk full/);
