@@ -1,5 +1,5 @@
 /**
- * `deno task bench [fetch|mesh|deploy|infer|restart|build]`: loam's measured figures next to a baseline measured in the
+ * `deno task bench [fetch|mesh|deploy|infer|restart|registry|build]`: loam's measured figures next to a baseline measured in the
  * same run, printed as Markdown tables of ratios. Needs about 2.5 GiB free in the temp dir.
  * @module
  */
@@ -8,12 +8,13 @@ import { benchMesh } from "./bench_mesh.ts";
 import { benchDeploy } from "./bench_deploy.ts";
 import { benchInfer } from "./bench_infer.ts";
 import { benchRestart } from "./bench_restart.ts";
+import { benchRegistry } from "./bench_registry.ts";
 import { benchBuild } from "./bench_build.ts";
 import { printTable } from "./bench_util.ts";
 
 const which = Deno.args[0] ?? "all";
-if (!["all", "fetch", "mesh", "deploy", "infer", "restart", "build"].includes(which)) {
-  console.error("usage: deno task bench [fetch|mesh|deploy|infer|restart|build]");
+if (!["all", "fetch", "mesh", "deploy", "infer", "restart", "registry", "build"].includes(which)) {
+  console.error("usage: deno task bench [fetch|mesh|deploy|infer|restart|registry|build]");
   Deno.exit(2);
 }
 const dir = await Deno.makeTempDir({ prefix: "loam-bench-" });
@@ -40,6 +41,9 @@ try {
   }
   if (which === "all" || which === "restart") {
     printTable(`recovery (medians of 3 rounds, ${target})`, await benchRestart(`${dir}/restart`));
+  }
+  if (which === "all" || which === "registry") {
+    printTable(`registry (medians of 3 rounds, ${target})`, await benchRegistry(`${dir}/registry`));
   }
   if (which === "all" || which === "build") {
     printTable(`shipped file (medians of 3 rounds, ${target})`, await benchBuild(`${dir}/build`));

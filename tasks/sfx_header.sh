@@ -48,6 +48,129 @@ else
 fi
 dir=$base/$PAYLOAD_SHA256
 
+# Without systemd (no INVOCATION_ID or NOTIFY_SOCKET), `run` is a loop that runs the file as its
+# child: on exit 75 ("restart me", after a self-update) it runs the file the agent named in
+# $LOAM_HANDOVER; while an update is on trial (<bin>/trial), a start that failed is tried again,
+# so that the new file's header can count it and roll back. TERM, INT and HUP are passed on; the
+# agent stops by itself when this loop is gone (LOAM_SUPERVISOR_PID).
+if [ "${1:-}" = run ] && [ -z "${INVOCATION_ID:-}${NOTIFY_SOCKET:-}${LOAM_SUPERVISOR_PID:-}" ]; then
+  LOAM_SUPERVISOR_PID=$$
+  mkdir -p "$base" 2>/dev/null
+  LOAM_HANDOVER=$base/.handover-$$
+  export LOAM_SUPERVISOR_PID LOAM_HANDOVER
+  next=$self
+  retries=0
+  while :; do
+    rm -f "$LOAM_HANDOVER"
+    sh "$next" "$@" &
+    child=$!
+    trap 'kill -TERM "$child" 2>/dev/null' TERM INT HUP
+    while :; do
+      wait "$child"
+      code=$?
+      kill -0 "$child" 2>/dev/null || break
+    done
+    trap - TERM INT HUP
+    handed=$(cat "$LOAM_HANDOVER" 2>/dev/null)
+    rm -f "$LOAM_HANDOVER"
+    if [ "$code" = 75 ]; then
+      next=${handed:-$next}
+      continue
+    fi
+    on=$(readlink -f "$next")
+    if [ "$code" != 0 ] && [ "$retries" -lt 5 ] && grep -qx 'state=trying' "${on%/*/loam}/trial" 2>/dev/null; then
+      retries=$((retries + 1))
+      sleep 1
+      continue
+    fi
+    exit "$code"
+  done
+fi
+
+# `run` of a self-update on trial, before any new code runs (src/system/update_trial.ts holds the
+# marker's format): this file is <bin>/<version>/loam beside a `current` link, and the marker
+# names its version. Each start counts; after 3 starts without the agent confirming, or past the
+# deadline, `current` goes back to the version before, and that one runs.
+bin=
+case $self in */bin/*/loam) [ -L "${self%/*/loam}/current" ] && bin=${self%/*/loam} ;; esac
+
+read_trial() {
+  directive='' from='' to='' deadline='' starts='' peers='' state=''
+  [ -f "$bin/trial" ] || return 1
+  while IFS= read -r line; do
+    case $line in
+    directive=*) directive=${line#directive=} ;;
+    from=*) from=${line#from=} ;;
+    to=*) to=${line#to=} ;;
+    deadline=*) deadline=${line#deadline=} ;;
+    starts=*) starts=${line#starts=} ;;
+    peers=*) peers=${line#peers=} ;;
+    state=*) state=${line#state=} ;;
+    esac
+  done <"$bin/trial"
+  case $starts in '' | *[!0-9]*) starts=0 ;; esac
+  case $deadline in '' | *[!0-9]*) deadline=0 ;; esac
+  [ "$state" = trying ] && [ "$to" = "$LOAM_BUILD_VERSION" ] && [ -n "$from" ]
+}
+
+# rewrites the marker (temp, then rename) with $starts, state $1 and reason $2
+write_trial() {
+  { printf 'directive=%s\nfrom=%s\nto=%s\ndeadline=%s\nstarts=%s\npeers=%s\nstate=%s\n' \
+    "$directive" "$from" "$to" "$deadline" "$starts" "$peers" "$1"
+    [ -z "$2" ] || printf 'reason=%s\n' "$2"; } >"$bin/.trial-$$" &&
+    mv -f "$bin/.trial-$$" "$bin/trial" && sync
+}
+
+point() { # point <link> <version>: by rename, so the link is never missing
+  ln -sfn "$2" "$bin/.$1-$$" && mv -Tf "$bin/.$1-$$" "$bin/$1"
+}
+
+if [ "${1:-}" = run ] && [ -n "$bin" ] && read_trial; then
+  starts=$((starts + 1))
+  why=
+  if [ "$starts" -gt 3 ]; then
+    why="crashed at start: started $((starts - 1)) times without becoming ready"
+  elif [ "$(date +%s)" -ge "$deadline" ]; then
+    why="not ready by its deadline"
+  fi
+  if [ -z "$why" ]; then
+    write_trial trying "" || echo "loam: cannot count this start in $bin/trial (disk full?)" >&2
+  elif [ -f "$bin/$from/loam" ]; then
+    write_trial rolled_back "$why" || true
+    point current "$from" && point previous "$to" && sync
+    echo "loam: $LOAM_BUILD_VERSION $why; rolling back to $from" >&2
+    exec sh "$bin/$from/loam" "$@"
+  fi
+fi
+
+# a file run by hand hands over to the version its data dir's bin/current names (self-updated):
+# the data dir of --data-dir or $LOAM_DATA_DIR, else the default one (not a config file's)
+data_dir() {
+  while [ $# -gt 0 ]; do
+    case $1 in
+    --data-dir=*) echo "${1#--data-dir=}" && return ;;
+    --data-dir) [ $# -ge 2 ] && echo "$2" && return ;;
+    esac
+    shift
+  done
+  if [ -n "${LOAM_DATA_DIR:-}" ]; then
+    echo "$LOAM_DATA_DIR"
+  elif [ "$(id -u)" = 0 ]; then
+    echo /var/lib/loam
+  elif [ -n "${XDG_STATE_HOME:-}" ]; then
+    echo "$XDG_STATE_HOME/loam"
+  elif [ -n "${HOME:-}" ]; then
+    echo "$HOME/.local/state/loam"
+  fi
+}
+if [ "${1:-}" = run ] && [ -z "$bin" ]; then
+  data=$(data_dir "$@")
+  if [ -n "$data" ] && [ -f "$data/bin/current/loam" ]; then
+    next=$(readlink -f "$data/bin/current/loam")
+    [ "$next" = "$self" ] || exec sh "$next" "$@"
+  fi
+fi
+
 # an extraction is complete once its marker is in place (written last, then renamed into place)
 complete() {
   [ -f "$1/.loam-extracted" ] && [ -x "$1/deno" ] && [ -f "$1/loam.js" ] &&
@@ -112,12 +235,25 @@ extract() {
     rm -rf "$tmp"
     complete "$dir" || die "cannot move the extracted runtime into $dir"
   fi
-  # keep this version and the one extracted before it; older ones go
+  # keep this version and the one extracted before it; older ones go, unless an agent still
+  # runs from one (another agent sharing this runtime dir, on a version of its own)
   ls -1t "$base"/*/.loam-extracted 2>/dev/null | while read -r marker; do
     old=${marker%/.loam-extracted}
     [ "$old" = "$dir" ] && continue
-    if [ -n "${kept:-}" ]; then rm -rf "$old"; else kept=$old; fi
+    if [ -z "${kept:-}" ]; then
+      kept=$old
+    elif ! in_use "$old"; then
+      rm -rf "$old"
+    fi
   done
+}
+
+# whether a process runs the Deno of the extraction $1 (those this user may see)
+in_use() {
+  for exe in /proc/[0-9]*/exe; do
+    [ "$(readlink "$exe" 2>/dev/null)" = "$1/deno" ] && return 0
+  done
+  return 1
 }
 
 if ! complete "$dir"; then

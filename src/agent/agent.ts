@@ -20,11 +20,17 @@ import { RuntimesService } from "./runtimes_service.ts";
 import { ApiService } from "./api_service.ts";
 import { MeshService } from "./mesh_service.ts";
 import { DeployService } from "./deploy_service.ts";
+import { RegistryService } from "./registry_service.ts";
 
 /** A started agent. */
 export interface Agent {
   /** The local API's bound address, e.g. `127.0.0.1:7411`. */
   apiAddress: string;
+  /**
+   * Resolves with the loam file to run next when the agent asks to be restarted (a new
+   * version is in place): the caller stops it and exits with 75.
+   */
+  handOver: Promise<string>;
   /** Graceful stop: readiness off, drain, then every service stopped in reverse. */
   stop(): Promise<void>;
 }
@@ -40,11 +46,13 @@ export async function startAgent(loaded: LoadedConfig, logger: Logger): Promise<
   const startedAt = Date.now();
   const paths = dataPathsFor(config.data.dir);
   const workloadUser = await resolveWorkloadUser(config.workloads.user);
+  const handOver = Promise.withResolvers<string>();
+  const ready = Promise.withResolvers<void>();
   const metrics = createApiMetrics(VERSION, startedAt);
   const registry = metrics.registry;
   const store = new StoreService(config, paths, workloadUser !== undefined, logger);
   const identity = new IdentityService(config, paths, logger);
-  const runtimes = new RuntimesService({
+  const runtimes: RuntimesService = new RuntimesService({
     config,
     paths,
     peerId: () => identity.identity.peerId,
@@ -55,10 +63,26 @@ export async function startAgent(loaded: LoadedConfig, logger: Logger): Promise<
         r.state === "active" && r.instance_id ? [r.instance_id] : []
       ),
     onFailed: (instanceId, reason) => deploy.instanceFailed(instanceId, reason),
+    selfUpdate: {
+      dataDir: paths.root,
+      self: Deno.env.get("LOAM_SELF"),
+      version: VERSION,
+      arch: Deno.build.arch,
+      ready: () => ready.promise,
+      peerCount: (): number => mesh.running?.peerCount() ?? 0,
+      restart: (next) => handOver.resolve(next),
+      logger: logger.child({ component: "self-update" }),
+    },
     logger,
   });
   const core = { config, paths, logger, store, identity, runtimes };
-  const mesh = new MeshService({ ...core, registry });
+  const registryService = new RegistryService({ config, paths, identity, registry, logger });
+  const mesh: MeshService = new MeshService({
+    ...core,
+    registry,
+    registryService,
+    runJob: (req, peer) => api.runForPeer(req, peer),
+  });
   const notifier = createServiceNotifier(paths.root, logger);
   /** The one-line state systemd shows (`systemctl status loam`). */
   const summary = () => {
@@ -72,10 +96,21 @@ export async function startAgent(loaded: LoadedConfig, logger: Logger): Promise<
     mesh,
     onStatus: () => void notifier.status(summary()).catch(() => {}),
   });
-  const api = new ApiService({ ...core, mesh, deploy, metrics, startedAt });
-  const stopAll = await startInOrder([store, identity, runtimes, api, mesh, deploy], logger);
+  const api: ApiService = new ApiService({
+    ...core,
+    mesh,
+    deploy,
+    registry: registryService,
+    metrics,
+    startedAt,
+  });
+  const stopAll = await startInOrder(
+    [store, identity, registryService, runtimes, api, mesh, deploy],
+    logger,
+  );
 
   api.setReady(true);
+  ready.resolve();
   await notifier.ready(summary());
   logger.info("agent ready", {
     node_id: config.node.id,
@@ -85,6 +120,7 @@ export async function startAgent(loaded: LoadedConfig, logger: Logger): Promise<
   });
   return {
     apiAddress: api.address,
+    handOver: handOver.promise,
     async stop() {
       api.setReady(false);
       await notifier.stopping();

@@ -3,7 +3,9 @@ import type { ApiMetrics } from "../api/metrics.ts";
 import { registerStateMetrics } from "../api/state_metrics.ts";
 import { registerProcessMetrics } from "../api/process_metrics.ts";
 import { createRouter } from "../api/router.ts";
-import { type ApiDeps, apiRoutes } from "../api/routes.ts";
+import { type ApiDeps, apiRoutes, peerJobRoutes } from "../api/routes.ts";
+import type { TokenRecord } from "../api/tokens.ts";
+import { ConsoleCodes } from "../api/console_codes.ts";
 import { ollamaRoutes } from "../api/routes/ollama.ts";
 import { type ApiServer, startApiServer } from "../api/server.ts";
 import type { StatusReport } from "../api/status.ts";
@@ -13,6 +15,8 @@ import { atomicWriteFile } from "../system/atomic_write.ts";
 import { VERSION } from "../version.ts";
 import type { MeshService } from "./mesh_service.ts";
 import type { DeployService } from "./deploy_service.ts";
+import type { RegistryService } from "./registry_service.ts";
+import { entryRequirements } from "../registry/entry_requirements.ts";
 import type { Service } from "./service.ts";
 import type { AgentCore } from "./core.ts";
 
@@ -20,6 +24,7 @@ import type { AgentCore } from "./core.ts";
 export interface ApiServiceOptions extends AgentCore {
   mesh: MeshService;
   deploy: DeployService;
+  registry: RegistryService;
   metrics: ApiMetrics;
   /** When the agent started (ms since the epoch), for uptime. */
   startedAt: number;
@@ -36,9 +41,15 @@ export class ApiService implements Service {
   #server?: ApiServer;
   /** The Ollama-only listener (`api.ollama_listen`), when set. */
   #ollama?: ApiServer;
+  /** The routes a fleet peer's job runs on (no token: the peer signed its offer). */
+  #peerRouter?: (req: Request) => Promise<Response>;
+  /** The peer each in-process job request was sent by. */
+  readonly #peerCallers = new WeakMap<Request, TokenRecord>();
   #address = "";
   #ready = false;
   readonly #closing = new AbortController();
+  /** Login codes `loam console` asked for, waiting for the page to use them. */
+  readonly #consoleCodes = new ConsoleCodes();
 
   constructor(options: ApiServiceOptions) {
     this.#o = options;
@@ -61,6 +72,10 @@ export class ApiService implements Service {
       isReady: () => this.#ready,
       status: () => this.#status(),
       peers: () => mesh.running?.peers.list() ?? [],
+      fleet: () => mesh.running?.fleet() ?? [],
+      consoleCodes: this.#consoleCodes,
+      registryStore: () => this.#o.registry.store,
+      fitsHere: (entry) => deploy.meets(entryRequirements(entry)),
       blobs: async () => ({
         ...await blobsReport(store.blobs, paths.deployments),
         downloads: deploy.downloads(),
@@ -76,13 +91,24 @@ export class ApiService implements Service {
       closing: this.#closing.signal,
       infer: (id, call) => runtimes.infer(id, call),
       llm: (nameOrId) => runtimes.llm(nameOrId),
+      model: (nameOrId) => runtimes.model(nameOrId),
       models: () => deploy.models(),
+      meshModels: () => mesh.running?.peers.models() ?? [],
+      job: (id) => mesh.running?.jobs.get(id),
+      routing: {
+        forward: (job) => mesh.running?.inference.forward(job) ?? Promise.resolve(undefined),
+        ranLocally: () => mesh.running?.inference.ranLocally(),
+      },
       registry: metrics.registry,
       tokens,
       maxBodyBytes: config.api.max_body_bytes,
       maxInputBytes: config.jobs.max_input_bytes,
     };
     const routerDeps = { tokens, publicMetrics: config.api.public_metrics, metrics, logger };
+    this.#peerRouter = createRouter(peerJobRoutes(deps), {
+      ...routerDeps,
+      caller: (req) => this.#peerCallers.get(req),
+    });
     this.#server = startApiServer(
       parseListenAddress(config.api.listen)!,
       createRouter(apiRoutes(deps), routerDeps),
@@ -120,6 +146,21 @@ export class ApiService implements Service {
     this.#closing.abort();
     await Promise.all([this.#server?.shutdown(), this.#ollama?.shutdown()]);
     await Deno.remove(this.#o.paths.apiAddress).catch(() => {});
+  }
+
+  /**
+   * Runs a job a fleet peer sent (`/loam/infer/1`) on the local inference routes, as the caller
+   * `peer:<peer id>` with `infer:run`: its jobs share one turn in each fair queue.
+   */
+  runForPeer(req: Request, peer: string): Promise<Response> {
+    if (!this.#peerRouter) throw new Error("the API is not started yet");
+    this.#peerCallers.set(req, {
+      name: `peer:${peer}`,
+      scopes: ["infer:run"],
+      sha256: "",
+      created_at: "",
+    });
+    return this.#peerRouter(req);
   }
 
   /** The bound address, e.g. `127.0.0.1:7411`. */

@@ -7,7 +7,8 @@ import {
 import { type CancelResult, DeploymentEngine, type SubmitResult } from "../deploy/engine.ts";
 import { DirectiveIntake } from "../deploy/directive_intake.ts";
 import { nodeFacts } from "../deploy/node_facts.ts";
-import type { NodeFacts } from "../deploy/targeting.ts";
+import { type NodeFacts, unmetHardware } from "../deploy/targeting.ts";
+import type { HardwareRequirements } from "../protocol/hardware_requirements.ts";
 import { modelsReport, type ModelView } from "../deploy/models.ts";
 import type { DeploymentRecord } from "../deploy/records.ts";
 import type { DeploymentDirective } from "../protocol/directive.ts";
@@ -112,6 +113,13 @@ export class DeployService implements Service {
     clearTimeout(this.#republish);
     await this.#engine?.stop();
     this.#fetcher?.close();
+  }
+
+  /** Whether this node meets every one of `requirements`; false until the host is probed. */
+  meets(requirements: HardwareRequirements[]): boolean {
+    if (!this.#host) return false;
+    const facts = this.#facts();
+    return requirements.every((req) => unmetHardware(req, facts) === undefined);
   }
 
   #facts(): NodeFacts {

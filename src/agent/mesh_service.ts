@@ -3,10 +3,15 @@ import { Mesh } from "../mesh/mesh.ts";
 import { buildAdvert } from "../mesh/adverts.ts";
 import type { Service } from "./service.ts";
 import type { AgentCore } from "./core.ts";
+import type { RegistryService } from "./registry_service.ts";
 
 /** What the mesh service is built from. */
 export interface MeshServiceOptions extends AgentCore {
   registry: Registry;
+  /** The model and agent registry, which the mesh replicates. */
+  registryService: RegistryService;
+  /** Runs a job a peer sent through the local inference routes (the API's), as caller `peer`. */
+  runJob(req: Request, peer: string): Promise<Response>;
 }
 
 /**
@@ -28,6 +33,7 @@ export class MeshService implements Service {
     const { config, paths, identity, store, runtimes } = this.#o;
     const host = await runtimes.whenDetected();
     const peerId = identity.identity.peerId;
+    const acceptRemote = config.inference.accept_remote ?? identity.fleetKey !== undefined;
     this.#mesh = await Mesh.start({
       config: config.mesh,
       identity: identity.identity,
@@ -45,12 +51,22 @@ export class MeshService implements Service {
           containerRuntimes: host.containerRuntimes,
           executionProviders: host.executionProviders,
           instances: () => runtimes.instances().map((i) => i.instance_id),
+          models: () => acceptRemote ? runtimes.advertisedModels() : [],
         }),
+      inference: {
+        acceptRemote,
+        maxInputBytes: config.jobs.max_input_bytes,
+        timeoutMs: config.jobs.timeout_seconds * 1000,
+        localModel: (name) => runtimes.model(name),
+        runJob: this.#o.runJob,
+      },
     });
+    await this.#mesh.startRegistry(this.#o.registryService.store);
     this.#o.logger.info("mesh listening", {
       network: config.mesh.network,
       addrs: this.#mesh.listenAddrs(),
       bootstrap: config.mesh.bootstrap.length,
+      accept_remote: acceptRemote,
     });
   }
 

@@ -19,6 +19,18 @@ import type { LogLine } from "../runtimes/log_ring.ts";
 import { processUsage } from "../system/process_usage.ts";
 import type { GgufModelAdapter, LlmInference } from "../runtimes/gguf_model.ts";
 import type { Service } from "./service.ts";
+import type { AdvertisedModel } from "../protocol/advert.ts";
+import type { NamedModel } from "../api/routes/inference.ts";
+import type { SelfUpdateHost } from "../runtimes/loam_agent.ts";
+
+/** The fields model adapters add to an instance's view (model_instances.ts). */
+interface ModelView extends InstanceView {
+  adapter: "gguf_model" | "onnx_model";
+  names: string[];
+  blob_hash: string;
+  tokens_per_second?: number | null;
+  jobs: { queued: number; running: number; capacity: number; per_second: number | null };
+}
 
 /** How long one measurement of the workloads' usage answers for. */
 const USAGE_CACHE_MS = 1000;
@@ -45,6 +57,8 @@ export interface RuntimesOptions {
   activeInstances: () => string[];
   /** A supervised instance broke for good. */
   onFailed: InstanceFailed;
+  /** What the agent's own update needs of it. */
+  selfUpdate: SelfUpdateHost;
   logger: Logger;
 }
 
@@ -59,6 +73,7 @@ export class RuntimesService implements Service {
   readonly #options: RuntimesOptions;
   #hardware?: StaticHardware;
   #adapters = new Map<ArtifactKind, RuntimeAdapter>();
+  #handingOver = false;
   #reconciled: Promise<unknown> = Promise.resolve();
   #detected?: Promise<HostRuntimes>;
   #gguf?: GgufModelAdapter;
@@ -81,6 +96,14 @@ export class RuntimesService implements Service {
       logger: o.logger,
       workloadUser: o.workloadUser,
       onFailed: o.onFailed,
+      // a hand-over leaves the programs running for the next version to adopt
+      selfUpdate: {
+        ...o.selfUpdate,
+        restart: (next) => {
+          this.#handingOver = true;
+          o.selfUpdate.restart(next);
+        },
+      },
     });
     this.#adapters = adapters;
     this.#gguf = gguf;
@@ -100,10 +123,14 @@ export class RuntimesService implements Service {
     }))();
   }
 
-  /** Stops every workload, leaving it to be resumed at the next start. */
+  /**
+   * Stops every workload, leaving it to be resumed at the next start; after a self-update asked
+   * for a restart, what can be adopted is left running instead.
+   */
   async stop(): Promise<void> {
     await this.#reconciled;
-    await Promise.all([...this.#adapters.values()].map((adapter) => adapter.stopAll?.()));
+    const how = { handOver: this.#handingOver };
+    await Promise.all([...this.#adapters.values()].map((adapter) => adapter.stopAll?.(how)));
   }
 
   /** Resolves once what an earlier agent left running has been swept (before any resume). */
@@ -182,6 +209,46 @@ export class RuntimesService implements Service {
       if (answer) return answer;
     }
     return undefined;
+  }
+
+  /** The model instances (GGUF and ONNX), loading or loaded. */
+  #modelViews(): ModelView[] {
+    return (["gguf_model", "onnx_model"] as const).flatMap((kind) =>
+      (this.#adapters.get(kind)?.list() ?? []) as ModelView[]
+    );
+  }
+
+  /**
+   * The model instance (GGUF or ONNX) an instance id or name refers to: "loading" while it
+   * loads, undefined when there is none.
+   */
+  model(nameOrId: string): NamedModel | "loading" | undefined {
+    const view = this.#modelViews().find((v) =>
+      v.instance_id === nameOrId || v.names.includes(nameOrId)
+    );
+    if (!view) return undefined;
+    if (view.state !== "loaded") return "loading";
+    return {
+      instanceId: view.instance_id,
+      adapter: view.adapter,
+      blobHash: view.blob_hash,
+      full: view.jobs.queued + view.jobs.running >= view.jobs.capacity,
+    };
+  }
+
+  /** The loaded model instances as adverts list them for peers that route jobs. */
+  advertisedModels(): AdvertisedModel[] {
+    return this.#modelViews().filter((v) => v.state === "loaded").map((v) => ({
+      instance_id: v.instance_id,
+      adapter: v.adapter,
+      names: v.names,
+      blob_hash: v.blob_hash,
+      queued: v.jobs.queued,
+      running: v.jobs.running,
+      capacity: v.jobs.capacity,
+      tokens_per_second: v.tokens_per_second ?? null,
+      jobs_per_second: v.jobs.per_second,
+    }));
   }
 
   /** The LLM an instance id or model name refers to: "loading" while it loads, else undefined. */

@@ -6,7 +6,9 @@
 
 import { z } from "zod";
 import { HttpError } from "../system/http_error.ts";
-import { readJsonBody, validBody } from "../system/http_body.ts";
+import { jsonOf, readBodyBytes, validBody } from "../system/http_body.ts";
+import { forwardedJob, type JobRouting } from "./job_routing.ts";
+import type { TokenRecord } from "./tokens.ts";
 import { JOB_PRIORITIES } from "../runtimes/job_queue.ts";
 import { answerJobErrors } from "../runtimes/job_errors.ts";
 import type { Route } from "./router.ts";
@@ -19,6 +21,8 @@ export interface LlmDeps {
   llm(nameOrId: string): LlmInference | "loading" | undefined;
   /** Limit for inference request bodies (`jobs.max_input_bytes`). */
   maxInputBytes: number;
+  /** Sends jobs for models not here (or with a full queue here) to peers; absent: no mesh routing. */
+  routing?: JobRouting;
 }
 
 /** The loaded LLM named `nameOrId`: 404 when there is none, 503 while it loads. */
@@ -28,7 +32,7 @@ export function loadedLlm(deps: LlmDeps, nameOrId: string): LlmInference {
     throw new HttpError(
       404,
       "model_not_found",
-      `no GGUF model instance or name "${nameOrId}"`,
+      `no GGUF model instance or name "${nameOrId}"${deps.routing ? " here or on a peer" : ""}`,
       {},
       "model",
     );
@@ -77,15 +81,10 @@ export const SAMPLING = {
 const NO_EFFECT = ["store", "metadata", "service_tier"];
 
 /**
- * Reads an OpenAI request body against `schema`: a field loam does not take (`tools`,
+ * Checks a parsed OpenAI request body against `schema`: a field loam does not take (`tools`,
  * `logit_bias`, `top_logprobs`, …) is a 400 naming it, never silently dropped.
  */
-export async function readOpenAiBody<T extends z.ZodObject>(
-  req: Request,
-  maxBytes: number,
-  schema: T,
-): Promise<z.infer<T>> {
-  const body = await readJsonBody(req, maxBytes);
+export function openAiBody<T extends z.ZodObject>(body: unknown, schema: T): z.infer<T> {
   if (body !== null && typeof body === "object" && !Array.isArray(body)) {
     const known = new Set([...Object.keys(schema.shape), ...NO_EFFECT]);
     for (const key of Object.keys(body)) {
@@ -142,8 +141,9 @@ export const finishReason = (g: Generation) => g.finishReason === "length" ? "le
 
 /**
  * One OpenAI POST route over an LLM (`infer:run`, errors in OpenAI's shape): the body read
- * against `schema` (unknown fields refused), the model looked up, then `answer` run with job
- * refusals turned into 429/503/504.
+ * against `schema` (unknown fields refused), the model looked up (and the job sent to a peer
+ * when it is not here or its queue is full), then `answer` run with job refusals turned into
+ * 429/503/504.
  */
 export function llmRoute<T extends z.ZodObject<{ model: z.ZodString }>>(
   path: string,
@@ -157,11 +157,43 @@ export function llmRoute<T extends z.ZodObject<{ model: z.ZodString }>>(
     scope: "infer:run",
     errors: "openai",
     handler: async ({ req, token }) => {
-      const body = await readOpenAiBody(req, deps.maxInputBytes, schema);
+      const routed = await routableLlmBody(
+        deps,
+        req,
+        path,
+        (json) => openAiBody(json, schema),
+        token,
+      );
+      if (routed.forwarded) return routed.forwarded;
+      const body = routed.body;
       const llm = loadedLlm(deps, body.model as string);
       return await answerJobErrors(() => answer(req, body, llm, token?.name ?? "anonymous"));
     },
   };
+}
+
+/**
+ * An LLM job's body, read and checked by `check`, then sent to a peer when its model is not here
+ * or its queue is full: `forwarded` is the peer's answer; without it the job runs here.
+ */
+export async function routableLlmBody<T extends { model: string }>(
+  deps: LlmDeps,
+  req: Request,
+  path: string,
+  check: (json: unknown) => T,
+  token?: TokenRecord,
+): Promise<{ body: T; forwarded?: Response }> {
+  const bytes = await readBodyBytes(req, deps.maxInputBytes);
+  const body = check(jsonOf(bytes));
+  const model = body.model;
+  const forwarded = await forwardedJob(deps.routing, deps.llm(model), {
+    req,
+    path,
+    model,
+    body: bytes,
+    token,
+  });
+  return forwarded ? { body, forwarded } : { body };
 }
 
 /** The `id` and `created` (Unix seconds) of one answer, `prefix` naming its kind (`chatcmpl`). */

@@ -28,7 +28,7 @@ export interface RouteContext {
  * (null = public; a list = any one of them) and a handler. A GET route answers HEAD too.
  */
 export interface Route {
-  method: "GET" | "POST" | "DELETE";
+  method: "GET" | "POST" | "PUT" | "DELETE";
   path: string;
   scope: Scope | readonly Scope[] | null;
   handler: (ctx: RouteContext) => Response | Promise<Response>;
@@ -53,6 +53,11 @@ export interface RouterDeps {
    * listener, whose clients send no token); absent, such a request is a 401.
    */
   anonymousScopes?: readonly Scope[];
+  /**
+   * The caller of a request made in this process rather than received: a job a fleet peer sent
+   * (the peer signed its offer; no token travels). Asked before any Authorization header.
+   */
+  caller?: (req: Request) => TokenRecord | undefined;
 }
 
 async function authenticate(
@@ -60,6 +65,13 @@ async function authenticate(
   scopes: readonly Scope[],
   deps: RouterDeps,
 ): Promise<TokenRecord> {
+  const caller = deps.caller?.(req);
+  if (caller) {
+    if (!scopes.some((scope) => grants(caller.scopes, scope))) {
+      throw new HttpError(403, "forbidden", `${caller.name} may not do this`);
+    }
+    return caller;
+  }
   const header = req.headers.get("authorization");
   if (header === null && deps.anonymousScopes) {
     const anonymous = {
@@ -88,7 +100,9 @@ async function authenticate(
     );
   }
   const token = await deps.tokens.authenticate(match[1]!);
-  if (!token) throw new HttpError(401, "unauthorized", "unknown or revoked token", challenge);
+  if (!token) {
+    throw new HttpError(401, "unauthorized", "unknown, revoked or expired token", challenge);
+  }
   if (!scopes.some((scope) => grants(token.scopes, scope))) {
     throw new HttpError(
       403,
@@ -99,8 +113,8 @@ async function authenticate(
   return token;
 }
 
-/** A route path: `/`-separated literal segments and `:name` parameters, each one segment. */
-const ROUTE_PATH = /^(\/([\w.-]+|:\w+))+$/;
+/** A route path: `/` itself, or `/`-separated literal segments and `:name` parameters. */
+const ROUTE_PATH = /^\/$|^(\/([\w.-]+|:\w+))+$/;
 
 /**
  * A route path's segments: the literal text, or the parameter's name after `:`. Only this

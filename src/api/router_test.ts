@@ -3,6 +3,8 @@ import { testRouter } from "../../tests/fixtures/test_router.ts";
 import { healthRoutes } from "./routes/health.ts";
 import { instanceRoutes } from "./routes/instances.ts";
 import { tokenRoutes } from "./routes/tokens.ts";
+import { consoleRoutes } from "./routes/console.ts";
+import { ConsoleCodes } from "./console_codes.ts";
 import type { Route } from "./router.ts";
 import { HttpError, jsonResponse } from "../system/http_error.ts";
 
@@ -191,4 +193,28 @@ Deno.test("router: OpenAI routes answer errors in OpenAI's shape, naming the par
   });
   assert.equal(other.status, 403);
   assert.match((await other.json()).error.message, /lacks scope infer:run or status:read/);
+});
+
+Deno.test("router: the console's page answers at / and its assets under /console/, without a token", async () => {
+  await using api = await testRouter((tokens) =>
+    consoleRoutes({ tokens, consoleCodes: new ConsoleCodes(), maxBodyBytes: 1024 })
+  );
+  const page = await api.request("/");
+  assert.equal(page.status, 200);
+  assert.match(page.headers.get("content-type")!, /^text\/html/);
+  assert.match(await page.text(), /<script type="module" src="\/console\/app.js">/);
+  const script = await api.request("/console/app.js");
+  assert.match(script.headers.get("content-type")!, /^text\/javascript/);
+  await script.body?.cancel();
+  assert.equal((await api.request("/console/secret.txt")).status, 404);
+  assert.equal((await api.request("/console/__proto__")).status, 404);
+  // a code is the admin's to make
+  const reader = await api.token(["status:read"]);
+  const refused = await api.request("/v1/console/codes", {
+    method: "POST",
+    token: reader,
+    body: "{}",
+  });
+  assert.equal(refused.status, 403);
+  await refused.body?.cancel();
 });

@@ -19,6 +19,11 @@ import { modelRoutes, type ModelsDeps } from "./routes/models.ts";
 import { type MetricsDeps, metricsRoutes } from "./routes/metrics.ts";
 import { type OllamaDeps, ollamaRoutes } from "./routes/ollama.ts";
 import { tokenRoutes, type TokensDeps } from "./routes/tokens.ts";
+import { jobRoutes, type JobsDeps } from "./routes/jobs.ts";
+import { type ConsoleDeps, consoleRoutes } from "./routes/console.ts";
+import { type FleetDeps, fleetRoutes } from "./routes/fleet.ts";
+import { type RegistryDeps, registryRoutes } from "./routes/registry.ts";
+import { ROUTABLE_PATH } from "../protocol/infer_job.ts";
 
 /** What the whole API needs from the agent: each feature's own small interface, together. */
 export type ApiDeps =
@@ -32,7 +37,11 @@ export type ApiDeps =
   & ModelsDeps
   & MetricsDeps
   & OllamaDeps
-  & TokensDeps;
+  & TokensDeps
+  & JobsDeps
+  & ConsoleDeps
+  & FleetDeps
+  & RegistryDeps;
 
 /** Every route of the local API. */
 export function apiRoutes(deps: ApiDeps): Route[] {
@@ -50,5 +59,20 @@ export function apiRoutes(deps: ApiDeps): Route[] {
     metricsRoutes,
     ollamaRoutes,
     tokenRoutes,
+    jobRoutes,
+    consoleRoutes,
+    fleetRoutes,
+    registryRoutes,
   ].flatMap((routes) => routes(deps));
+}
+
+/**
+ * The routes a fleet peer's job may run on: the routable POST routes, with no routing of their
+ * own (a job sent here runs here or is refused; it never travels on).
+ */
+export function peerJobRoutes(deps: ApiDeps): Route[] {
+  const { routing: _, ...local } = deps;
+  return apiRoutes(local).filter((r) =>
+    r.method === "POST" && ROUTABLE_PATH.test(r.path.replace(":name", "name"))
+  );
 }

@@ -1,5 +1,13 @@
 /** Every scope a token can carry; `*` (admin) grants all of them plus token management. */
-export const SCOPES = ["status:read", "deploy:write", "infer:run", "metrics:read", "*"] as const;
+export const SCOPES = [
+  "status:read",
+  "deploy:write",
+  "infer:run",
+  "metrics:read",
+  "registry:read",
+  "registry:write",
+  "*",
+] as const;
 
 /** One API scope. */
 export type Scope = (typeof SCOPES)[number];

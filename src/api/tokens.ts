@@ -1,9 +1,10 @@
 import { z } from "zod";
 import { toString as bytesToString } from "uint8arrays/to-string";
-import { isScope, type Scope } from "./scopes.ts";
+import { isScope, type Scope, SCOPES } from "./scopes.ts";
 import { atomicWriteFile } from "../system/atomic_write.ts";
 import { readBoundedJsonFile } from "../protocol/bounded_json.ts";
 import { UserError } from "../system/errors.ts";
+import { sha256Hex } from "../blobs/digest.ts";
 
 /** Name of the token created on first start, whose secret is written to admin.token. */
 const ADMIN_TOKEN_NAME = "admin";
@@ -17,6 +18,7 @@ const TokenRecordSchema = z.strictObject({
   scopes: z.array(z.string().refine(isScope, "unknown scope")),
   sha256: z.string().regex(/^[0-9a-f]{64}$/),
   created_at: z.string(),
+  expires_at: z.iso.datetime({ offset: true }).optional(),
 });
 
 const TokenFileSchema = z.strictObject({
@@ -30,17 +32,27 @@ export interface TokenRecord {
   scopes: Scope[];
   sha256: string;
   created_at: string;
+  /** Past this time the token is refused (and dropped at the next write); absent: never. */
+  expires_at?: string;
+}
+
+/** A token made for a console login: its name, secret (shown once) and end. */
+export interface SessionToken {
+  name: string;
+  token: string;
+  scopes: Scope[];
+  expires_at: string;
+}
+
+/** Whether `record` has expired at `now`. */
+function expired(record: TokenRecord, now = Date.now()): boolean {
+  return record.expires_at !== undefined && Date.parse(record.expires_at) <= now;
 }
 
 const NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 
 function newSecret(): string {
   return TOKEN_PREFIX + bytesToString(crypto.getRandomValues(new Uint8Array(32)), "base64url");
-}
-
-async function sha256Hex(text: string): Promise<string> {
-  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text));
-  return bytesToString(new Uint8Array(digest), "base16");
 }
 
 /** Parses a comma-separated scope list, naming any unknown scope. */
@@ -50,7 +62,7 @@ export function parseScopes(text: string): Scope[] {
   for (const part of parts) {
     if (!isScope(part)) {
       throw new UserError(
-        `unknown scope "${part}" (known: status:read, deploy:write, infer:run, metrics:read, *)`,
+        `unknown scope "${part}" (known: ${SCOPES.join(", ")})`,
       );
     }
   }
@@ -131,31 +143,53 @@ export class TokenStore {
     this.#stamp = stamp;
   }
 
-  /** Names, scopes and creation times of all tokens. */
+  /** Names, scopes, creation and expiry times of the tokens in force. */
   async list(): Promise<Omit<TokenRecord, "sha256">[]> {
     await this.refresh();
-    return this.#records.map(({ name, scopes, created_at }) => ({ name, scopes, created_at }));
+    return this.#records.filter((r) => !expired(r)).map(({ sha256: _, ...shown }) => shown);
   }
 
-  /** Creates a token and returns its secret, which is not stored and cannot be shown again. */
-  async create(name: string, scopes: Scope[], secret = newSecret()): Promise<string> {
+  /**
+   * Creates a token and returns its secret, which is not stored and cannot be shown again. With
+   * `expiresAt`, the token stops working then.
+   */
+  async create(
+    name: string,
+    scopes: Scope[],
+    secret = newSecret(),
+    expiresAt?: Date,
+  ): Promise<string> {
     if (!NAME_PATTERN.test(name)) {
       throw new UserError(
         `invalid token name "${name}": use 1-64 letters, digits, '.', '_' or '-'`,
       );
     }
     await this.refresh();
-    if (this.#records.some((r) => r.name === name)) {
+    // expired tokens go at the next write: a console login a day does not grow the file
+    const kept = this.#records.filter((r) => !expired(r));
+    if (kept.some((r) => r.name === name)) {
       throw new UserError(`a token named "${name}" already exists; revoke it first`);
     }
     const record: TokenRecord = {
       name,
       scopes,
-      sha256: await sha256Hex(secret),
+      sha256: sha256Hex(secret),
       created_at: new Date().toISOString(),
+      ...(expiresAt ? { expires_at: expiresAt.toISOString() } : {}),
     };
-    await this.#save([...this.#records, record]);
+    await this.#save([...kept, record]);
     return secret;
+  }
+
+  /**
+   * A token for one console login (`console-<8 hex>`), with `scopes`, that expires after
+   * `ttlMs`: the page holds it instead of the admin token, and it is useless once it ends.
+   */
+  async createSession(scopes: Scope[], ttlMs: number): Promise<SessionToken> {
+    const name = `console-${crypto.randomUUID().slice(0, 8)}`;
+    const expiresAt = new Date(Date.now() + ttlMs);
+    const token = await this.create(name, scopes, newSecret(), expiresAt);
+    return { name, token, scopes, expires_at: expiresAt.toISOString() };
   }
 
   /** Removes the token called `name`; throws when there is none. */
@@ -168,17 +202,27 @@ export class TokenStore {
     await this.#save(rest);
   }
 
-  /** The token whose secret is `secret`, or undefined (tokens.json looked at every FILE_CHECK_MS). */
+  /**
+   * The token whose secret is `secret`, or undefined. tokens.json is looked at every
+   * FILE_CHECK_MS, and once more before a well-formed secret is refused: a token `loam token
+   * create` made a moment ago works at once (a revoked one still stops within FILE_CHECK_MS).
+   */
   async authenticate(secret: string): Promise<TokenRecord | undefined> {
-    if (performance.now() - this.#checkedAt >= FILE_CHECK_MS) await this.refresh();
+    const fresh = performance.now() - this.#checkedAt >= FILE_CHECK_MS;
+    if (fresh) await this.refresh();
     if (!secret.startsWith(TOKEN_PREFIX)) return undefined;
     let hash = this.#hashes.get(secret);
     if (hash === undefined) {
-      hash = await sha256Hex(secret);
+      hash = sha256Hex(secret);
       if (this.#hashes.size >= HASHES_KEPT) this.#hashes.clear();
       this.#hashes.set(secret, hash);
     }
-    return this.#byHash.get(hash);
+    let known = this.#byHash.get(hash);
+    if (!known && !fresh) {
+      await this.refresh();
+      known = this.#byHash.get(hash);
+    }
+    return known && !expired(known) ? known : undefined;
   }
 
   /**

@@ -51,6 +51,17 @@ Deno.test("a second store sees changes made through the first within a quarter s
   });
 });
 
+Deno.test("a token made by another process works at once, without waiting for the next look", async () => {
+  await withStore(async (store, dir) => {
+    const other = new TokenStore(`${dir}/tokens.json`);
+    const first = await store.create("first", ["infer:run"]);
+    assert.equal((await other.authenticate(first))?.name, "first"); // other has just looked
+    const second = await store.create("second", ["status:read"]);
+    assert.equal((await other.authenticate(second))?.name, "second");
+    assert.equal(await other.authenticate(`${second.slice(0, -1)}x`), undefined);
+  });
+});
+
 Deno.test("bad names, duplicates, unknown scopes and corrupt files are clear errors", async () => {
   await withStore(async (store, dir) => {
     await assert.rejects(store.create("bad name", ["*"]), UserError);
@@ -67,5 +78,23 @@ Deno.test("bad names, duplicates, unknown scopes and corrupt files are clear err
       JSON.stringify({ version: 1, tokens: [{ name: 1 }] }),
     );
     await assert.rejects(store.refresh(), /is invalid at tokens\.0\.name/);
+  });
+});
+
+Deno.test("a token with expires_at works until then, is refused after, and goes at the next write", async () => {
+  await withStore(async (store, dir) => {
+    const session = await store.createSession(["status:read"], 60_000);
+    assert.match(session.name, /^console-[0-9a-f]{8}$/);
+    assert.equal((await store.authenticate(session.token))?.name, session.name);
+    assert.ok(Date.parse(session.expires_at) > Date.now());
+    assert.deepEqual((await store.list()).map((t) => t.expires_at), [session.expires_at]);
+
+    const past = new Date(Date.now() - 1000);
+    const old = await store.create("old", ["*"], undefined, past);
+    assert.equal(await store.authenticate(old), undefined, "expired");
+    assert.deepEqual((await store.list()).map((t) => t.name), [session.name]);
+    await store.create("next", ["status:read"]);
+    const file = JSON.parse(await Deno.readTextFile(`${dir}/tokens.json`));
+    assert.deepEqual(file.tokens.map((t: { name: string }) => t.name), [session.name, "next"]);
   });
 });

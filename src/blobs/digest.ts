@@ -28,6 +28,11 @@ export function createSha256(): Hash {
   return createHash("sha256");
 }
 
+/** The SHA-256 of `data` as lowercase hex (a token's secret, a signed document's text). */
+export function sha256Hex(data: string | Uint8Array): string {
+  return createSha256().update(data).digest("hex");
+}
+
 /** Hashes the first `limit` bytes of a file (all of it by default) in one streaming pass. */
 export async function hashFile(
   path: string,

@@ -49,6 +49,11 @@ export const COMMANDS: CommandEntry[] = [
     load: async () => (await import("./peers.ts")).peersCommand,
   },
   {
+    name: "fleet",
+    summary: "list every node the agent has heard from, with each deployment's state there",
+    load: async () => (await import("./fleet.ts")).fleetCommand,
+  },
+  {
     name: "fetch",
     summary: "download a blob by SHA-256 into the store (resumable, verified)",
     load: async () => (await import("./fetch.ts")).fetchCommand,
@@ -62,6 +67,16 @@ export const COMMANDS: CommandEntry[] = [
     name: "blobs",
     summary: "list, garbage-collect or re-verify stored blobs",
     load: async () => (await import("./blobs.ts")).blobsCommand,
+  },
+  {
+    name: "console",
+    summary: "print a one-time login URL for the local web console",
+    load: async () => (await import("./console.ts")).consoleCommand,
+  },
+  {
+    name: "registry",
+    summary: "list, show, publish or delete the fleet's model and agent registry entries",
+    load: async () => (await import("./registry.ts")).registryCommand,
   },
   {
     name: "token",

@@ -4,6 +4,7 @@ import { parseFlags, println } from "./command.ts";
 import { CONFIG_OPTIONS, CONFIG_OPTIONS_HELP, loadConfigFromFlags } from "./config_flags.ts";
 import { ephemeralIdentity, type Identity, readIdentity } from "../mesh/identity.ts";
 import { createMeshNode } from "../mesh/node.ts";
+import { redialBootstrap } from "../mesh/bootstrap_redial.ts";
 import { readFleetKey } from "../mesh/fleet_key.ts";
 import { fleetKeyProtector } from "../mesh/fleet_guard.ts";
 import { MeshMessaging } from "../mesh/messaging.ts";
@@ -13,6 +14,7 @@ import type { DeploymentStatus } from "../protocol/status.ts";
 import { DeploymentWatch } from "./deploy_watch.ts";
 import { createLogger } from "../system/logger.ts";
 import { UserError } from "../system/errors.ts";
+import { directiveFromRegistry } from "./deploy_model.ts";
 import { sleep } from "../system/sleep.ts";
 
 const HELP = `Usage: loam deploy [<directive.json>] --key <c2.key> --bootstrap <multiaddr> [options]
@@ -49,10 +51,21 @@ deploy.directive_ttl_hours).
   --artifact-url <url> --sha256 <hex> --size <bytes> --type <artifact type>
   --scope <broadcast | formation:<id> | nodes:<a,b>>   (default broadcast)
   --name <name>  --arch <arch>  --target-path <dir>  --arg <arg> (repeatable)  --id <directive id>
+  --model <id>[@version] [--api <url> --token <token>]
+                         the registry's model (found through the local agent's API, or the
+                         one at --api): its manifest gives the file, size, SHA-256 and URL;
+                         @version must be the entry's version. With --scope as above
+  --type loam_agent --agent-version <v> [--allow-downgrade]
+                         a new loam file for the fleet: the nodes of --arch (default this
+                         machine's) replace themselves with it and roll back if it does not
+                         come up; --watch shows each node's version as it changes
 
 ${CONFIG_OPTIONS_HELP}`;
 
 type Values = Record<string, string | string[] | boolean | undefined>;
+
+/** How often a watch dials the bootstrap agents it lost (they may be restarting). */
+const REDIAL_MS = 2000;
 
 function scopeFrom(text: string): DeploymentDirective["scope"] {
   if (text === "broadcast") return { type: "broadcast" };
@@ -75,9 +88,17 @@ function directiveFromFlags(v: Values): Record<string, unknown> {
     artifactType.args = v.arg ?? [];
   }
   if (type === "config_package") artifactType.target_path = v["target-path"];
+  if (type === "loam_agent") {
+    artifactType.version = v["agent-version"];
+    if (v["allow-downgrade"]) artifactType.allow_downgrade = true;
+  }
+  // a loam file is for one architecture: nodes of another are not targeted (they do not fail)
+  const scope = type === "loam_agent" && v.scope === undefined
+    ? { type: "capability", arch: v.arch ?? Deno.build.arch }
+    : scopeFrom((v.scope as string | undefined) ?? "broadcast");
   return {
     ...(v.id ? { directive_id: v.id } : {}),
-    scope: scopeFrom((v.scope as string | undefined) ?? "broadcast"),
+    scope,
     artifact: {
       blob_hash: `sha256:${String(v.sha256).replace(/^sha256:/, "")}`,
       size_bytes: Number(v.size),
@@ -134,7 +155,12 @@ export const deployCommand: Command = {
       arch: { type: "string" },
       "target-path": { type: "string" },
       arg: { type: "string", multiple: true },
+      "agent-version": { type: "string" },
+      "allow-downgrade": { type: "boolean" },
       id: { type: "string" },
+      model: { type: "string" },
+      api: { type: "string" },
+      token: { type: "string" },
       "rollback-threshold": { type: "string" },
     }, 1);
     if (parsed.help) {
@@ -153,8 +179,13 @@ export const deployCommand: Command = {
     const identity: Identity = v.key ? await readIdentity(v.key) : await ephemeralIdentity();
     const keyFile = loaded.config.mesh.fleet_key_file;
     const fleetKey = keyFile === undefined ? undefined : await readFleetKey(keyFile);
+    const fromRegistry = v.model === undefined ? undefined : {
+      ...await directiveFromRegistry(v.model, loaded, { url: v.api, token: v.token }),
+      scope: scopeFrom(v.scope ?? "broadcast"),
+      ...(v.id ? { directive_id: v.id } : {}),
+    };
     const directive = watchOnly === undefined
-      ? await directiveToPublish(parsed.positionals[0], v, identity)
+      ? await directiveToPublish(parsed.positionals[0], v, identity, fromRegistry)
       : undefined;
     const directiveId = directive?.directive_id ?? watchOnly!;
     const thresholdText = v["rollback-threshold"];
@@ -187,6 +218,11 @@ export const deployCommand: Command = {
           (remote, why) => logger.error("fleet key mismatch", { remote: remote.toString(), why }),
         ),
     });
+    // the agents it watches may restart meanwhile (a self-update does): it dials them again
+    const redial = setInterval(
+      () => void redialBootstrap(node, loaded.config.mesh.bootstrap),
+      REDIAL_MS,
+    );
     try {
       const messaging = new MeshMessaging({
         node,
@@ -206,6 +242,10 @@ export const deployCommand: Command = {
         if (update.line) println(update.line);
       };
       messaging.on("status", show);
+      messaging.on("advert", (advert, signer) => {
+        const line = fleet.version(signer, advert.node_id, advert.version);
+        if (watch && line) println(line);
+      });
       const deadline = Date.now() + timeoutMs;
       const pubsub = node.services.pubsub;
       const joined = await until(
@@ -235,7 +275,9 @@ export const deployCommand: Command = {
         }
         if (fleet.tally().reporting === 0) console.error(`no node has reported on ${directiveId}`);
       }
-      if (!await until(() => fleet.settled(quietMs, expect), deadline)) {
+      const type = directive?.artifact.artifact_type;
+      const version = type?.type === "loam_agent" ? type.version : undefined;
+      if (!await until(() => fleet.settled(quietMs, expect, version), deadline)) {
         const { reporting } = fleet.tally();
         console.error(
           `deploy: gave up watching after ${timeoutMs / 1000} s` +
@@ -269,6 +311,7 @@ export const deployCommand: Command = {
       console.error(`${undone} nodes rolled back` + (still ? `, ${still} still active` : ""));
       return 1;
     } finally {
+      clearInterval(redial);
       await node.stop();
     }
   },
@@ -282,8 +325,9 @@ async function directiveToPublish(
   file: string | undefined,
   v: Values,
   identity: Identity,
+  fromRegistry?: Record<string, unknown>,
 ): Promise<DeploymentDirective> {
-  const input = file ? await readDirective(file) : directiveFromFlags(v);
+  const input = fromRegistry ?? (file ? await readDirective(file) : directiveFromFlags(v));
   const checked = DeploymentDirectiveSchema.safeParse({
     directive_id: `d-${crypto.randomUUID().slice(0, 8)}`,
     issued_at: new Date().toISOString(),

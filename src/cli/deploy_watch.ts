@@ -36,7 +36,21 @@ export interface WatchUpdate {
 export class DeploymentWatch {
   readonly #byPeer = new Map<string, DeploymentStatus>();
   readonly #warned = new Set<string>();
+  /** The loam version each peer last advertised. */
+  readonly #versions = new Map<string, string>();
   #lastNewAt = Date.now();
+
+  /**
+   * Takes the version a node's advert names: a line when it is new or changed for a node that
+   * reports on the watched directive, so a self-update shows each node's version as it goes.
+   */
+  version(signer: string, nodeId: string, version: string): string | undefined {
+    const before = this.#versions.get(signer);
+    this.#versions.set(signer, version);
+    if (before === version || !this.#byPeer.has(signer)) return undefined;
+    const change = before === undefined ? version : `${before} → ${version}`;
+    return `${nodeId.padEnd(20)} ${shortPeerId(signer)} version ${change}`;
+  }
 
   /** Takes a status for the watched directive, signed by `signer`. */
   record(status: DeploymentStatus, signer: string): WatchUpdate {
@@ -72,11 +86,17 @@ export class DeploymentWatch {
 
   /**
    * True once at least `expect` nodes reported, all of them are in a final state, and no new
-   * node reported for `quietMs`: late nodes that report before then are still waited for.
+   * node reported for `quietMs`: late nodes that report before then are still waited for. With
+   * `version` (a loam_agent directive's), each active node must also have advertised it: its
+   * status says active as soon as the new version confirmed, its advert may come a moment later.
    */
-  settled(quietMs: number, expect = 1): boolean {
-    const all = this.statuses();
-    return all.length >= expect && all.every((s) => TERMINAL_STATES.includes(s.state)) &&
+  settled(quietMs: number, expect = 1, version?: string): boolean {
+    const entries = [...this.#byPeer.entries()];
+    return entries.length >= expect &&
+      entries.every(([peer, s]) =>
+        TERMINAL_STATES.includes(s.state) &&
+        (version === undefined || s.state !== "active" || this.#versions.get(peer) === version)
+      ) &&
       Date.now() - this.#lastNewAt >= quietMs;
   }
 

@@ -6,14 +6,25 @@ import { checkDataDir, dataPathsFor, openDataDir } from "../system/paths.ts";
 import { UserError } from "../system/errors.ts";
 
 const HELP = `Usage:
-  loam token create --scopes <a,b> [--name <name>]   make a token; prints the secret once
-  loam token list [--json]                           names, scopes, creation times
+  loam token create --scopes <a,b> [--name <name>] [--expires-in <30m|12h|7d>]
+                                                     make a token; prints the secret once
+  loam token list [--json]                           names, scopes, creation and expiry times
   loam token revoke <name>                           delete a token
 
-Scopes: status:read, deploy:write, infer:run, metrics:read, * (admin: everything + tokens).
+Scopes: status:read, deploy:write, infer:run, metrics:read, registry:read, registry:write,
+* (admin: everything + tokens).
 Tokens live hashed in <data>/api/tokens.json; a running agent picks up changes at once.
 
 ${CONFIG_OPTIONS_HELP}`;
+
+/** `30m`, `12h`, `7d` (or seconds, `90s`) in ms; anything else names what is wrong. */
+function parseLifetime(text: string): number {
+  const m = /^(\d{1,6})(s|m|h|d)$/.exec(text);
+  if (!m || Number(m[1]) === 0) {
+    throw new UserError(`--expires-in "${text}": expected a duration such as 30m, 12h or 7d`);
+  }
+  return Number(m[1]) * { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[m[2] as "s"];
+}
 
 /** `loam token`: create, list and revoke API tokens of this node's data dir. */
 export const tokenCommand: Command = {
@@ -24,6 +35,7 @@ export const tokenCommand: Command = {
       ...CONFIG_OPTIONS,
       scopes: { type: "string" },
       name: { type: "string" },
+      "expires-in": { type: "string" },
       json: { type: "boolean" },
     });
     if (parsed.exit !== undefined) return parsed.exit;
@@ -38,9 +50,16 @@ export const tokenCommand: Command = {
         }
         const scopes = parseScopes(parsed.values.scopes);
         const name = parsed.values.name ?? `token-${crypto.randomUUID().slice(0, 8)}`;
+        const lifetime = parsed.values["expires-in"];
+        const expiresAt = lifetime === undefined
+          ? undefined
+          : new Date(Date.now() + parseLifetime(lifetime));
         await openDataDir(paths);
-        const secret = await store.create(name, scopes);
-        console.error(`created token "${name}" (${scopes.join(",")}); it is shown only once:`);
+        const secret = await store.create(name, scopes, undefined, expiresAt);
+        const until = expiresAt ? `, until ${expiresAt.toISOString()}` : "";
+        console.error(
+          `created token "${name}" (${scopes.join(",")}${until}); it is shown only once:`,
+        );
         println(secret);
         return 0;
       }
@@ -53,9 +72,15 @@ export const tokenCommand: Command = {
           println("no tokens");
         } else {
           const width = Math.max(4, ...tokens.map((t) => t.name.length));
-          println(`${"NAME".padEnd(width)}  CREATED                   SCOPES`);
+          println(
+            `${"NAME".padEnd(width)}  CREATED                   EXPIRES                   SCOPES`,
+          );
           for (const t of tokens) {
-            println(`${t.name.padEnd(width)}  ${t.created_at.padEnd(24)}  ${t.scopes.join(",")}`);
+            println(
+              `${t.name.padEnd(width)}  ${t.created_at.padEnd(24)}  ${
+                (t.expires_at ?? "never").padEnd(24)
+              }  ${t.scopes.join(",")}`,
+            );
           }
         }
         return 0;

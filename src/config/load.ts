@@ -19,6 +19,9 @@ const NON_KEY_ENV = new Set([
   "LOAM_RUNTIME_DIR",
   "LOAM_SELF",
   "LOAM_PAYLOAD_DIR",
+  // set by its run loop (no systemd): where to name the next file, and the loop's pid
+  "LOAM_HANDOVER",
+  "LOAM_SUPERVISOR_PID",
 ]);
 
 /** A config value given on the command line. */

@@ -145,6 +145,11 @@ const InferenceSectionSchema = z.strictObject({
   context_length: z.number().int().min(64).max(1_048_576).default(2048),
   /** GGUF layers offloaded to the GPU when the directive gives none; -1 = all with a GPU, else 0. */
   gpu_layers: z.number().int().min(-1).max(100_000).default(-1),
+  /**
+   * Run jobs that fleet peers forward here (`/loam/infer/1`). Unset = on with a fleet key, off
+   * on an open mesh, where any stranger could otherwise spend this node's GPU.
+   */
+  accept_remote: z.boolean().optional(),
 });
 
 /** The `[workloads]` section: how deployed programs are confined. */
@@ -219,6 +224,14 @@ const BlobsSectionSchema = z.strictObject({
   partial_max_age_hours: z.number().min(0).default(168),
 });
 
+/** The `[registry]` section: the replicated model and agent registry. */
+const RegistrySectionSchema = z.strictObject({
+  /** Documents kept per owner (tombstones included): no one node can flood the fleet's registry. */
+  max_entries_per_owner: z.number().int().min(1).max(1_000_000).default(1000),
+  /** A signed entry larger than this is refused. */
+  max_entry_bytes: z.number().int().min(1024).max(1024 * 1024).default(65_536),
+});
+
 /** The whole configuration; every section is optional in input and filled with defaults. */
 export const ConfigSchema = z.strictObject({
   node: NodeSectionSchema.prefault({}),
@@ -232,6 +245,7 @@ export const ConfigSchema = z.strictObject({
   workloads: WorkloadsSectionSchema.prefault({}),
   containers: ContainersSectionSchema.prefault({}),
   wasm: WasmSectionSchema.prefault({}),
+  registry: RegistrySectionSchema.prefault({}),
   log: LogSectionSchema.prefault({}),
   data: DataSectionSchema.prefault({}),
 });

@@ -14,7 +14,11 @@ import {
   TERMINAL_STATES,
 } from "../protocol/status.ts";
 import type { BlobFetcher, BlobRequest } from "../blobs/fetcher.ts";
-import type { ArtifactKind, RuntimeAdapter } from "../runtimes/adapter.ts";
+import {
+  ActivationRolledBack,
+  type ArtifactKind,
+  type RuntimeAdapter,
+} from "../runtimes/adapter.ts";
 import type { Logger } from "../system/logger.ts";
 import { matchScope, type NodeFacts, unmetRequirement } from "./targeting.ts";
 import {
@@ -485,6 +489,11 @@ export class DeploymentEngine {
       if (!adapter) throw new Error(`no runtime adapter for ${kind} in this version of loam`);
       instanceId = (await adapter.activate(directive, path, signal)).instance_id;
     } catch (err) {
+      if (err instanceof ActivationRolledBack && !signal.aborted) {
+        await this.#move(id, "rolled_back", { error_message: err.message });
+        this.#deps.logger.warn("deployment rolled back", { directive_id: id, error: err.message });
+        return;
+      }
       if (signal.aborted || replaced.length === 0) throw err;
       const keep = replaced.map((r) => r.directive_id).join(", ");
       const reason = `activation failed (${(err as Error).message}); ${keep} keeps running`;

@@ -35,8 +35,19 @@ export function matchScope(scope: DeploymentDirective["scope"], node: NodeFacts)
         ? { targeted: true }
         : { targeted: false, reason: `node list does not name ${node.node_id}` };
     case "capability": {
+      // a fleet of mixed boxes gets one directive per architecture (a loam file, a binary):
+      // a box of another one is not targeted, so it neither fails nor counts toward a rollback
+      const { arch: customArch, ...custom } = scope.custom;
+      for (const wanted of [scope.arch, customArch]) {
+        if (wanted !== undefined && normalArch(wanted) !== normalArch(node.arch)) {
+          return {
+            targeted: false,
+            reason: `for ${normalArch(wanted)}, this node is ${normalArch(node.arch)}`,
+          };
+        }
+      }
       const missing = scope.required_capabilities.filter((c) => !node.capabilities.includes(c));
-      for (const [key, value] of Object.entries(scope.custom)) {
+      for (const [key, value] of Object.entries(custom)) {
         if (!node.capabilities.includes(`${key}:${value}`)) missing.push(`${key}:${value}`);
       }
       if (missing.length > 0) {
@@ -77,7 +88,8 @@ export function unmetRequirement(
   return undefined;
 }
 
-function unmetHardware(req: HardwareRequirements, node: NodeFacts): string | undefined {
+/** Why `node` cannot meet `req` (VRAM, RAM, architecture, execution provider), or undefined. */
+export function unmetHardware(req: HardwareRequirements, node: NodeFacts): string | undefined {
   if (req.min_vram_mb > node.gpu_memory_mb) {
     return `needs ${req.min_vram_mb} MB VRAM, has ${node.gpu_memory_mb}`;
   }

@@ -67,6 +67,25 @@ Deno.test("scopes: broadcast, formation, node list (id or peer id), capability f
   assert.deepEqual(cap({ min_storage_mb: 100 }), { targeted: true });
 });
 
+Deno.test("capability scope by architecture: its own field or custom.arch, aliases allowed", () => {
+  const cap = (extra: Record<string, unknown>) =>
+    matchScope(
+      { type: "capability", required_capabilities: [], custom: {}, ...extra } as never,
+      node,
+    );
+  assert.deepEqual(cap({ arch: "arm64" }), { targeted: true });
+  assert.deepEqual(cap({ arch: "aarch64", custom: { site: "oslo" } }), { targeted: true });
+  assert.deepEqual(cap({ custom: { arch: "aarch64" } }), { targeted: true });
+  assert.deepEqual(cap({ arch: "x86_64" }), {
+    targeted: false,
+    reason: "for x86_64, this node is aarch64",
+  });
+  assert.deepEqual(cap({ custom: { arch: "amd64", site: "oslo" } }), {
+    targeted: false,
+    reason: "for x86_64, this node is aarch64",
+  });
+});
+
 Deno.test("requirements: VRAM, RAM, architecture, execution providers", () => {
   assert.equal(unmetRequirement(directive(), node), undefined);
   assert.equal(

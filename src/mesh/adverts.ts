@@ -1,4 +1,4 @@
-import type { Advert } from "../protocol/advert.ts";
+import type { Advert, AdvertisedModel } from "../protocol/advert.ts";
 import type { Config } from "../config/schema.ts";
 import type { BlobStore } from "../blobs/store.ts";
 import { probeLiveHardware, type StaticHardware } from "../system/hardware.ts";
@@ -16,6 +16,8 @@ export interface AdvertSources {
   executionProviders: string[];
   /** Ids of the runtime instances this node runs now. */
   instances: () => string[];
+  /** The models it runs jobs for peers on; empty when it takes no peer jobs. */
+  models: () => AdvertisedModel[];
 }
 
 /**
@@ -49,5 +51,6 @@ export async function buildAdvert(s: AdvertSources): Promise<Advert> {
       .slice(0, MAX_ADVERTISED_BLOBS)
       .map((b) => b.sha256),
     instances: s.instances(),
+    models: s.models(),
   };
 }

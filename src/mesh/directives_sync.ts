@@ -1,10 +1,9 @@
-import { lpStream } from "@libp2p/utils";
-import type { PeerId, Stream } from "@libp2p/interface";
+import type { PeerId } from "@libp2p/interface";
 import { fromString as bytesFromString } from "uint8arrays/from-string";
 import { toString as bytesToString } from "uint8arrays/to-string";
 import { Counter, type Registry } from "prom-client";
-import type { z } from "zod";
 import type { MeshNode } from "./node.ts";
+import { type ExchangeStream, PeerExchange } from "./peer_exchange.ts";
 import { openEnvelope } from "../protocol/envelope.ts";
 import {
   MAX_SYNC_ENVELOPES,
@@ -14,7 +13,6 @@ import {
   SyncPushSchema,
   SyncRequestSchema,
 } from "../protocol/directives_sync.ts";
-import { parseBoundedJson } from "../protocol/bounded_json.ts";
 import type { Logger } from "../system/logger.ts";
 
 /** The late-node catch-up protocol (see src/protocol/directives_sync.ts for its messages). */
@@ -22,10 +20,6 @@ export const DIRECTIVES_SYNC_PROTOCOL = "/loam/directives-sync/1";
 
 /** How long one whole exchange may take. */
 const EXCHANGE_TIMEOUT_MS = 15_000;
-/** Exchanges in a row with one peer while it says more are left. */
-const MAX_ROUNDS = 16;
-/** Gains within this window are handed on to the other peers in one go. */
-const SPREAD_DEBOUNCE_MS = 500;
 /** Envelope text per message, at least; one larger envelope still travels alone. */
 const BATCH_BYTES = 4 * 1024 * 1024;
 
@@ -61,28 +55,22 @@ export interface DirectivesSyncOptions {
 }
 
 /**
- * Hands signed directives and rollback orders to nodes that missed them, over direct streams:
- * with every peer that connects, and again with every connected peer after this node learned
- * something new (so that an order crosses a chain of nodes that never meet its issuer). Each
- * exchange sends only what the other side lacks, within count and byte limits; nothing is
- * gossiped. What arrives is verified as a fresh message would be: issuer signature, a trusted
- * issuer, the schema.
+ * Hands signed directives and rollback orders to nodes that missed them, over direct streams
+ * (see {@link PeerExchange} for when: so that an order crosses a chain of nodes that never meet
+ * its issuer). Each exchange sends only what the other side lacks, within count and byte limits;
+ * nothing is gossiped. What arrives is verified as a fresh message would be: issuer signature,
+ * a trusted issuer, the schema.
  */
 export class DirectivesSync {
   readonly #options: DirectivesSyncOptions;
   readonly #envelopes: Counter<"outcome">;
   readonly #exchanges: Counter<"side">;
-  readonly #maxData: number;
   readonly #batchBytes: number;
-  #spread?: ReturnType<typeof setTimeout>;
-  #stopped = false;
-  readonly #onConnect = (evt: CustomEvent<PeerId>) => void this.#syncWith(evt.detail);
+  #exchange?: PeerExchange;
 
   private constructor(options: DirectivesSyncOptions) {
     this.#options = options;
     this.#batchBytes = Math.max(BATCH_BYTES, options.maxMessageBytes);
-    // base64 of the envelopes, plus two id lists
-    this.#maxData = Math.ceil(this.#batchBytes * 4 / 3) + 2 * 1024 * 1024;
     this.#envelopes = new Counter({
       name: "loam_directives_sync_envelopes_total",
       help: "Signed directives and rollback orders exchanged with peers over " +
@@ -102,84 +90,50 @@ export class DirectivesSync {
   /** Serves the protocol and exchanges with the peers already connected and every later one. */
   static async start(options: DirectivesSyncOptions): Promise<DirectivesSync> {
     const sync = new DirectivesSync(options);
-    await options.node.handle(
-      DIRECTIVES_SYNC_PROTOCOL,
-      (stream, connection) => void sync.#answer(stream, connection.remotePeer),
-      { maxInboundStreams: 2 },
-    );
-    options.node.addEventListener("peer:connect", sync.#onConnect);
-    sync.#spreadNow();
+    sync.#exchange = await PeerExchange.start({
+      node: options.node,
+      protocol: DIRECTIVES_SYNC_PROTOCOL,
+      // base64 of the envelopes, plus two id lists
+      maxMessageBytes: Math.ceil(sync.#batchBytes * 4 / 3) + 2 * 1024 * 1024,
+      timeoutMs: EXCHANGE_TIMEOUT_MS,
+      logger: options.logger,
+      completed: (side) => sync.#exchanges.inc({ side }),
+      sides: {
+        open: (stream, peer) => sync.#opening(stream, peer),
+        answer: (stream, peer) => sync.#answer(stream, peer),
+      },
+    });
     return sync;
   }
 
   /** Stops starting exchanges (the node's stop ends the open ones). */
   stop(): void {
-    this.#stopped = true;
-    clearTimeout(this.#spread);
-    this.#options.node.removeEventListener("peer:connect", this.#onConnect);
+    this.#exchange?.stop();
   }
 
-  #spreadSoon(): void {
-    clearTimeout(this.#spread);
-    this.#spread = setTimeout(() => this.#spreadNow(), SPREAD_DEBOUNCE_MS);
+  #limits() {
+    return { maxCount: MAX_SYNC_ENVELOPES, maxBytes: this.#batchBytes };
   }
 
-  #spreadNow(): void {
-    for (const peer of this.#options.node.getPeers()) void this.#syncWith(peer);
-  }
-
-  /** Opens exchanges with `peer` until it has nothing more to send (bounded). */
-  async #syncWith(peer: PeerId): Promise<void> {
-    const log = this.#options.logger;
-    for (let round = 0; round < MAX_ROUNDS && !this.#stopped; round++) {
-      const signal = AbortSignal.timeout(EXCHANGE_TIMEOUT_MS);
-      let stream: Stream | undefined;
-      try {
-        stream = await this.#options.node.dialProtocol(peer, DIRECTIVES_SYNC_PROTOCOL, { signal });
-        const lp = lpStream(stream, { maxDataLength: this.#maxData });
-        await lp.write(this.#encode({ have: this.#options.ledger.ids() }), { signal });
-        const answer = this.#decode(SyncAnswerSchema, await lp.read({ signal }));
-        const gained = await this.#take(answer.envelopes, peer);
-        const push = this.#options.ledger.envelopesFor(this.#wantedAsHave(answer.want), {
-          maxCount: MAX_SYNC_ENVELOPES,
-          maxBytes: this.#batchBytes,
-        });
-        await lp.write(this.#encode({ envelopes: this.#pack(push.envelopes) }), { signal });
-        await stream.close({ signal });
-        this.#exchanges.inc({ side: "opened" });
-        if (gained > 0) this.#spreadSoon();
-        if (!answer.more) return;
-      } catch (err) {
-        stream?.abort(err as Error);
-        log.debug("directives sync with peer ended", { peer: peer.toString(), error: err });
-        return;
-      }
-    }
+  /** The opening side of one exchange. */
+  async #opening(stream: ExchangeStream, peer: PeerId): Promise<{ gained: number; more: boolean }> {
+    const { ledger } = this.#options;
+    await stream.send({ have: ledger.ids() });
+    const answer = await stream.receive(SyncAnswerSchema);
+    const gained = await this.#take(answer.envelopes, peer);
+    const push = ledger.envelopesFor(this.#wantedAsHave(answer.want), this.#limits());
+    await stream.send({ envelopes: this.#pack(push.envelopes) });
+    return { gained, more: answer.more };
   }
 
   /** The answering side of one exchange. */
-  async #answer(stream: Stream, peer: PeerId): Promise<void> {
-    const signal = AbortSignal.timeout(EXCHANGE_TIMEOUT_MS);
-    try {
-      const lp = lpStream(stream, { maxDataLength: this.#maxData });
-      const { have } = this.#decode(SyncRequestSchema, await lp.read({ signal }));
-      const { envelopes, more } = this.#options.ledger.envelopesFor(have, {
-        maxCount: MAX_SYNC_ENVELOPES,
-        maxBytes: this.#batchBytes,
-      });
-      const want = this.#options.ledger.lacking(have);
-      await lp.write(this.#encode({ envelopes: this.#pack(envelopes), more, want }), { signal });
-      const pushed = this.#decode(SyncPushSchema, await lp.read({ signal }));
-      await stream.close({ signal });
-      this.#exchanges.inc({ side: "answered" });
-      if (await this.#take(pushed.envelopes, peer) > 0) this.#spreadSoon();
-    } catch (err) {
-      stream.abort(err as Error);
-      this.#options.logger.debug("directives sync request failed", {
-        peer: peer.toString(),
-        error: err,
-      });
-    }
+  async #answer(stream: ExchangeStream, peer: PeerId): Promise<number> {
+    const { ledger } = this.#options;
+    const { have } = await stream.receive(SyncRequestSchema);
+    const { envelopes, more } = ledger.envelopesFor(have, this.#limits());
+    const want = ledger.lacking(have);
+    await stream.send({ envelopes: this.#pack(envelopes), more, want });
+    return await this.#take((await stream.receive(SyncPushSchema)).envelopes, peer);
   }
 
   /**
@@ -236,16 +190,5 @@ export class DirectivesSync {
   #pack(envelopes: string[]): string[] {
     this.#envelopes.inc({ outcome: "sent" }, envelopes.length);
     return envelopes.map((text) => bytesToString(new TextEncoder().encode(text), "base64pad"));
-  }
-
-  #encode(message: unknown): Uint8Array {
-    return new TextEncoder().encode(JSON.stringify(message));
-  }
-
-  #decode<S extends z.ZodType>(schema: S, bytes: { subarray(): Uint8Array }): z.infer<S> {
-    const json = parseBoundedJson(new TextDecoder().decode(bytes.subarray()), {
-      maxBytes: this.#maxData,
-    });
-    return schema.parse(json);
   }
 }

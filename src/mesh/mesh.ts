@@ -6,8 +6,9 @@
  */
 
 import { type Multiaddr, multiaddr } from "@multiformats/multiaddr";
-import { Gauge, type Registry } from "prom-client";
+import { Counter, Gauge, type Registry } from "prom-client";
 import { createMeshNode, type MeshNode } from "./node.ts";
+import { redialBootstrap } from "./bootstrap_redial.ts";
 import type { FleetKey } from "./fleet_key.ts";
 import { fleetKeyProtector, MismatchReporter } from "./fleet_guard.ts";
 import { PeerAllowlist } from "./peer_allowlist.ts";
@@ -20,6 +21,8 @@ import { DirectivesSync, type SyncLedger } from "./directives_sync.ts";
 import type { SignedOrder } from "../protocol/directives_sync.ts";
 import type { DeploymentStatus } from "../protocol/status.ts";
 import { StatusCache } from "./status_cache.ts";
+import { type FleetNode, FleetView } from "./fleet_view.ts";
+import { type RegistryLedger, RegistrySync } from "./registry_sync.ts";
 import { catchUpStatuses, serveStatusQueries } from "./status_query.ts";
 import { blobCid, MeshBlobSource } from "./blob_source.ts";
 import { type IdentityProblem, IdentityProblems } from "./identity_problems.ts";
@@ -27,6 +30,9 @@ import { PeerIdClash } from "./peer_id_clash.ts";
 import { PeerIdWitness } from "./peer_id_witness.ts";
 import { AdvertIdentity } from "./advert_identity.ts";
 import type { Identity } from "./identity.ts";
+import { JobLog } from "./job_log.ts";
+import { InferRouter } from "./infer_router.ts";
+import { type LocalModel, serveInfer } from "./infer_executor.ts";
 import type { Advert } from "../protocol/advert.ts";
 import type { Config } from "../config/schema.ts";
 import type { BlobStore } from "../blobs/store.ts";
@@ -56,6 +62,28 @@ export interface MeshOptions {
   buildAdvert(): Promise<Advert>;
   /** The fleet key, if any: only peers holding it can connect, and mDNS defaults to on. */
   fleetKey?: FleetKey;
+  /** Jobs routed over the mesh (`/loam/infer/1`), both ways. */
+  inference: MeshInferenceOptions;
+}
+
+/** The registry as the mesh replicates it: merged into, read for sync, told of what it signs. */
+export interface RegistryReplica extends RegistryLedger {
+  merge(envelope: Uint8Array): Promise<unknown>;
+  onSigned(listener: (envelope: Uint8Array) => void): void;
+}
+
+/** How this node sends jobs to peers and runs theirs. */
+export interface MeshInferenceOptions {
+  /** `inference.accept_remote`, resolved: run jobs peers send. */
+  acceptRemote: boolean;
+  /** `jobs.max_input_bytes`. */
+  maxInputBytes: number;
+  /** `jobs.timeout_seconds`, in ms. */
+  timeoutMs: number;
+  /** The loaded model called `name` here. */
+  localModel(name: string): LocalModel | "loading" | undefined;
+  /** Runs a peer's job through the local inference routes, as caller `peer`. */
+  runJob(req: Request, peer: string): Promise<Response>;
 }
 
 /**
@@ -71,7 +99,13 @@ export class Mesh {
   readonly messaging: MeshMessaging;
   readonly peers: PeerTable;
   readonly blobSource: MeshBlobSource;
+  /** Sends jobs for models this node does not run (or runs with a full queue) to peers. */
+  readonly inference: InferRouter;
+  /** Jobs forwarded to peers and served for them (`GET /v1/jobs/{id}`). */
+  readonly jobs = new JobLog();
+  readonly #jobsCounter: Counter<"where">;
   readonly #statuses = new StatusCache();
+  readonly #fleet: FleetView;
   readonly #options: MeshOptions;
   readonly #problems: IdentityProblems;
   readonly #clash: PeerIdClash;
@@ -84,6 +118,7 @@ export class Mesh {
   #unheard = false;
   #stopped = false;
   #sync?: DirectivesSync;
+  #registrySync?: RegistrySync;
 
   private constructor(
     node: MeshNode,
@@ -97,6 +132,8 @@ export class Mesh {
     this.#clash = clash;
     this.#witness = new PeerIdWitness(node, problems);
     this.#advertIdentity = new AdvertIdentity(options.identity.peerId, problems);
+    // a node that missed three adverts in a row is offline
+    this.#fleet = new FleetView(3 * options.config.advert_interval * 1000);
     const logger = options.logger;
     this.messaging = new MeshMessaging({
       node,
@@ -110,13 +147,31 @@ export class Mesh {
     });
     this.peers = new PeerTable(node, logger);
     this.blobSource = new MeshBlobSource(node, this.peers);
+    this.#jobsCounter = new Counter({
+      name: "loam_fleet_jobs_total",
+      help: "Inference jobs on routable routes: run here (local), sent to a peer (forwarded), " +
+        "run for a peer (served).",
+      labelNames: ["where"],
+      registers: [options.registry],
+    });
+    this.inference = new InferRouter({
+      node,
+      peers: this.peers,
+      privateKey: options.identity.privateKey,
+      timeoutMs: options.inference.timeoutMs,
+      jobs: this.jobs,
+      counter: this.#jobsCounter,
+      logger,
+    });
     this.messaging.on("advert", (advert, signer) => {
       if (!this.#advertIdentity.received(advert, signer)) return;
       this.peers.recordAdvert(advert);
+      this.#fleet.recordAdvert(advert);
       logger.debug("advert received", { peer: advert.peer_id, node_id: advert.node_id });
     });
     this.messaging.on("status", (status, signer, envelope) => {
       this.#statuses.record(status, signer, envelope);
+      this.#fleet.recordStatus(status, signer);
     });
     node.addEventListener("peer:connect", (evt) => {
       logger.info("peer connected", { peer: evt.detail.toString() });
@@ -185,6 +240,14 @@ export class Mesh {
     await serveBlobs(node, options.store, options.registry, options.logger, {
       maxStreamsPerPeer: options.config.limits.blob_streams_per_peer,
     });
+    await serveInfer({
+      ...options.inference,
+      node,
+      privateKey: options.identity.privateKey,
+      jobs: mesh.jobs,
+      counter: mesh.#jobsCounter,
+      logger: options.logger,
+    });
     mesh.#timers.push(
       setInterval(() => void mesh.#cycle(), options.config.advert_interval * 1000),
     );
@@ -192,6 +255,12 @@ export class Mesh {
     void mesh.#cycle();
     void mesh.#probeOwnBootstrap();
     return mesh;
+  }
+
+  /** Every node heard from (this one first), for `GET /v1/fleet`. */
+  fleet(): FleetNode[] {
+    const connected = new Set(this.#node.getPeers().map((p) => p.toString()));
+    return this.#fleet.nodes(this.#node.peerId.toString(), connected);
   }
 
   /** How many peers are connected now. */
@@ -221,6 +290,7 @@ export class Mesh {
   async publishStatus(status: DeploymentStatus): Promise<number> {
     const data = await this.messaging.seal("status", status);
     this.#statuses.record(status, this.#node.peerId.toString(), new TextDecoder().decode(data));
+    this.#fleet.recordStatus(status, this.#node.peerId.toString());
     return await this.messaging.send("status", data);
   }
 
@@ -252,6 +322,33 @@ export class Mesh {
     });
   }
 
+  /**
+   * Replicates the registry: what it signs goes out on `loam/<network>/registry/1`, what arrives
+   * there is merged, and `/loam/registry-sync/1` catches up with every peer that connects (and
+   * hands on what it gained); stopped with the mesh.
+   */
+  async startRegistry(replica: RegistryReplica): Promise<void> {
+    const logger = this.#options.logger;
+    this.messaging.on(
+      "registry_entry",
+      (_doc, _signer, envelope) =>
+        void replica.merge(new TextEncoder().encode(envelope)).catch((err) =>
+          logger.warn("registry document not kept", { error: err })
+        ),
+    );
+    replica.onSigned((envelope) =>
+      void this.messaging.send("registry_entry", envelope).catch((err) =>
+        logger.debug("registry document not published", { error: err })
+      )
+    );
+    this.#registrySync = await RegistrySync.start({
+      node: this.#node,
+      ledger: replica,
+      registry: this.#options.registry,
+      logger,
+    });
+  }
+
   /** Identity problems noticed since start (`identity_problems` in `/v1/status`). */
   identityProblems(): IdentityProblem[] {
     return this.#problems.list();
@@ -275,6 +372,7 @@ export class Mesh {
     try {
       const advert = await this.#options.buildAdvert();
       this.#advertIdentity.sent(advert);
+      this.#fleet.recordAdvert(advert);
       this.#unheard = await this.messaging.publish("advert", advert) === 0;
     } catch (err) {
       this.#options.logger.warn("advert not sent", { error: err });
@@ -323,16 +421,9 @@ export class Mesh {
 
   async #redialBootstrap(): Promise<void> {
     await this.#probeOwnBootstrap();
-    const own = this.#node.peerId.toString();
-    const connected = new Set(this.#node.getPeers().map((p) => p.toString()));
-    for (const address of this.#options.config.bootstrap) {
-      const ma = multiaddr(address);
-      const peer = ma.getComponents().find((c) => c.name === "p2p")?.value;
-      if (peer === own || (peer && connected.has(peer))) continue;
-      await this.#node.dial(ma, { signal: AbortSignal.timeout(10_000) }).catch((err) => {
-        this.#options.logger.debug("bootstrap peer unreachable", { address, error: err });
-      });
-    }
+    await redialBootstrap(this.#node, this.#options.config.bootstrap, (address, error) => {
+      this.#options.logger.debug("bootstrap peer unreachable", { address, error });
+    });
   }
 
   /** Stops loops and the node. */
@@ -341,6 +432,7 @@ export class Mesh {
     clearTimeout(this.#debounce);
     this.#witness.stop();
     this.#sync?.stop();
+    this.#registrySync?.stop();
     for (const timer of this.#timers) clearInterval(timer);
     await this.#node.stop();
   }

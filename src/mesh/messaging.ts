@@ -5,6 +5,7 @@ import type { MeshNode } from "./node.ts";
 import { type MeshTopics, meshTopics } from "./topics.ts";
 import {
   type DropReason,
+  type GossipKind,
   type MessageKind,
   type OpenedMessage,
   openEnvelope,
@@ -53,11 +54,12 @@ export interface MessagingOptions {
 export class MeshMessaging {
   readonly topics: MeshTopics;
   readonly #options: MessagingOptions;
-  readonly #handlers: { [K in MessageKind]: MessageHandler<K>[] } = {
+  readonly #handlers: { [K in GossipKind]: MessageHandler<K>[] } = {
     directive: [],
     status: [],
     advert: [],
     rollback: [],
+    registry_entry: [],
   };
   readonly #received: Counter<"kind">;
   readonly #dropped: Counter<"reason">;
@@ -84,6 +86,7 @@ export class MeshMessaging {
       [this.topics.directives, ["directive", "rollback"]],
       [this.topics.status, ["status"]],
       [this.topics.adverts, ["advert"]],
+      [this.topics.registry, ["registry_entry"]],
     ];
     for (const [topic, allowed] of kinds) {
       pubsub.topicValidators.set(topic, (from, msg) => {
@@ -99,12 +102,12 @@ export class MeshMessaging {
   }
 
   /** Registers a handler for accepted messages of `kind`. */
-  on<K extends MessageKind>(kind: K, handler: MessageHandler<K>): void {
+  on<K extends GossipKind>(kind: K, handler: MessageHandler<K>): void {
     (this.#handlers[kind] as MessageHandler<K>[]).push(handler);
   }
 
   /** Signs and publishes a message on its kind's topic; returns how many peers it was sent to. */
-  async publish<K extends MessageKind>(kind: K, payload: PayloadOf[K]): Promise<number> {
+  async publish<K extends GossipKind>(kind: K, payload: PayloadOf[K]): Promise<number> {
     return await this.send(kind, await this.seal(kind, payload));
   }
 
@@ -115,12 +118,14 @@ export class MeshMessaging {
   }
 
   /** Publishes a sealed envelope of `kind` on its topic; returns how many peers it was sent to. */
-  async send(kind: MessageKind, data: Uint8Array): Promise<number> {
+  async send(kind: GossipKind, data: Uint8Array): Promise<number> {
     const { node } = this.#options;
     const topic = kind === "directive" || kind === "rollback"
       ? this.topics.directives
       : kind === "status"
       ? this.topics.status
+      : kind === "registry_entry"
+      ? this.topics.registry
       : this.topics.adverts;
     return (await node.services.pubsub.publish(topic, data)).recipients.length;
   }
@@ -152,6 +157,16 @@ export class MeshMessaging {
     if (fromCommandPost && !this.#options.trustedIssuers.includes(message.signer)) {
       return this.#reject("untrusted_issuer", `${message.kind} from ${message.signer}`);
     }
+    // an entry is its owner's to publish; a tombstone of another's, a trusted issuer's
+    if (
+      message.kind === "registry_entry" && message.payload.owner_id !== message.signer &&
+      !(message.payload.deleted && this.#options.trustedIssuers.includes(message.signer))
+    ) {
+      return this.#reject(
+        "signer_mismatch",
+        `registry entry of ${message.payload.owner_id} signed by ${message.signer}`,
+      );
+    }
     if (message.kind === "advert" && message.payload.peer_id !== message.signer) {
       return this.#reject(
         "signer_mismatch",
@@ -165,7 +180,8 @@ export class MeshMessaging {
   }
 
   #dispatch(message: OpenedMessage, envelope: string): void {
-    for (const handler of this.#handlers[message.kind] as MessageHandler<typeof message.kind>[]) {
+    const kind = message.kind as GossipKind; // the topic check let only gossip kinds through
+    for (const handler of this.#handlers[kind] as MessageHandler<typeof kind>[]) {
       try {
         handler(message.payload as never, message.signer, envelope);
       } catch (err) {

@@ -1,5 +1,5 @@
 import type { MeshNode } from "./node.ts";
-import type { Advert } from "../protocol/advert.ts";
+import type { Advert, AdvertisedModel } from "../protocol/advert.ts";
 import type { Logger } from "../system/logger.ts";
 
 /** A peer as `/v1/peers` shows it. */
@@ -13,6 +13,15 @@ export interface PeerView {
   latency_ms: number | null;
   /** Summary of the peer's last advert, if one arrived. */
   advert: AdvertSummary | null;
+}
+
+/** A model a connected peer serves, as its last advert had it. */
+export interface PeerModel {
+  peer_id: string;
+  node_id: string;
+  /** Round trip to the peer, ms (Infinity until measured). */
+  rtt: number;
+  model: AdvertisedModel;
 }
 
 /** The part of an advert worth showing in a peer list. */
@@ -81,6 +90,32 @@ export class PeerTable {
       id
     );
     return holders.sort((a, b) => Number(connected.has(b)) - Number(connected.has(a)));
+  }
+
+  /**
+   * The models connected peers serve: those answering to `nameOrId` (an instance id or one of
+   * its names), or all of them. Peers known only from relayed adverts cannot take a job.
+   */
+  models(nameOrId?: string): PeerModel[] {
+    const rtts = new Map<string, number>();
+    for (const conn of this.#node.getConnections()) {
+      const peer = conn.remotePeer.toString();
+      const rtt = conn.rtt ?? this.#latency.get(peer) ?? Infinity;
+      rtts.set(peer, Math.min(rtts.get(peer) ?? Infinity, rtt));
+    }
+    const found: PeerModel[] = [];
+    for (const [peer, rtt] of rtts) {
+      const advert = this.#adverts.get(peer)?.advert;
+      for (const model of advert?.models ?? []) {
+        if (
+          nameOrId === undefined || model.instance_id === nameOrId ||
+          model.names.includes(nameOrId)
+        ) {
+          found.push({ peer_id: peer, node_id: advert!.node_id, rtt, model });
+        }
+      }
+    }
+    return found;
   }
 
   /**

@@ -14,6 +14,8 @@ const DeploymentScopeSchema = z.discriminatedUnion("type", [
   z.strictObject({ type: z.literal("nodes"), node_ids: z.array(z.string().min(1)).min(1) }),
   z.strictObject({
     type: z.literal("capability"),
+    /** The node's CPU architecture (`x86_64`, `aarch64`, or an alias such as `arm64`). */
+    arch: z.string().min(1).optional(),
     min_gpu_memory_mb: z.number().int().min(0).optional(),
     min_memory_mb: z.number().int().min(0).optional(),
     min_storage_mb: z.number().int().min(0).optional(),
@@ -49,6 +51,13 @@ const ArtifactTypeSchema = z.discriminatedUnion("type", [
     args: z.array(z.string()).default([]),
   }),
   z.strictObject({ type: z.literal("config_package"), target_path: z.string().min(1) }),
+  z.strictObject({
+    /** A loam file for one architecture: the agent replaces itself with it. */
+    type: z.literal("loam_agent"),
+    version: z.string().regex(/^[A-Za-z0-9._+-]{1,64}$/, "letters, digits, . _ + - (1-64)")
+      .refine((v) => v !== "current" && v !== "previous", "names a link of the bin layout"),
+    allow_downgrade: z.boolean().default(false),
+  }),
   z.strictObject({
     type: z.literal("wasm_module"),
     wasi_capabilities: z.array(z.string()).default([]).superRefine((capabilities, ctx) => {

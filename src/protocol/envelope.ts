@@ -13,7 +13,14 @@ import { type DeploymentDirective, DeploymentDirectiveSchema } from "./directive
 import { type DeploymentStatus, DeploymentStatusSchema } from "./status.ts";
 import { type Advert, AdvertSchema } from "./advert.ts";
 import { type RollbackOrder, RollbackOrderSchema } from "./rollback.ts";
+import {
+  type InferOffer,
+  InferOfferSchema,
+  type InferReceipt,
+  InferReceiptSchema,
+} from "./infer_job.ts";
 import { JsonLimitError, parseBoundedJson } from "./bounded_json.ts";
+import { type RegistryDocument, RegistryDocumentSchema } from "./registry_entry.ts";
 
 /** Envelope format version this agent speaks. */
 const ENVELOPE_VERSION = 1;
@@ -23,10 +30,16 @@ const PAYLOAD_SCHEMAS = {
   status: DeploymentStatusSchema,
   advert: AdvertSchema,
   rollback: RollbackOrderSchema,
+  infer_offer: InferOfferSchema,
+  infer_receipt: InferReceiptSchema,
+  registry_entry: RegistryDocumentSchema,
 } as const;
 
-/** Kinds of wire message. */
+/** Kinds of wire message (the infer kinds travel on `/loam/infer/1` streams, never as gossip). */
 export type MessageKind = keyof typeof PAYLOAD_SCHEMAS;
+
+/** Kinds that travel as gossip on the network's topics. */
+export type GossipKind = Exclude<MessageKind, "infer_offer" | "infer_receipt">;
 
 /** The payload type of each kind. */
 export interface PayloadOf {
@@ -34,6 +47,9 @@ export interface PayloadOf {
   status: DeploymentStatus;
   advert: Advert;
   rollback: RollbackOrder;
+  infer_offer: InferOffer;
+  infer_receipt: InferReceipt;
+  registry_entry: RegistryDocument;
 }
 
 /** A verified, parsed message. */

@@ -115,9 +115,24 @@ export interface RuntimeAdapter {
   ): LogLine[] | undefined | Promise<LogLine[] | undefined>;
   /** At start, before resuming: removes what it left running for deployments no longer active. */
   reconcile?(activeInstanceIds: string[]): Promise<void>;
-  /** Stops everything at agent shutdown, leaving it to be resumed at the next start. */
-  stopAll?(): Promise<void>;
+  /**
+   * Stops everything at agent shutdown, leaving it to be resumed at the next start. With
+   * `handOver` (a self-update restarts the agent), what the adapter can adopt at its next start
+   * is left running.
+   */
+  stopAll?(how: { handOver: boolean }): Promise<void>;
 }
 
 /** Called by an adapter when an instance it supervises breaks for good (e.g. crash loop). */
 export type InstanceFailed = (instanceId: string, reason: string) => void;
+
+/**
+ * Thrown by an activation that ended by going back to what ran before (a new loam version that
+ * did not come up): the deployment ends `rolled_back` with this message, not `failed`.
+ */
+export class ActivationRolledBack extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "ActivationRolledBack";
+  }
+}

@@ -11,6 +11,7 @@ import { createJobMetrics } from "./job_metrics.ts";
 import { NativeBinaryAdapter } from "./native_binary.ts";
 import { OnnxModelAdapter } from "./onnx_model.ts";
 import { WasmModuleAdapter } from "./wasm_module.ts";
+import { LoamAgentAdapter, type SelfUpdateHost } from "./loam_agent.ts";
 
 /** What the runtime adapters are built from. */
 export interface AdapterSources {
@@ -29,6 +30,8 @@ export interface AdapterSources {
   workloadUser?: WorkloadUser;
   /** Called when a supervised instance breaks for good. */
   onFailed: InstanceFailed;
+  /** What the agent's own update (`loam_agent`) needs of it. */
+  selfUpdate: SelfUpdateHost;
 }
 
 /** How often container states are checked. */
@@ -87,6 +90,7 @@ export function createAdapters(s: AdapterSources) {
     ["gguf_model", gguf],
     ["container", containers],
     ["wasm_module", wasm],
+    ["loam_agent", new LoamAgentAdapter(s.selfUpdate)],
   ]);
   return { adapters, gguf };
 }

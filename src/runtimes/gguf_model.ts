@@ -24,6 +24,7 @@ import { HttpError } from "../system/http_error.ts";
 import { answerJobErrors } from "./job_errors.ts";
 import { inferLlm } from "./llm_http.ts";
 import type { JobRequest } from "./job_queue.ts";
+import { countTokens } from "./job_account.ts";
 import { type InferenceSettings, type ModelInstance, ModelInstances } from "./model_instances.ts";
 
 /** GGUF adapter settings on top of the shared inference ones. */
@@ -108,6 +109,10 @@ export interface LlmInference {
   instanceId: string;
   /** Names a client may use as `model`: the instance id, the artifact name, the manifest id. */
   names: string[];
+  /** `sha256:<hex>` of the model file. */
+  blobHash: string;
+  /** Its queue is full: a new job here would be refused, so a peer holding it gets the job. */
+  full: boolean;
   contextLength: number;
   /** Continues `prompt` (a plain completion). */
   complete(request: JobRequest, prompt: string, options: GenerationOptions): Promise<Generation>;
@@ -122,8 +127,9 @@ export interface LlmInference {
 }
 
 interface Loaded extends ModelInstance {
-  names: string[];
   gpuLayers: number;
+  /** Recent generation speed (a moving average over jobs); null before the first. */
+  tokensPerSecond: number | null;
   contextLength: number;
   model?: LlamaModel;
   context?: LlamaContext;
@@ -236,7 +242,7 @@ export class GgufModelAdapter implements RuntimeAdapter {
   list(): InstanceView[] {
     return this.#loaded.views("gguf_model", (m) => ({
       provider: this.#provider(m),
-      names: m.names,
+      tokens_per_second: m.tokensPerSecond,
       context_length: m.contextLength,
       gpu_layers: m.gpuLayers,
     }));
@@ -263,15 +269,15 @@ export class GgufModelAdapter implements RuntimeAdapter {
    * there is none.
    */
   model(nameOrId: string): LlmInference | "loading" | undefined {
-    const entry = this.#loaded.entries().find(([id, m]) =>
-      id === nameOrId || m.names.includes(nameOrId)
-    );
+    const entry = this.#loaded.find(nameOrId);
     if (!entry) return undefined;
     const [instanceId, loaded] = entry;
     if (loaded.state === "loading") return "loading";
     return {
       instanceId,
       names: loaded.names,
+      blobHash: loaded.blobHash,
+      full: loaded.queue.full,
       contextLength: loaded.contextLength,
       complete: (request, prompt, options) =>
         this.#generate(instanceId, loaded, request, options, async (signal, common) => {
@@ -336,6 +342,7 @@ export class GgufModelAdapter implements RuntimeAdapter {
         promptTokens += tokens.length;
         vectors.push([...(await context.getEmbeddingFor(tokens)).vector]);
       }
+      countTokens(promptTokens, 0);
       return { vectors, promptTokens };
     });
   }
@@ -427,6 +434,15 @@ export class GgufModelAdapter implements RuntimeAdapter {
       });
       const seconds = (performance.now() - started) / 1000;
       this.#settings.metrics.generated(instanceId, generated, seconds);
+      if (generated > 0 && seconds > 0) {
+        const rate = generated / seconds;
+        loaded.tokensPerSecond = loaded.tokensPerSecond === null
+          ? rate
+          : loaded.tokensPerSecond * 0.8 + rate * 0.2;
+      }
+      const prompt = promptTokens ??
+        meter.usedInputTokens + meter.usedOutputTokens - evaluatedBefore;
+      countTokens(prompt, generated);
       return {
         text,
         finishReason: stopReason === "maxTokens"
@@ -435,8 +451,7 @@ export class GgufModelAdapter implements RuntimeAdapter {
           ? "cancelled"
           : "stop",
         // counted when the first token came: a context shift later re-evaluates, it is no prompt
-        promptTokens: promptTokens ??
-          meter.usedInputTokens + meter.usedOutputTokens - evaluatedBefore,
+        promptTokens: prompt,
         completionTokens: generated,
         seconds,
         ...(functionCalls && functionCalls.length > 0 ? { functionCalls } : {}),
@@ -482,18 +497,13 @@ export class GgufModelAdapter implements RuntimeAdapter {
     if (type.type !== "gguf_model") throw new Error(`not a GGUF model: ${type.type}`);
     const { threads } = this.#settings;
     const configured = type.gpu_layers ?? this.#settings.gpuLayers;
-    const names = [
-      ...new Set(
-        [directive.artifact.name, directive.manifest?.model_id].filter((n): n is string => !!n),
-      ),
-    ];
     const fields = {
-      names,
       gpuLayers: 0,
+      tokensPerSecond: null,
       contextLength: type.context_length ?? directive.manifest?.context_length ??
         this.#settings.contextLength,
     };
-    return await this.#loaded.load(instanceId, directive.directive_id, fields, async (loaded) => {
+    return await this.#loaded.load(instanceId, directive, fields, async (loaded) => {
       // llama.cpp parses the file in native code, in this process: only a consistent one
       await checkGgufFile(blobPath);
       const m = await this.#llamaModule();

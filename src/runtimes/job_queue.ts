@@ -71,6 +71,8 @@ export class JobQueue {
   #closed?: string;
   /** Moving average of job run time, for Retry-After. */
   #averageMs = 100;
+  /** A job ran to its end: {@link jobsPerSecond} has a measure. */
+  #ran = false;
   /** Jobs waiting or running, for the deadline sweep. */
   readonly #active = new Set<Job>();
   /** One timer per queue (not per job: that costs more than a small model's run) aborts jobs past their deadline; cleared by close(). */
@@ -90,6 +92,21 @@ export class JobQueue {
     return this.#running;
   }
 
+  /** Jobs it holds at most, running and waiting: what a peer routing jobs here may count on. */
+  get capacity(): number {
+    return this.#options.concurrency + this.#options.maxQueue;
+  }
+
+  /** A new job would be refused with `queue_full` now: the entry node sends it to a peer instead. */
+  get full(): boolean {
+    return this.#running >= this.#options.concurrency && this.#depth >= this.#options.maxQueue;
+  }
+
+  /** Recent jobs per second one slot gets through (from the run times); null before any ran. */
+  get jobsPerSecond(): number | null {
+    return this.#ran ? this.#options.concurrency * 1000 / Math.max(this.#averageMs, 0.001) : null;
+  }
+
   /**
    * Runs `work` when its turn comes. Rejects with JobRejected when the queue is full, the job
    * times out, the client goes away or the queue is closed; otherwise with what `work` throws.
@@ -98,7 +115,7 @@ export class JobQueue {
     const { instanceId, metrics } = this.#options;
     if (this.#closed) throw new JobRejected("closed", this.#closed);
     if (request.signal?.aborted) throw new JobRejected("cancelled", "the client went away");
-    if (this.#running >= this.#options.concurrency && this.#depth >= this.#options.maxQueue) {
+    if (this.full) {
       metrics.finished(instanceId, "rejected");
       const retryAfter = Math.max(
         1,
@@ -126,7 +143,9 @@ export class JobQueue {
       const working = work(job.controller.signal);
       // the slot stays taken until the work itself settles, even after a timeout answered
       const release = () => {
-        this.#averageMs = this.#averageMs * 0.8 + (performance.now() - startedAt) * 0.2;
+        const took = performance.now() - startedAt;
+        this.#averageMs = this.#ran ? this.#averageMs * 0.8 + took * 0.2 : took;
+        this.#ran = true;
         this.#running--;
         metrics.running(instanceId, this.#running);
         this.#next();

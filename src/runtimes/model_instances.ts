@@ -1,4 +1,5 @@
 import type { ArtifactKind, InstanceView, WorkloadUsage } from "./adapter.ts";
+import type { DeploymentDirective } from "../protocol/directive.ts";
 import { JobQueue } from "./job_queue.ts";
 import type { JobMetrics } from "./job_metrics.ts";
 import type { Logger } from "../system/logger.ts";
@@ -17,9 +18,16 @@ export interface InferenceSettings {
   logger: Logger;
 }
 
-/** What every model instance has: its deployment, whether it is loaded, since when, its jobs. */
+/**
+ * What every model instance has: its deployment, the names clients call it by, its blob, whether
+ * it is loaded, since when, its jobs.
+ */
 export interface ModelInstance {
   directiveId: string;
+  /** Names a client may use besides the instance id: the artifact name, the manifest's model id. */
+  names: string[];
+  /** `sha256:<hex>` of the model file: peers route a name only to instances of the same file. */
+  blobHash: string;
   state: "loading" | "loaded";
   startedAt: string;
   queue: JobQueue;
@@ -43,20 +51,24 @@ export class ModelInstances<T extends ModelInstance> {
   }
 
   /**
-   * Registers `instanceId` as loading with `fields`, then runs `load` on it and marks it loaded;
+   * Registers `instanceId` (of `directive`) as loading with `fields`, then runs `load` on it and marks it loaded;
    * what `load` says of the result (the provider, the context) goes into the instance's log.
    * When `load` fails, the instance is removed again (releasing what it got) and the error
    * rethrown.
    */
   async load(
     instanceId: string,
-    directiveId: string,
+    directive: DeploymentDirective,
     fields: Omit<T, keyof ModelInstance>,
     load: (instance: T) => Promise<string>,
   ): Promise<T> {
     const { maxQueue, timeoutMs, metrics } = this.#settings;
+    const directiveId = directive.directive_id;
+    const names = [directive.artifact.name, directive.manifest?.model_id];
     const instance = {
       directiveId,
+      names: [...new Set(names.filter((n): n is string => !!n))],
+      blobHash: directive.artifact.blob_hash,
       state: "loading",
       startedAt: new Date().toISOString(),
       queue: new JobQueue({ instanceId, maxQueue, timeoutMs, concurrency: 1, metrics }),
@@ -108,6 +120,13 @@ export class ModelInstances<T extends ModelInstance> {
     return this.#instances.get(instanceId);
   }
 
+  /** The instance called `nameOrId` (its id or one of its names), with its id. */
+  find(nameOrId: string): [string, T] | undefined {
+    const byId = this.#instances.get(nameOrId);
+    if (byId) return [nameOrId, byId];
+    return this.entries().find(([, m]) => m.names.includes(nameOrId));
+  }
+
   /** Every instance with its id. */
   entries(): [string, T][] {
     return [...this.#instances.entries()];
@@ -137,9 +156,16 @@ export class ModelInstances<T extends ModelInstance> {
       state: instance.state,
       provider: null,
       started_at: instance.startedAt,
+      names: instance.names,
+      blob_hash: instance.blobHash,
       ...details(instance),
       threads: this.#settings.threads,
-      jobs: { queued: instance.queue.depth, running: instance.queue.running },
+      jobs: {
+        queued: instance.queue.depth,
+        running: instance.queue.running,
+        capacity: instance.queue.capacity,
+        per_second: instance.queue.jobsPerSecond,
+      },
     }));
   }
 

@@ -224,7 +224,7 @@ export class OnnxModelAdapter implements RuntimeAdapter {
     const fields = { skipped: [], inputs: [], outputs: [] };
     const loaded = await this.#loaded.load(
       instanceId,
-      directive.directive_id,
+      directive,
       fields,
       async (m) => {
         const opened = await openSession(blobPath, type.execution_providers, threads);

@@ -5,10 +5,14 @@
  * @module
  */
 import { type LogLine, LogRing } from "./log_ring.ts";
+import type { OutputFiles } from "./output_files.ts";
+import { type ProcessSeen, startedAt, stopProcess, whenGone } from "./workload_process.ts";
 import type { Logger } from "../system/logger.ts";
 
 /** Output lines kept per instance for the logs route. */
 const LOG_LINES = 500;
+/** How long an adopted process SIGKILLed may take to be gone before it counts as stuck. */
+const KILL_WAIT_MS = 2000;
 /** This many crashes within the window mark an instance failed (like Greengrass's BROKEN). */
 const MAX_CRASHES = 3;
 const CRASH_WINDOW_MS = 60_000;
@@ -28,8 +32,18 @@ export interface SupervisedView {
 
 /** How a {@link SupervisedProcess} runs its command. */
 export interface SupervisorOptions {
-  /** Spawned anew at every (re)start: stdout and stderr must be piped. */
+  /**
+   * Spawned anew at every (re)start: stdout and stderr piped, or, with
+   * {@link SupervisorOptions.output}, written by the command itself into those files.
+   */
   command: Deno.Command;
+  /**
+   * The files the command writes its output to (through a shell redirect): followed instead of
+   * pipes, so that the process can outlive this agent and be adopted by the next one.
+   */
+  output?: OutputFiles;
+  /** Told each spawned pid (a restart's too), e.g. to record it for a later agent to adopt. */
+  onSpawned?(pid: number): void;
   /** The instance's logger (with its `instance_id`): output lines and what happens go there. */
   log: Logger;
   /** How long a stop waits after SIGTERM before it sends SIGKILL. */
@@ -68,13 +82,18 @@ export interface StartCheck {
  * One workload process under supervision: the adapters keep what differs (how the command is
  * built and installed, what an end means), this keeps the process alive, its output and its
  * record for `list()`. Exits are awaited on the child itself, never on the end of its output:
- * a child it forked may keep the pipes open long after it is gone.
+ * a child it forked may keep the pipes open long after it is gone. A process an earlier agent
+ * started is {@link adopt}ed instead: watched with `ps`, its exit code unknown, and restarted
+ * like any other when it ends.
  */
 export class SupervisedProcess {
   readonly #options: SupervisorOptions;
   readonly #logs = new LogRing(LOG_LINES);
   readonly #crashes: number[] = [];
   #child?: Deno.ChildProcess;
+  #adopted?: ProcessSeen;
+  /** Aborted to stop watching an adopted process (a stop, a detach). */
+  #watching?: AbortController;
   #state: SupervisedState = "running";
   #exitCode?: number;
   #startedAt?: string;
@@ -93,9 +112,9 @@ export class SupervisedProcess {
     if (ended) [this.#state, this.#exitCode] = [ended.state, ended.exitCode];
   }
 
-  /** The pid of the current process, if one was spawned. */
+  /** The pid of the current process, if one was spawned or adopted. */
   get pid(): number | undefined {
-    return this.#child?.pid;
+    return this.#child?.pid ?? this.#adopted?.pid;
   }
 
   /**
@@ -110,6 +129,30 @@ export class SupervisedProcess {
     const exited = this.#spawn();
     if (check) await this.#checkStart(exited, check);
     void exited.then((code) => this.#onExit(code));
+  }
+
+  /**
+   * Takes over `seen`, a process of this workload that an earlier agent started and left running
+   * (output files only: pipes died with that agent). Its last output lines come back into the
+   * ring; its end is noticed by polling `ps` and handled as the policy says, like a child's.
+   */
+  async adopt(seen: ProcessSeen): Promise<void> {
+    const { output, log } = this.#options;
+    if (!output) throw new Error("only a process writing to output files can be adopted");
+    this.#adopted = seen;
+    this.#state = "running";
+    this.#startedAt = startedAt(seen) ?? new Date().toISOString();
+    await output.follow(this.#logs, log, true);
+    log.info("adopted a program left running", { pid: seen.pid });
+    const watching = new AbortController();
+    this.#watching = watching;
+    void whenGone(seen, watching.signal).then(async (ended) => {
+      if (!ended || this.#adopted !== seen) return;
+      await output.read(this.#logs, log);
+      this.#adopted = undefined;
+      this.#state = "exited";
+      this.#onExit(null);
+    });
   }
 
   async #checkStart(exited: Promise<number>, check: StartCheck): Promise<void> {
@@ -136,9 +179,11 @@ export class SupervisedProcess {
 
   /** Starts the command; resolves with its exit code. Throws when it cannot be started. */
   #spawn(): Promise<number> {
-    const { command, log, wallTimeMs, started } = this.#options;
+    const { command, log, wallTimeMs, started, output } = this.#options;
     const child = command.spawn();
     this.#child = child;
+    this.#adopted = undefined;
+    this.#options.onSpawned?.(child.pid);
     this.#state = "running";
     this.#exitCode = undefined;
     this.#startedAt = new Date().toISOString();
@@ -148,21 +193,26 @@ export class SupervisedProcess {
       this.#logs.push("stderr", `killed after ${wallTimeMs / 1000} s (wall-time cap)`);
       child.kill("SIGKILL");
     }, wallTimeMs);
-    const output = captureOutput(child, this.#logs, log);
+    const captured = output
+      ? output.follow(this.#logs, log)
+      : captureOutput(child, this.#logs, log);
     return child.status.then(async (status) => {
       clearTimeout(capped);
-      await output.catch(() => {});
+      await captured.catch(() => {});
+      // the last lines it wrote, before the exit is judged (a start check quotes them)
+      await output?.read(this.#logs, log);
       this.#exitCode = status.code;
       if (this.#state !== "killed") this.#state = "exited";
       return status.code;
     });
   }
 
-  #onExit(code: number): void {
+  /** After an exit (`code` null: an adopted process, whose status only its parent saw). */
+  #onExit(code: number | null): void {
     if (this.#stopping) return;
     const { log, policy } = this.#options;
     if (policy === "never") {
-      this.#options.onEnded?.(this.#state === "killed" ? "killed" : "exited", code);
+      this.#options.onEnded?.(this.#state === "killed" ? "killed" : "exited", code ?? -1);
       return;
     }
     const verdict = recordCrash(this.#crashes, code);
@@ -197,9 +247,31 @@ export class SupervisedProcess {
    * SIGKILL after the grace period; resolves once it has exited.
    */
   async stop(): Promise<void> {
+    this.#release();
+    const adopted = this.#adopted;
+    if (this.#child) await terminate(this.#child, this.#options.stopGraceMs);
+    else if (adopted) {
+      const outcome = await stopProcess(adopted, this.#options.stopGraceMs, KILL_WAIT_MS);
+      if (outcome === "still running") {
+        throw new Error(`pid ${adopted.pid} does not exit, even on SIGKILL`);
+      }
+    }
+    await this.#options.output?.stop();
+  }
+
+  /**
+   * Lets go of the process and leaves it running (a hand-over to the next agent version, which
+   * adopts it): no more restarts, no more watching, the output files read to here.
+   */
+  async detach(): Promise<void> {
+    this.#release();
+    await this.#options.output?.stop();
+  }
+
+  #release(): void {
     this.#stopping = true;
     clearTimeout(this.#restartTimer);
-    if (this.#child) await terminate(this.#child, this.#options.stopGraceMs);
+    this.#watching?.abort();
   }
 
   /** The supervisor's fields of the instance record. */
@@ -208,7 +280,7 @@ export class SupervisedProcess {
       state: this.#state,
       started_at: this.#startedAt ?? null,
       ...(this.#exitCode !== undefined ? { exit_code: this.#exitCode } : {}),
-      pid: this.#child?.pid ?? null,
+      pid: this.pid ?? null,
       restarts: this.#crashes.length,
     };
   }
@@ -248,14 +320,14 @@ type CrashVerdict = { restartInMs: number } | { giveUp: string };
  * Records a crash at `now` in `history` (kept to the window, changed in place) and decides:
  * restart with backoff, or give up on the third crash within a minute (the reason names it).
  */
-function recordCrash(history: number[], code: number, now = Date.now()): CrashVerdict {
+function recordCrash(history: number[], code: number | null, now = Date.now()): CrashVerdict {
   const recent = history.filter((t) => now - t < CRASH_WINDOW_MS);
   history.splice(0, history.length, ...recent, now);
   if (history.length >= MAX_CRASHES) {
     return {
-      giveUp: `crashed ${history.length} times within ${
-        CRASH_WINDOW_MS / 1000
-      } s (last exit code ${code})`,
+      giveUp: `crashed ${history.length} times within ${CRASH_WINDOW_MS / 1000} s (last exit code ${
+        code ?? "unknown: adopted"
+      })`,
     };
   }
   return {

@@ -1,5 +1,6 @@
 import type { z } from "zod";
 import { HttpError } from "./http_error.ts";
+import { concatBytes } from "./bytes.ts";
 import { parseBoundedJson } from "../protocol/bounded_json.ts";
 
 /** Reads a request body of at most `maxBytes`: 413 when larger (by Content-Length or streaming). */
@@ -27,13 +28,7 @@ export async function readBodyBytes(
       chunks.push(chunk);
     }
   }
-  const bytes = new Uint8Array(total);
-  let offset = 0;
-  for (const chunk of chunks) {
-    bytes.set(chunk, offset);
-    offset += chunk.length;
-  }
-  return bytes;
+  return concatBytes(chunks, total);
 }
 
 /**

@@ -31,11 +31,30 @@ export const INSTALLED: InstalledLayout = {
 };
 
 /** Replaces (or creates) symlink `path` → `target` by rename, so it is never missing. */
-async function pointLink(path: string, target: string): Promise<void> {
+export async function pointLink(path: string, target: string): Promise<void> {
   const temp = `${path}.loam-new`;
   await Deno.remove(temp).catch(() => {});
   await Deno.symlink(target, temp);
   await Deno.rename(temp, path);
+}
+
+/**
+ * Copies the loam file `source` to `<dir>/loam` (temp, fsync, mode 0755, rename), so a crash
+ * leaves the old file or the whole new one: `loam install` and a self-update both use it.
+ */
+export async function installVersionFile(source: string, dir: string): Promise<void> {
+  const file = join(dir, "loam");
+  await Deno.mkdir(dir, { recursive: true, mode: 0o755 });
+  const temp = `${file}.loam-new`;
+  await Deno.copyFile(source, temp);
+  const handle = await Deno.open(temp, { write: true });
+  try {
+    await handle.sync();
+  } finally {
+    handle.close();
+  }
+  await Deno.chmod(temp, 0o755);
+  await Deno.rename(temp, file);
 }
 
 /**
@@ -56,13 +75,7 @@ export function installFileSteps(
   return [
     {
       describe: `copy ${source} to ${file} (mode 0755)`,
-      run: async () => {
-        await Deno.mkdir(dir, { recursive: true, mode: 0o755 });
-        const temp = `${file}.loam-new`;
-        await Deno.copyFile(source, temp);
-        await Deno.chmod(temp, 0o755);
-        await Deno.rename(temp, file);
-      },
+      run: () => installVersionFile(source, dir),
     },
     {
       describe: `point ${layout.current} at ${version} (the version it pointed at becomes ` +

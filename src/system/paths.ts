@@ -24,6 +24,8 @@ export interface DataPaths {
   /** Signed directives and rollback orders in force, as received, handed to late nodes. */
   directives: string;
   instances: string;
+  /** The model and agent registry: every signed document this node keeps. */
+  registry: string;
 }
 
 /**
@@ -60,6 +62,7 @@ export function dataPaths(root: string): DataPaths {
     seenDirectives: join(root, "seen-directives.json"),
     directives: join(root, "directives"),
     instances: join(root, "instances"),
+    registry: join(root, "registry.json"),
   };
 }
 

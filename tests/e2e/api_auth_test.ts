@@ -46,17 +46,13 @@ const ROUTES: {
 
 const SCOPES = ["status:read", "deploy:write", "infer:run", "metrics:read"];
 
+/** `loam token create` on `dataDir`, with `extra` flags; the whole result. */
+function tokenCreate(dataDir: string, scopes: string, extra: string[] = []) {
+  return runLoam(["token", "create", "--data-dir", dataDir, "--scopes", scopes, ...extra]);
+}
+
 async function createToken(dataDir: string, name: string, scopes: string): Promise<string> {
-  const res = await runLoam([
-    "token",
-    "create",
-    "--data-dir",
-    dataDir,
-    "--scopes",
-    scopes,
-    "--name",
-    name,
-  ]);
+  const res = await tokenCreate(dataDir, scopes, ["--name", name]);
   assert.equal(res.code, 0, res.stderr);
   return res.stdout.trim();
 }
@@ -160,6 +156,36 @@ Deno.test("/metrics is Prometheus text and public with api.public_metrics = true
   }
 });
 
+Deno.test("token create --expires-in: the token works until then and gets 401 after; a bad duration is refused", async () => {
+  await using dir = await tempDir();
+  const agent = await startAgent(dir.path);
+  try {
+    const made = await tokenCreate(dir.path, "status:read", [
+      "--name",
+      "brief",
+      "--expires-in",
+      "2s",
+    ]);
+    assert.equal(made.code, 0, made.stderr);
+    assert.match(made.stderr, /until \d{4}-\d\d-\d\dT/);
+    const secret = made.stdout.trim();
+    const list = await runLoam(["token", "list", "--data-dir", dir.path]);
+    assert.match(list.stdout, /^brief\s+\S+\s+\d{4}-\S+\s+status:read$/m);
+    const ok = await agent.request("/v1/status", { token: secret });
+    assert.equal(ok.status, 200);
+    await ok.body?.cancel();
+    await new Promise((r) => setTimeout(r, 2_200));
+    const late = await agent.request("/v1/status", { token: secret });
+    assert.equal(late.status, 401);
+    assert.match((await late.json()).error.message, /expired/);
+    const bad = await tokenCreate(dir.path, "status:read", ["--expires-in", "soon"]);
+    assert.equal(bad.code, 2);
+    assert.match(bad.stderr, /--expires-in "soon": expected a duration such as 30m/);
+  } finally {
+    await agent.stop();
+  }
+});
+
 Deno.test("token create/list/revoke: secret shown once, stored hashed, revoked token gets 401", async () => {
   await using dir = await tempDir();
   const agent = await startAgent(dir.path);
@@ -172,8 +198,8 @@ Deno.test("token create/list/revoke: secret shown once, stored hashed, revoked t
 
     const list = await runLoam(["token", "list", "--data-dir", dir.path]);
     assert.equal(list.code, 0);
-    assert.match(list.stdout, /^ro\s+\S+\s+status:read$/m);
-    assert.match(list.stdout, /^admin\s+\S+\s+\*$/m);
+    assert.match(list.stdout, /^ro\s+\S+\s+never\s+status:read$/m);
+    assert.match(list.stdout, /^admin\s+\S+\s+never\s+\*$/m);
     assert.ok(!list.stdout.includes(secret));
     const json = JSON.parse(
       (await runLoam(["token", "list", "--json", "--data-dir", dir.path])).stdout,
@@ -184,26 +210,10 @@ Deno.test("token create/list/revoke: secret shown once, stored hashed, revoked t
     assert.equal(ok.status, 200);
     await ok.body?.cancel();
 
-    const dup = await runLoam([
-      "token",
-      "create",
-      "--data-dir",
-      dir.path,
-      "--scopes",
-      "status:read",
-      "--name",
-      "ro",
-    ]);
+    const dup = await tokenCreate(dir.path, "status:read", ["--name", "ro"]);
     assert.equal(dup.code, 2);
     assert.match(dup.stderr, /already exists/);
-    const badScope = await runLoam([
-      "token",
-      "create",
-      "--data-dir",
-      dir.path,
-      "--scopes",
-      "status:write",
-    ]);
+    const badScope = await tokenCreate(dir.path, "status:write");
     assert.equal(badScope.code, 2);
     assert.match(badScope.stderr, /unknown scope "status:write"/);
 

@@ -1,4 +1,5 @@
-import { type AgentProcess, startAgent } from "./harness.ts";
+import { type AgentProcess, runLoam, startAgent } from "./harness.ts";
+import assert from "node:assert/strict";
 import { buildTinyGguf } from "../../tasks/gen_tiny_gguf.ts";
 import { eventually } from "./mesh_helpers.ts";
 import { sha256Hex, startBlobServer } from "../fixtures/blob_server.ts";
@@ -105,4 +106,20 @@ export async function tinyLlmAgent(dataDir: string, args: string[] = []) {
       deployTinyLlm(agent, http.url("/tiny.gguf"), model, options),
     [Symbol.asyncDispose]: close,
   };
+}
+
+/** An `infer:run` token, the key the README tells OpenAI users to use. */
+export async function inferToken(dataDir: string): Promise<string> {
+  const made = await runLoam([
+    "token",
+    "create",
+    "--data-dir",
+    dataDir,
+    "--scopes",
+    "infer:run",
+    "--name",
+    "openai",
+  ]);
+  assert.equal(made.code, 0, made.stderr);
+  return made.stdout.trim();
 }

@@ -24,6 +24,8 @@ export interface LoamOptions {
   env?: Record<string, string>;
   /** A built loam file (or a wrapper of one) to run instead of `deno run main.ts`. */
   binary?: string;
+  /** For a CLI run: how long it may take before it is killed (default 60 s). */
+  timeoutMs?: number;
 }
 
 /**
@@ -78,7 +80,7 @@ export function spawnLoam(args: string[], options: LoamOptions = {}): Deno.Child
 /** Runs `loam <args>` to completion. */
 export async function runLoam(args: string[], options: LoamOptions = {}): Promise<CliResult> {
   const child = loamCommand(args, options).spawn();
-  const timer = setTimeout(() => child.kill("SIGKILL"), COMMAND_TIMEOUT_MS);
+  const timer = setTimeout(() => child.kill("SIGKILL"), options.timeoutMs ?? COMMAND_TIMEOUT_MS);
   const out = await child.output();
   clearTimeout(timer);
   const decoder = new TextDecoder();
@@ -191,9 +193,16 @@ export class AgentProcess {
     });
   }
 
-  /** Sends `signal` and waits for exit; returns the code and how long it took. */
+  /**
+   * Sends `signal` and waits for exit; returns the code and how long it took. SIGKILL stands
+   * for a power cut: it goes to the agent too when the process is a loam file's run loop (sh,
+   * with the agent as its child).
+   */
   async stop(signal: Deno.Signal = "SIGTERM"): Promise<{ code: number; ms: number }> {
     const started = performance.now();
+    if (signal === "SIGKILL") {
+      killNow(agentChildren(this.#child.pid));
+    }
     try {
       this.#child.kill(signal);
     } catch {
@@ -214,6 +223,59 @@ export class AgentProcess {
     await this.#done;
     return { code: status.code, stderr: this.#lines.join("\n") };
   }
+}
+
+/** Every process as `ps` sees it (the tests may not read /proc): pid, parent pid, command name. */
+function processTable(): { pid: number; ppid: number; comm: string }[] {
+  try {
+    const out = new Deno.Command("ps", {
+      args: ["-eo", "pid=,ppid=,comm="],
+      stdout: "piped",
+      stderr: "null",
+    }).outputSync();
+    return new TextDecoder().decode(out.stdout).split("\n").flatMap((line) => {
+      const [pid, ppid, comm] = line.trim().split(/\s+/);
+      return pid && ppid && comm ? [{ pid: Number(pid), ppid: Number(ppid), comm }] : [];
+    });
+  } catch {
+    return [];
+  }
+}
+
+/**
+ * The agent a loam file's run loop started: the direct child of `pid` that is Deno. Started
+ * from source, `pid` is the agent itself and its children are workloads, which a power cut must
+ * leave for the next start to find.
+ */
+function agentChildren(pid: number): number[] {
+  return processTable().filter((p) => p.ppid === pid && p.comm === "deno").map((p) => p.pid);
+}
+
+/** Every process below `pid`. */
+export function descendantsOf(pid: number): number[] {
+  const table = processTable();
+  const found: number[] = [];
+  const walk = (parent: number) => {
+    for (const p of table.filter((p) => p.ppid === parent)) {
+      found.push(p.pid);
+      walk(p.pid);
+    }
+  };
+  walk(pid);
+  return found;
+}
+
+/**
+ * SIGKILLs `pids` at once, through `kill` (Deno.kill needs a run permission for every program,
+ * which the tests do not have).
+ */
+export function killNow(pids: number[]): void {
+  if (pids.length === 0) return;
+  new Deno.Command("sh", {
+    args: ["-c", 'kill -9 "$@" 2>/dev/null; true', "kill", ...pids.map(String)],
+    stdout: "null",
+    stderr: "null",
+  }).outputSync();
 }
 
 /** Starts `loam run` with JSON logs on an ephemeral 127.0.0.1 port; waits for "agent ready". */
@@ -254,6 +316,14 @@ export function spawnAgent(
 ): AgentProcess {
   const child = loamCommand([...loopbackRunArgs(dataDir), ...args], options, "null").spawn();
   return new AgentProcess(dataDir, child);
+}
+
+/** A free 127.0.0.1 TCP port (for an agent that must know its address before it starts). */
+export function freePort(): number {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (listener.addr as Deno.NetAddr).port;
+  listener.close();
+  return port;
 }
 
 /** A fresh temporary directory, removed when the returned disposable is disposed. */

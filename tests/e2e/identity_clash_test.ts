@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { type AgentProcess, runLoam, startAgent, tempDir } from "./harness.ts";
+import { type AgentProcess, freePort, runLoam, startAgent, tempDir } from "./harness.ts";
 import { eventually, peerIdOf, peersOf } from "./mesh_helpers.ts";
 import { sha256Hex, startBlobServer } from "../fixtures/blob_server.ts";
 
@@ -23,14 +23,6 @@ async function problemsOf(agent: AgentProcess): Promise<Problem[]> {
 /** Waits until `agent` lists a problem matching `match`, and returns it. */
 function problem(agent: AgentProcess, what: string, match: (p: Problem) => boolean, ms = 30_000) {
   return eventually(what, async () => (await problemsOf(agent)).find(match), ms);
-}
-
-/** A free 127.0.0.1 TCP port (for an agent that must know its address before it starts). */
-function freePort(): number {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (listener.addr as Deno.NetAddr).port;
-  listener.close();
-  return port;
 }
 
 Deno.test("a copied identity key is reported loudly: by the copy, the original and a third node", async () => {

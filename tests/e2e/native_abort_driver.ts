@@ -43,7 +43,7 @@ const outcome = await adapter.activate(directive, blob, controller.signal).then(
   (err: Error) => err,
 );
 const ms = performance.now() - started;
-await adapter.stopAll(); // when activate ignored the signal
+await adapter.stopAll({ handOver: false }); // when activate ignored the signal
 console.log(JSON.stringify({
   rejected: outcome?.message ?? null,
   same_reason: outcome === reason,

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { type AgentProcess, type LogLine, startAgent, tempDir } from "./harness.ts";
+import { type AgentProcess, startAgent, tempDir } from "./harness.ts";
 import { eventually, peerIdOf, peersOf } from "./mesh_helpers.ts";
 import { postArtifact, settledDeployment } from "./deploy_helpers.ts";
 import { sha256Hex, startBlobServer } from "../fixtures/blob_server.ts";
@@ -254,21 +254,60 @@ async function onlyPid(dataDir: string, instance: string): Promise<number> {
   });
 }
 
-/** The log line's time in ms since the epoch. */
-const at = (line: LogLine) => Date.parse(String(line.ts));
+/** A service that counts aloud (`tick N` every 0.1 s, for 60 s at most) and beats a heartbeat. */
+const TICKER = encode(`#!/bin/sh
+echo "started $LOAM_INSTANCE_ID"
+i=0
+while [ $i -lt 600 ]; do echo "tick $i"; date +%s%N > heartbeat; sleep 0.1; i=$((i + 1)); done
+`);
 
-Deno.test("after kill -9 a restart stops the programs left running, runs each active one once, and a graceful stop leaves none", async () => {
+/** The highest `tick N` in an instance's logs through the API. */
+async function lastTick(agent: AgentProcess, instance: string): Promise<number> {
+  const res = await agent.request(`/v1/instances/${instance}/logs`, { token: agent.adminToken() });
+  const { lines } = await res.json();
+  const ticks = lines.flatMap((l: { line: string }) => {
+    const m = /^tick (\d+)$/.exec(l.line);
+    return m ? [Number(m[1])] : [];
+  });
+  return Math.max(-1, ...ticks);
+}
+
+/** A wrapper that becomes another program: its argv no longer names it, its pid does. */
+const EXECS = encode("#!/bin/sh\necho handing over to sleep\nexec sleep 60\n");
+
+/** The pid of `instance` as the agent's API shows it. */
+async function apiPid(agent: AgentProcess, instance: string): Promise<number | null> {
+  const res = await agent.request(`/v1/instances/${instance}`, { token: agent.adminToken() });
+  return res.ok ? (await res.json()).pid : null;
+}
+
+/** Whether `pid` runs now (a zombie does not: it waits only for its parent to reap it). */
+async function alive(pid: number): Promise<boolean> {
+  const out = await new Deno.Command("ps", { args: ["-o", "stat=", "-p", String(pid)] }).output();
+  const stat = new TextDecoder().decode(out.stdout).trim();
+  return stat !== "" && !stat.startsWith("Z");
+}
+
+Deno.test("after kill -9 a restart adopts the programs left running: same pids, output followed, a crash restarted, a graceful stop leaves none", async () => {
   await using dir = await tempDir();
-  await using http = startBlobServer({ "/svc": { body: SERVICE } });
+  await using http = startBlobServer({ "/svc": { body: TICKER }, "/execs": { body: EXECS } });
   const ids = ["nb-boot-1", "nb-boot-2", "nb-boot-3"];
   const agent = await startAgent(dir.path);
   const before = new Map<string, number>();
+  let tickBefore = -1;
   try {
-    for (const id of ids) await deploy(agent, http.url("/svc"), SERVICE, id);
+    for (const id of ids) await deploy(agent, http.url("/svc"), TICKER, id);
+    await deploy(agent, http.url("/execs"), EXECS, "nb-execs");
     for (const id of ids) {
       assert.equal((await settledDeployment(agent, id)).state, "active");
       before.set(id, await onlyPid(dir.path, `bin-${id}`));
     }
+    assert.equal((await settledDeployment(agent, "nb-execs")).state, "active");
+    before.set("nb-execs", (await apiPid(agent, "bin-nb-execs"))!);
+    tickBefore = await eventually("ticks", async () => {
+      const n = await lastTick(agent, "bin-nb-boot-1");
+      return n >= 0 ? n : undefined;
+    });
   } finally {
     await agent.stop("SIGKILL");
   }
@@ -281,37 +320,49 @@ Deno.test("after kill -9 a restart stops the programs left running, runs each ac
     const instances =
       (await (await restarted.request("/v1/instances", { token: restarted.adminToken() })).json())
         .instances;
-    assert.equal(instances.length, ids.length);
-    // resuming does not wait out the 1 s start check (which made readiness wait for each)
-    for (const id of ids) {
-      const line = (msg: string) =>
-        restarted.logs.find((l) =>
-          l.msg === msg && (l.instance_id === `bin-${id}` || l.directive_id === id)
-        );
-      const waitedMs = at(line("deployment re-activated")!) - at(line("instance started")!);
-      assert.ok(waitedMs < 500, `${id} resumed ${waitedMs} ms after its program started`);
-    }
+    assert.equal(instances.length, ids.length + 1);
+    // found by its pid record: its argv is sleep's now
+    assert.equal(await apiPid(restarted, "bin-nb-execs"), before.get("nb-execs"));
     for (const id of ids) {
       assert.equal((await settledDeployment(restarted, id)).state, "active");
-      const pid = await onlyPid(dir.path, `bin-${id}`);
-      assert.notEqual(pid, before.get(id), "the old program was stopped, a new one started");
-      assert.equal(
-        instances.find((i: { instance_id: string }) => i.instance_id === `bin-${id}`).pid,
-        pid,
+      const instance = instances.find((i: { instance_id: string }) =>
+        i.instance_id === `bin-${id}`
       );
+      assert.equal(instance.pid, before.get(id), `${id}: the same process, adopted`);
+      assert.equal(instance.state, "running");
+      assert.deepEqual(await programPids(dir.path, `bin-${id}`), [before.get(id)]);
       assert.ok(
         restarted.logs.some((l) =>
-          l.msg === "stopping a program left running by the previous agent" &&
-          l.instance_id === `bin-${id}` && l.pid === before.get(id)
+          l.msg === "adopted a program left running" && l.instance_id === `bin-${id}` &&
+          l.pid === before.get(id)
         ),
       );
     }
-    assert.ok(!restarted.lines.some((l) => /Text file busy/.test(l)), restarted.lines.join("\n"));
-    const beat = await heartbeat(dir.path, "bin-nb-boot-1");
-    await eventually(
-      "heartbeat moves",
-      async () => (await heartbeat(dir.path, "bin-nb-boot-1")) !== beat,
+    assert.ok(
+      !restarted.logs.some((l) =>
+        l.msg === "stopping a program left running by the previous agent"
+      ),
     );
+    // what it printed before the restart is still in its logs, and what it prints now arrives
+    const logs = await (await restarted.request("/v1/instances/bin-nb-boot-1/logs", {
+      token: restarted.adminToken(),
+    })).json();
+    assert.ok(logs.lines.some((l: { line: string }) => l.line === "started bin-nb-boot-1"));
+    await eventually(
+      "new output of the adopted program",
+      async () => (await lastTick(restarted, "bin-nb-boot-1")) > tickBefore + 5 || undefined,
+    );
+    // an adopted program that dies is restarted like a child: a new process, one restart
+    await new Deno.Command("sh", { args: ["-c", `kill -9 ${before.get("nb-boot-2")}`] }).output();
+    const again = await eventually("the crashed adopted program restarted", async () => {
+      const pids = await programPids(dir.path, "bin-nb-boot-2");
+      return pids.length === 1 && pids[0] !== before.get("nb-boot-2") ? pids[0] : undefined;
+    });
+    const view = await (await restarted.request("/v1/instances/bin-nb-boot-2", {
+      token: restarted.adminToken(),
+    })).json();
+    assert.equal(view.pid, again);
+    assert.equal(view.restarts, 1);
   } finally {
     stopped = await restarted.stop();
   }
@@ -319,6 +370,7 @@ Deno.test("after kill -9 a restart stops the programs left running, runs each ac
   for (const id of ids) {
     assert.deepEqual(await programPids(dir.path, `bin-${id}`), [], "no process left behind");
   }
+  assert.ok(!await alive(before.get("nb-execs")!), "the exec'd program was stopped too");
 });
 
 Deno.test("after kill -9 during the start check, the restart stops the left-over and activates afresh: no Text file busy, no orphan", async () => {
@@ -429,6 +481,7 @@ echo "uid=$(id -u)"
 cat "$1/identity.key" >/dev/null 2>&1 && echo "identity: READ" || echo "identity: denied"
 cat "$1/api/admin.token" >/dev/null 2>&1 && echo "token: READ" || echo "token: denied"
 ls "$1" >/dev/null 2>&1 && echo "data dir: LISTED" || echo "data dir: not listable"
+ln -sf "$1/identity.key" "$LOAM_INSTANCE_DIR.stdout" 2>/dev/null && echo "output: REPLACED" || echo "output: fixed"
 echo "env: $(env | cut -d= -f1 | sort | tr '\\n' ' ')"
 sleep 30
 `);
@@ -470,12 +523,15 @@ Deno.test("a native workload runs unprivileged with a clean env: the agent's key
     assert.ok(lines.includes("identity: denied"), lines.join("\n"));
     assert.ok(lines.includes("token: denied"), lines.join("\n"));
     assert.ok(lines.includes("data dir: not listable"), lines.join("\n"));
+    // its output file is its own to write, not to swap for a link to what the agent may read
+    assert.ok(lines.includes("output: fixed"), lines.join("\n"));
     const env = lines.find((l: string) => l.startsWith("env:"))!;
     assert.doesNotMatch(env, /SECRET_OF_THE_AGENT/);
     assert.deepEqual(
       env.slice(5).trim().split(" ").filter((n: string) => !["PWD", "SHLVL", "_"].includes(n)),
       [
         "HOME",
+        "LOAM_INSTANCE_DIR",
         "LOAM_INSTANCE_ID",
         "PATH",
       ],

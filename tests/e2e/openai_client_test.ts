@@ -5,24 +5,8 @@
  */
 import assert from "node:assert/strict";
 import OpenAI from "openai";
-import { runLoam, tempDir } from "./harness.ts";
-import { tinyLlmAgent } from "./deploy_helpers.ts";
-
-/** An `infer:run` token, the key the README tells OpenAI users to use. */
-async function inferToken(dataDir: string): Promise<string> {
-  const made = await runLoam([
-    "token",
-    "create",
-    "--data-dir",
-    dataDir,
-    "--scopes",
-    "infer:run",
-    "--name",
-    "openai",
-  ]);
-  assert.equal(made.code, 0, made.stderr);
-  return made.stdout.trim();
-}
+import { tempDir } from "./harness.ts";
+import { inferToken, tinyLlmAgent } from "./deploy_helpers.ts";
 
 Deno.test({
   name:

@@ -2,7 +2,8 @@
  * systemd for real: a Debian root built with debootstrap (cached between runs) booted in a
  * privileged podman container, the shipped file installed in it with `loam install`, then the
  * unit's promises checked: READY, a kill -9 restart, the watchdog, a native workload under the
- * unit's hardening, and an uninstall that leaves only the data. Skips with the reason where
+ * unit's hardening, a self-update (exit 75, restarted into the new version, confirmed), and an
+ * uninstall that leaves only the data. Skips with the reason where
  * podman, debootstrap or root are missing.
  * @module
  */
@@ -11,6 +12,9 @@ import { join } from "node:path";
 import { podman, type PodmanEnv, podmanEnv } from "../fixtures/container_image.ts";
 import { shippedFile } from "../fixtures/shipped_file.ts";
 import { sleep } from "../../src/system/sleep.ts";
+
+/** The version the self-update step installs (a second build of this tree). */
+const V2 = "99.2.0";
 
 const CACHE = join(
   Deno.env.get("XDG_CACHE_HOME") ?? join(Deno.env.get("HOME") ?? "/root", ".cache"),
@@ -50,7 +54,7 @@ async function systemdRoot(): Promise<string> {
 
 Deno.test({
   name:
-    "installed under a real systemd: READY, restarts after kill -9 and a hang, native workloads, uninstall",
+    "installed under a real systemd: READY, restarts after kill -9 and a hang, native workloads, a self-update, uninstall",
   ignore: skipReason !== undefined,
   async fn() {
     const dir = await Deno.makeTempDir({ prefix: "loam-systemd-" });
@@ -71,7 +75,7 @@ Deno.test({
     };
     const mainPid = async () => (await exec("systemctl show -p MainPID --value loam")).out.trim();
     try {
-      const [root, file] = await Promise.all([systemdRoot(), shippedFile(dir)]);
+      const [root, file, v2] = await Promise.all([systemdRoot(), shippedFile(), shippedFile(V2)]);
       const started = await podman(pm, [
         "run",
         "-d",
@@ -126,6 +130,22 @@ Deno.test({
       );
       assert.match(usage.out, /"memory_bytes": [1-9]\d*/, usage.out);
       assert.match(usage.out, /"cpu_seconds": \d/, usage.out);
+      // the program exec'd sleep: only its environment still says whose it is
+      const programPid = (await exec("pgrep -x sleep")).out.trim();
+      assert.match(programPid, /^\d+$/, "one program running");
+      /** The program is the one from the start, adopted by the agent running now. */
+      const stillAdopted = async (after: string) => {
+        assert.equal(
+          (await exec("pgrep -x sleep")).out.trim(),
+          programPid,
+          `${after}: same program`,
+        );
+        await until(
+          `the agent to adopt the program after ${after}`,
+          `curl -sf -H "Authorization: Bearer ${token}" 127.0.0.1:7411/v1/instances/bin-prog | grep -q '"pid": ${programPid}'`,
+          30,
+        );
+      };
 
       const first = await mainPid();
       await exec(`kill -9 ${first}`);
@@ -134,6 +154,7 @@ Deno.test({
         `[ "$(systemctl show -p MainPID --value loam)" != "${first}" ] && systemctl is-active loam`,
         30,
       );
+      await stillAdopted("kill -9");
       const second = await mainPid();
       await exec(`kill -STOP ${second}`);
       await until(
@@ -142,9 +163,36 @@ Deno.test({
         40,
       );
       assert.match((await exec("journalctl -u loam --no-pager")).out, /Watchdog timeout/);
+      await stillAdopted("the watchdog restart");
+
+      // a self-update under systemd: the agent exits 75 and the unit starts current/loam again
+      assert.equal((await podman(pm, ["cp", v2, `${name}:/root/loam-v2`])).code, 0);
+      const before = await mainPid();
+      const updated = await exec(`
+        H=$(sha256sum /root/loam-v2 | cut -d' ' -f1); S=$(wc -c < /root/loam-v2)
+        cp /root/loam-v2 /var/lib/loam/blobs/sha256/$H && chmod 444 /var/lib/loam/blobs/sha256/$H
+        curl -s -w ' HTTP %{http_code}' -X POST -H "Authorization: Bearer ${token}" \
+          127.0.0.1:7411/v1/deployments -d \
+          "{\\"directive_id\\":\\"up-v2\\",\\"scope\\":{\\"type\\":\\"capability\\",\\"arch\\":\\"x86_64\\"},\\"artifact\\":{\\"blob_hash\\":\\"sha256:$H\\",\\"size_bytes\\":$S,\\"artifact_type\\":{\\"type\\":\\"loam_agent\\",\\"version\\":\\"${V2}\\"}}}"`);
+      assert.match(updated.out, /HTTP 202$/, updated.out);
+      await until(
+        `loam ${V2} to run as the service, confirmed`,
+        `curl -sf -H "Authorization: Bearer ${token}" 127.0.0.1:7411/v1/deployments/up-v2 | grep -q '"state": "active"' && curl -sf -H "Authorization: Bearer ${token}" 127.0.0.1:7411/v1/status | grep -q '"version": "${V2}"'`,
+        120,
+      );
+      assert.notEqual(await mainPid(), before);
+      assert.equal((await exec("readlink /var/lib/loam/bin/current")).out.trim(), V2);
+      assert.match((await exec("systemctl is-active loam")).out, /^active/);
+      await stillAdopted("the self-update");
 
       const removed = await exec("loam uninstall");
       assert.ok(removed.ok, removed.out);
+      // a stop is the agent's to carry out: its programs go with it
+      assert.equal(
+        (await exec("pgrep -x sleep")).out.trim(),
+        "",
+        "no program left after uninstall",
+      );
       const left = (await exec(
         "ls /var/lib/loam; ls /usr/local/bin/loam /etc/systemd/system/loam.service 2>&1",
       )).out;

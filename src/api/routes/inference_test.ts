@@ -30,6 +30,7 @@ function inferRouter(infer: (id: string, call: InferCall) => Promise<Response> |
       instances: () => [instance("onnx-a", "onnx_model"), instance("cfg-a", "config_package")],
       infer,
       maxInputBytes: 1024 * 1024,
+      model: () => undefined,
     })
   );
 }

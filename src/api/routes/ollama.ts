@@ -2,6 +2,7 @@ import { z } from "zod";
 import type { Route } from "../router.ts";
 import { HttpError, jsonResponse } from "../../system/http_error.ts";
 import { readJsonBody, validBody } from "../../system/http_body.ts";
+import type { PeerModel } from "../../mesh/peers.ts";
 import { answerJobErrors } from "../../runtimes/job_errors.ts";
 import { eventStream } from "../../runtimes/event_stream.ts";
 import { stop, stopList } from "../../runtimes/llm_http.ts";
@@ -14,7 +15,7 @@ import type {
 import type { ModelView } from "../../deploy/models.ts";
 import type { InstanceView } from "../../runtimes/adapter.ts";
 import type { JobRequest } from "../../runtimes/job_queue.ts";
-import { type LlmDeps, loadedLlm } from "../openai.ts";
+import { type LlmDeps, loadedLlm, routableLlmBody } from "../openai.ts";
 import { VERSION } from "../../version.ts";
 
 /**
@@ -27,6 +28,8 @@ const OLLAMA_COMPATIBLE = "0.6.4";
 export interface OllamaDeps extends LlmDeps {
   models(): ModelView[];
   instances(): InstanceView[];
+  /** Models connected fleet peers serve (`/api/tags` lists them with `location: "mesh"`). */
+  meshModels(): PeerModel[];
 }
 
 /** Ollama's `options` that loam honours; `num_ctx` is taken and ignored (the deployment sets it). */
@@ -132,6 +135,20 @@ function tagOf(model: ModelView, instances: InstanceView[]) {
   };
 }
 
+/** A GGUF model a fleet peer serves, as Ollama lists it (its size is not advertised). */
+function meshTagOf(held: PeerModel) {
+  const name = held.model.names[0] ?? held.model.instance_id;
+  return {
+    name,
+    model: name,
+    modified_at: new Date(0).toISOString(),
+    size: 0,
+    digest: held.model.blob_hash.slice("sha256:".length),
+    details: { format: "gguf", family: "", parameter_size: "", quantization_level: "" },
+    location: "mesh",
+  };
+}
+
 /** The answer as one JSON object, or as NDJSON lines while it is generated (`stream`, default on). */
 function answer(
   req: Request,
@@ -178,7 +195,15 @@ function generationRoute<T extends typeof ChatBody | typeof GenerateBody>(
     path,
     scope: "infer:run",
     handler: async ({ req, token }) => {
-      const body = await readBody(req, deps.maxInputBytes, schema) as z.infer<T>;
+      const routed = await routableLlmBody(
+        deps,
+        req,
+        path,
+        (json) => validBody(schema, json) as z.infer<T>,
+        token,
+      );
+      if (routed.forwarded) return routed.forwarded;
+      const body = routed.body;
       const llm = loadedLlm(deps, body.model);
       const client = token?.name ?? "anonymous";
       return await answerJobErrors(() =>
@@ -219,7 +244,14 @@ export function ollamaRoutes(deps: OllamaDeps): Route[] {
       scope: ["infer:run", "status:read"],
       handler: () => {
         const instances = deps.instances();
-        return jsonResponse({ models: loadedGguf().map((m) => tagOf(m, instances)) });
+        const local = loadedGguf().map((m) => ({ ...tagOf(m, instances), location: "local" }));
+        const names = new Set(local.map((m) => m.name));
+        const mesh = new Map<string, ReturnType<typeof meshTagOf>>();
+        for (const held of deps.meshModels()) {
+          const tag = meshTagOf(held);
+          if (held.model.adapter === "gguf_model" && !names.has(tag.name)) mesh.set(tag.name, tag);
+        }
+        return jsonResponse({ models: [...local, ...mesh.values()] });
       },
     },
     {
@@ -268,7 +300,15 @@ export function ollamaRoutes(deps: OllamaDeps): Route[] {
       path: "/api/embed",
       scope: "infer:run",
       handler: async ({ req, token }) => {
-        const body = await readBody(req, deps.maxInputBytes, EmbedBody);
+        const routed = await routableLlmBody(
+          deps,
+          req,
+          "/api/embed",
+          (json) => validBody(EmbedBody, json),
+          token,
+        );
+        if (routed.forwarded) return routed.forwarded;
+        const body = routed.body;
         const llm = loadedLlm(deps, body.model);
         const inputs = typeof body.input === "string" ? [body.input] : body.input;
         return await answerJobErrors(async () => {

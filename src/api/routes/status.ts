@@ -21,7 +21,10 @@ export function statusRoutes(deps: StatusDeps): Route[] {
       handler: ({ token }) =>
         jsonResponse({
           ...deps.status(),
-          token: token ? { name: token.name, scopes: token.scopes } : null,
+          // JSON leaves out an absent expires_at
+          token: token
+            ? { name: token.name, scopes: token.scopes, expires_at: token.expires_at }
+            : null,
         }),
     },
     {
