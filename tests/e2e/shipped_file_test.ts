@@ -217,6 +217,7 @@ const SHIPPED_SUITE = [
   "cli_test.ts",
   "console_test.ts",
   "registry_test.ts",
+  "fleet_inference_test.ts",
 ];
 
 Deno.test({
