@@ -24,6 +24,21 @@ const NOWHERE = "http://127.0.0.1:9/x";
 
 /** A valid body per route (absent: the route takes none), to mutate. */
 function validBodies(): Record<string, unknown> {
+  const tensors = { inputs: { x: { dims: [1, 4], type: "float32", data: [1, 2, 3, 4] } } };
+  const model = {
+    model_id: MODEL_ID,
+    name: "Fuzz",
+    version: "1.0.0",
+    model_type: "LLM",
+    tags: ["edge"],
+    manifest: {
+      model_id: MODEL_ID,
+      format: "gguf",
+      sha256: "1".repeat(64),
+      size_bytes: 10,
+      download_url: NOWHERE,
+    },
+  };
   return {
     "POST /v1/deployments": {
       directive_id: "fuzz-api",
@@ -37,10 +52,22 @@ function validBodies(): Record<string, unknown> {
     },
     "POST /v1/blobs": { sha256: "1".repeat(64), size: 10, urls: [NOWHERE] },
     "POST /v1/tokens": { name: "fuzz", scopes: ["status:read"] },
-    "POST /v1/instances/:id/infer": {
-      inputs: { x: { dims: [1, 4], type: "float32", data: [1, 2, 3, 4] } },
-    },
+    "POST /v1/instances/:id/infer": tensors,
+    "POST /v1/models/:name/infer": tensors,
     "POST /v1/chat/completions": { model: MODEL_ID, messages: [{ role: "user", content: "hi" }] },
+    "POST /v1/completions": { model: MODEL_ID, prompt: "hi", max_tokens: 4 },
+    "POST /v1/embeddings": { model: MODEL_ID, input: ["hi"] },
+    "POST /api/show": { model: MODEL_ID },
+    "POST /api/chat": { model: MODEL_ID, messages: [{ role: "user", content: "hi" }] },
+    "POST /api/generate": { model: MODEL_ID, prompt: "hi" },
+    "POST /api/embed": { model: MODEL_ID, input: "hi" },
+    "POST /v1/console/codes": { scopes: ["status:read"] },
+    "POST /v1/console/session": { code: "0".repeat(32) },
+    "POST /v1/registry/models": model,
+    "PUT /v1/registry/models/:id": model,
+    "POST /v1/registry/agents": { agent_id: "fuzz-agent", name: "Fuzz", version: "1.0.0" },
+    "PUT /v1/registry/agents/:id": { agent_id: "fuzz-agent", name: "Fuzz", version: "1.0.0" },
+    "POST /v1/registry/models/search": { type: "LLM", tags: ["edge"], text: "fuzz" },
   };
 }
 

@@ -15,11 +15,22 @@ import type { PrivateKey } from "@libp2p/interface";
 import { openEnvelope, sealEnvelope } from "../src/protocol/envelope.ts";
 import { DIRECTIVES_SYNC_PROTOCOL } from "../src/mesh/directives_sync.ts";
 import { STATUS_QUERY_PROTOCOL } from "../src/mesh/status_query.ts";
+import { REGISTRY_SYNC_PROTOCOL } from "../src/mesh/registry_sync.ts";
+import {
+  decodeFrame,
+  encodeFrame,
+  type FrameKind,
+  INFER_PROTOCOL,
+} from "../src/mesh/infer_protocol.ts";
+import { createSha256 } from "../src/blobs/digest.ts";
 import { type AgentProcess, runLoam, startAgent } from "../tests/e2e/harness.ts";
 import { eventually } from "../tests/e2e/mesh_helpers.ts";
 import { startTestPeer, type TestPeer } from "../tests/fixtures/mesh_peer.ts";
 import { testAdvert } from "../tests/fixtures/advert.ts";
 import { testDirective } from "../tests/fixtures/directive.ts";
+import { sha256Hex, startBlobServer } from "../tests/fixtures/blob_server.ts";
+import { tinyOnnxModel } from "../tests/fixtures/tiny_onnx.ts";
+import { postArtifact, settledDeployment } from "../tests/e2e/deploy_helpers.ts";
 import {
   describe,
   draw,
@@ -38,7 +49,17 @@ const GOSSIP_SAMPLE = 120;
 /** Junk first messages on each direct protocol. */
 const STREAM_SAMPLE = 10;
 
-type Kind = "directive" | "status" | "advert" | "rollback";
+type Kind =
+  | "directive"
+  | "status"
+  | "advert"
+  | "rollback"
+  | "registry_entry"
+  | "infer_offer"
+  | "infer_receipt";
+
+/** Tags of junk first frames on `/loam/infer/1`: offer, body, failure, and two it lacks. */
+const INFER_TAGS = [1, 3, 7, 0, 255];
 
 /** A valid payload of each kind, to mutate. */
 function validPayloads(issuer: string): Record<Kind, unknown> {
@@ -63,6 +84,47 @@ function validPayloads(issuer: string): Record<Kind, unknown> {
       issuer_node_id: issuer,
       reason: "x",
     },
+    registry_entry: {
+      kind: "model",
+      id: "fuzz-model",
+      owner_id: issuer,
+      revision: 1,
+      created_at: now,
+      updated_at: now,
+      entry: { model_id: "fuzz-model", name: "Fuzz", version: "1.0.0", tags: ["edge"] },
+    },
+    infer_offer: validOffer(issuer),
+    infer_receipt: {
+      job_id: crypto.randomUUID(),
+      model: "fuzz-model",
+      blob_hash: `sha256:${"1".repeat(64)}`,
+      executor: issuer,
+      requester: issuer,
+      status: 200,
+      tokens_in: 1,
+      tokens_out: 1,
+      bytes_in: 2,
+      bytes_out: 2,
+      started_at: now,
+      finished_at: now,
+    },
+  };
+}
+
+/** A well-formed job offer from `requester` for a model no fuzzed agent holds. */
+function validOffer(requester: string) {
+  return {
+    job_id: crypto.randomUUID(),
+    model: "fuzz-model",
+    blob_hash: `sha256:${"1".repeat(64)}`,
+    path: "/v1/chat/completions",
+    content_type: "application/json",
+    accept: "application/json",
+    body_bytes: 2,
+    body_sha256: createSha256().update(new TextEncoder().encode("{}")).digest("hex"),
+    requester,
+    client: "fuzz",
+    deadline: new Date(Date.now() + 60_000).toISOString(),
   };
 }
 
@@ -130,16 +192,25 @@ async function gossipCounts(agent: AgentProcess): Promise<Map<string, number>> {
 
 const total = (counts: Map<string, number>) => [...counts.values()].reduce((a, b) => a + b, 0);
 
-/** Sends `sample` over gossip and junk on the direct protocols from `peer` to `agent`. */
+/**
+ * Sends `sample` over gossip and junk on the direct protocols from `peer` to `agent` (jobs for
+ * `held` too, where the agent holds a model).
+ */
 async function throughAgent(
   tally: FamilyTally,
   agent: AgentProcess,
   peer: TestPeer,
   sample: Uint8Array[],
   seed: number,
+  held?: HeldModel,
 ): Promise<void> {
   const before = await gossipCounts(agent);
-  const topics = [peer.topics.directives, peer.topics.status, peer.topics.adverts];
+  const topics = [
+    peer.topics.directives,
+    peer.topics.status,
+    peer.topics.adverts,
+    peer.topics.registry,
+  ];
   for (const [i, bytes] of sample.entries()) {
     await peer.publish(topics[i % topics.length]!, bytes).catch(() => {});
     await sleep(10);
@@ -161,7 +232,9 @@ async function throughAgent(
   }
   // sent but never counted: lost without a reason the operator could see
   for (; left > 0; left--) tally.record({ kind: "rejected", reason: "" }, () => "uncounted");
-  for (const protocol of [DIRECTIVES_SYNC_PROTOCOL, STATUS_QUERY_PROTOCOL]) {
+  for (
+    const protocol of [DIRECTIVES_SYNC_PROTOCOL, STATUS_QUERY_PROTOCOL, REGISTRY_SYNC_PROTOCOL]
+  ) {
     for (const junk of draw(hostileValue(), STREAM_SAMPLE, seed)) {
       const outcome: Outcome = await peer.converse(protocol, [{ send: junk }, { receive: true }])
         .then((): Outcome => ({ kind: "accepted" }))
@@ -169,6 +242,7 @@ async function throughAgent(
       tally.record(outcome, () => `${protocol} ${describe(junk)}`);
     }
   }
+  await jobOffers(tally, peer, sample, seed, held);
   const live = await agent.request("/livez").then((r) => r.status).catch(() => 0);
   tally.record(
     live === 200 ? { kind: "rejected", reason: "agent still answers" } : {
@@ -177,6 +251,143 @@ async function throughAgent(
     },
     () => "the whole sample",
   );
+}
+
+/** A model a fuzzed agent holds, for offers it takes. */
+interface HeldModel {
+  name: string;
+  blobHash: string;
+}
+
+/** An offer's frame and its body's, for `body` as declared (`declared`, default the same). */
+async function offerFrames(
+  peer: TestPeer,
+  offer: ReturnType<typeof validOffer>,
+  body: Uint8Array,
+  declared = body,
+): Promise<Uint8Array[]> {
+  const signed = await signAny(
+    "infer_offer",
+    {
+      ...offer,
+      body_bytes: declared.length,
+      body_sha256: createSha256().update(declared).digest("hex"),
+    },
+    peer.privateKey,
+    peer.peerId,
+  );
+  return [encodeFrame("offer", signed), ...(body.length > 0 ? [encodeFrame("body", body)] : [])];
+}
+
+/**
+ * Hostile frames on `/loam/infer/1`: refused envelopes as offers (and under other tags), offers
+ * signed right for a model the agent does not hold, and, where it holds one, offers it takes
+ * with hostile tensor bodies or a body that is not the one declared. Each must end in a
+ * refusal the executor names, an error answer (below 500) from the model's route, or a closed
+ * stream.
+ */
+async function jobOffers(
+  tally: FamilyTally,
+  peer: TestPeer,
+  sample: Uint8Array[],
+  seed: number,
+  held?: HeldModel,
+): Promise<void> {
+  const text = (value: unknown) => new TextEncoder().encode(jsonText(value));
+  const elsewhere = validOffer(peer.peerId);
+  const conversations: [string, Uint8Array[]][] = [
+    ...sample.slice(0, STREAM_SAMPLE).map((bytes, i): [string, Uint8Array[]] => {
+      const tag = INFER_TAGS[i % INFER_TAGS.length]!;
+      return [`tag ${tag} ${describe(bytes)}`, [new Uint8Array([tag, ...bytes])]];
+    }),
+    ["a signed offer, no body", await offerFrames(peer, elsewhere, new Uint8Array())],
+    ["a signed offer and its body", await offerFrames(peer, elsewhere, text({}))],
+  ];
+  if (held) {
+    const offer = {
+      ...validOffer(peer.peerId),
+      model: held.name,
+      blob_hash: held.blobHash,
+      path: `/v1/models/${held.name}/infer`,
+    };
+    const tensors = { inputs: { x: { dims: [1, 4], type: "float32", data: [1, 2, 3, 4] } } };
+    for (const body of draw(mutatedJson(tensors), STREAM_SAMPLE, seed)) {
+      const bytes = text(body);
+      conversations.push([
+        `an offer taken, body ${describe(bytes)}`,
+        await offerFrames(peer, { ...offer, job_id: crypto.randomUUID() }, bytes),
+      ]);
+    }
+    conversations.push([
+      "an offer taken, a body that is not the one declared",
+      await offerFrames(
+        peer,
+        offer,
+        text(tensors),
+        text(JSON.parse(
+          JSON.stringify(tensors).replace("[1,2,3,4]", "[4,3,2,1]"),
+        )),
+      ),
+    ]);
+  }
+  for (const [what, frames] of conversations) {
+    tally.record(
+      await offerOutcome(peer, frames, held !== undefined),
+      () => `${INFER_PROTOCOL} ${what}`,
+    );
+  }
+}
+
+/**
+ * Sends a job's frames and reads the executor's answer, and where it took the job, the head of
+ * the job's answer: a 500 there is a crash (the route broke on a body the executor took).
+ */
+async function offerOutcome(
+  peer: TestPeer,
+  frames: Uint8Array[],
+  mayTake: boolean,
+): Promise<Outcome> {
+  let took = false;
+  try {
+    const stream = await peer.openMessages(INFER_PROTOCOL);
+    try {
+      for (const bytes of frames) await stream.write(bytes);
+      const answer = frameJson(await stream.read(), "answer") as {
+        ok?: boolean;
+        message?: string;
+      };
+      if (answer?.ok === false && answer.message) {
+        return { kind: "rejected", reason: `offer refused: ${answer.message}` };
+      }
+      if (answer?.ok !== true || !mayTake) {
+        return { kind: "crash", what: `the executor answered ${JSON.stringify(answer)}` };
+      }
+      took = true;
+      const status = (frameJson(await stream.read(), "head") as { status?: number })?.status;
+      if (status === undefined || status >= 500) {
+        return { kind: "crash", what: `the job's answer was ${status ?? "not a head"}` };
+      }
+      if (status < 300) return { kind: "accepted" };
+      // the error answer's first data frame holds the route's `{"error": {"message"}}`
+      const error = frameJson(await stream.read(), "data") as { error?: { message?: unknown } };
+      const message = error?.error?.message;
+      return {
+        kind: "rejected",
+        reason: typeof message === "string" ? `the job answered ${status}: ${message}` : "",
+      };
+    } finally {
+      await stream.close().catch(() => {});
+    }
+  } catch (err) {
+    const when = took ? " after the executor took the job" : "";
+    return { kind: "rejected", reason: `stream ended${when}: ${(err as Error).message}` };
+  }
+}
+
+/** A message's JSON when it is a `kind` frame; undefined otherwise. */
+function frameJson(bytes: Uint8Array, kind: FrameKind): unknown {
+  const frame = decodeFrame(bytes);
+  return frame.kind === kind ? JSON.parse(new TextDecoder().decode(frame.bytes)) : undefined;
 }
 
 /** The same directive twice: the second copy must be refused as a replay. */
@@ -211,6 +422,15 @@ async function replay(tally: FamilyTally, agent: AgentProcess, peer: TestPeer, k
   );
 }
 
+/** Loads the tiny ONNX model on `agent`, for jobs a peer offers it. */
+async function loadModel(agent: AgentProcess, url: string, model: Uint8Array): Promise<HeldModel> {
+  const res = await postArtifact(agent, "fuzz-model", model, url, { type: "onnx_model" });
+  await res.body?.cancel();
+  const record = await settledDeployment(agent, "fuzz-model");
+  if (record.state !== "active") throw new Error(`the model did not load: ${record.error}`);
+  return { name: "onnx-fuzz-model", blobHash: `sha256:${sha256Hex(model)}` };
+}
+
 /** Runs the family; returns its tallies. */
 export async function fuzzWire(dir: string, count: number, seed: number): Promise<FamilyTally[]> {
   const key = await generateKeyPair("Ed25519");
@@ -234,6 +454,8 @@ export async function fuzzWire(dir: string, count: number, seed: number): Promis
   const made = await runLoam(["keys", "fleet", "--out", fleetKeyPath]);
   if (made.code !== 0) throw new Error(`loam keys fleet failed: ${made.stderr}`);
   const fleetKey = await Deno.readFile(fleetKeyPath);
+  const model = tinyOnnxModel();
+  await using http = startBlobServer({ "/model": { body: model } });
   for (const keyed of [false, true]) {
     const agentTally = new FamilyTally(
       `wire: hostile peer, ${keyed ? "fleet member with the key" : "open mesh"}`,
@@ -252,7 +474,8 @@ export async function fuzzWire(dir: string, count: number, seed: number): Promis
       try {
         // first: after a burst of junk, gossipsub's peer score ignores this peer altogether
         await replay(agentTally, agent, peer, key);
-        await throughAgent(agentTally, agent, peer, sample, seed);
+        const held = keyed ? await loadModel(agent, http.url("/model"), model) : undefined;
+        await throughAgent(agentTally, agent, peer, sample, seed, held);
       } finally {
         await peer.close();
       }

@@ -68,20 +68,36 @@ export async function serveInfer(o: InferExecutorOptions): Promise<void> {
 }
 
 async function serveOne(o: InferExecutorOptions, channel: InferChannel, peer: string) {
-  const frame = await channel.read(AbortSignal.timeout(SPARE_IDLE_MS));
-  const opened = frame.kind === "offer" ? await openEnvelope(frame.bytes, MAX_OFFER_BYTES) : null;
+  // a frame this protocol does not have is refused like any other bad offer
+  const frame = await channel.read(AbortSignal.timeout(SPARE_IDLE_MS)).catch((err) => err as Error);
+  const opened = !(frame instanceof Error) && frame.kind === "offer"
+    ? await openEnvelope(frame.bytes, MAX_OFFER_BYTES)
+    : null;
   const refuse = async (answer: InferAnswer & { ok: false }) => {
     await channel.writeJson("answer", answer);
     await channel.close();
   };
   if (!opened?.ok || opened.message.kind !== "infer_offer") {
-    const why = opened && !opened.ok ? opened.detail : "not an offer";
+    const why = frame instanceof Error
+      ? frame.message
+      : opened && !opened.ok
+      ? opened.detail
+      : "not an offer";
     return await refuse({ ok: false, reason: "bad_offer", message: `bad offer: ${why}` });
   }
   const offer = opened.message.payload;
   const problem = offerProblem(o, offer, opened.message.signer, peer);
   if (problem) return await refuse(problem);
-  const body = await readBody(channel, offer); // sent with the offer, before the answer
+  let body: Uint8Array<ArrayBuffer>;
+  try {
+    body = await readBody(channel, offer); // sent with the offer, before the answer
+  } catch (err) {
+    return await refuse({
+      ok: false,
+      reason: "bad_offer",
+      message: `bad body: ${(err as Error).message}`.slice(0, 1024),
+    });
+  }
   await channel.writeJson("answer", { ok: true });
   const started = new Date().toISOString();
   const record = o.jobs.start({

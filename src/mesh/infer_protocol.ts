@@ -51,6 +51,21 @@ export interface Frame {
   bytes: Uint8Array;
 }
 
+/** One frame as it travels in a length-prefixed message: its tag byte, then its payload. */
+export function encodeFrame(kind: FrameKind, bytes: Uint8Array): Uint8Array {
+  const frame = new Uint8Array(bytes.length + 1);
+  frame[0] = TAGS[kind];
+  frame.set(bytes, 1);
+  return frame;
+}
+
+/** A received message as a frame; throws on a tag this protocol does not have. */
+export function decodeFrame(bytes: Uint8Array): Frame {
+  const kind = KINDS.get(bytes[0] as typeof TAGS[FrameKind]);
+  if (!kind) throw new Error(`unknown frame tag ${bytes[0]}`);
+  return { kind, bytes: bytes.subarray(1) };
+}
+
 /** Both ends of `/loam/infer/1` read and write frames through this. */
 export class InferChannel {
   readonly #stream: Stream;
@@ -63,10 +78,7 @@ export class InferChannel {
 
   /** Sends one frame. */
   async write(kind: FrameKind, bytes: Uint8Array, signal?: AbortSignal): Promise<void> {
-    const frame = new Uint8Array(bytes.length + 1);
-    frame[0] = TAGS[kind];
-    frame.set(bytes, 1);
-    await this.#lp.write(frame, signal ? { signal } : undefined);
+    await this.#lp.write(encodeFrame(kind, bytes), signal ? { signal } : undefined);
   }
 
   /** Sends a JSON value as one frame. */
@@ -76,10 +88,7 @@ export class InferChannel {
 
   /** The next frame; throws when the stream ends or carries an unknown tag. */
   async read(signal?: AbortSignal): Promise<Frame> {
-    const bytes = (await this.#lp.read(signal ? { signal } : undefined)).subarray();
-    const kind = KINDS.get(bytes[0] as typeof TAGS[FrameKind]);
-    if (!kind) throw new Error(`unknown frame tag ${bytes[0]}`);
-    return { kind, bytes: bytes.subarray(1) };
+    return decodeFrame((await this.#lp.read(signal ? { signal } : undefined)).subarray());
   }
 
   /** The next frame, which must be `kind`, parsed as JSON (of at most 64 KiB). */

@@ -9,7 +9,12 @@ import { type AgentProcess, runLoam, startAgent, tempDir } from "./harness.ts";
 import { eventually, metric, peerIdOf } from "./mesh_helpers.ts";
 import { deployTinyLlm, inferToken, postArtifact, settledDeployment } from "./deploy_helpers.ts";
 import { buildTinyGguf } from "../../tasks/gen_tiny_gguf.ts";
-import { startBlobServer } from "../fixtures/blob_server.ts";
+import { sha256Hex, startBlobServer } from "../fixtures/blob_server.ts";
+import { startTestPeer } from "../fixtures/mesh_peer.ts";
+import { sealEnvelope } from "../../src/protocol/envelope.ts";
+import type { InferOffer } from "../../src/protocol/infer_job.ts";
+import { decodeFrame, encodeFrame, INFER_PROTOCOL } from "../../src/mesh/infer_protocol.ts";
+import { createSha256 } from "../../src/blobs/digest.ts";
 
 const FAST = ["--set", "mesh.advert_interval=1", "--set", "mesh.mdns=false"];
 const MODEL = buildTinyGguf(1);
@@ -46,6 +51,7 @@ async function fleet(dir: string) {
     return agent;
   };
   return {
+    keyFile,
     member,
     url: (path: string) => http.url(path),
     /** A member holding the model (a context of `contextLength` tokens). */
@@ -333,4 +339,81 @@ Deno.test("fleet inference: a full local queue sends the job to a peer, and only
   assert.equal(await metric(a, 'loam_fleet_jobs_total{where="local"}'), 1);
   assert.equal(await metric(a, 'loam_fleet_jobs_total{where="forwarded"}'), 3);
   assert.equal(await metric(c, 'loam_fleet_jobs_total{where="served"}'), 0);
+});
+
+Deno.test("fleet inference: a member's bad offers are refused with the reason, and the holder goes on serving", async () => {
+  await using dir = await tempDir();
+  await using f = await fleet(dir.path);
+  const c = await f.member("c");
+  await f.silero(c);
+  await using mallory = await startTestPeer({
+    dial: c.meshAddrs[0]!,
+    fleetKey: await Deno.readFile(f.keyFile),
+  });
+  const body = new TextEncoder().encode("{}");
+  const offer = (change: Partial<InferOffer> = {}): InferOffer => ({
+    job_id: crypto.randomUUID(),
+    model: "onnx-vad-1",
+    blob_hash: `sha256:${sha256Hex(SILERO)}`,
+    path: "/v1/models/onnx-vad-1/infer",
+    content_type: "application/json",
+    accept: "application/json",
+    body_bytes: body.length,
+    body_sha256: createSha256().update(body).digest("hex"),
+    requester: mallory.peerId,
+    client: "mallory",
+    deadline: new Date(Date.now() + 60_000).toISOString(),
+    ...change,
+  });
+  /** Sends the frames; the executor's answer. */
+  const answerTo = async (...frames: Uint8Array[]) => {
+    const stream = await mallory.openMessages(INFER_PROTOCOL);
+    for (const frame of frames) await stream.write(frame);
+    const answer = decodeFrame(await stream.read());
+    await stream.close();
+    assert.equal(answer.kind, "answer");
+    return JSON.parse(new TextDecoder().decode(answer.bytes));
+  };
+  const sealed = (o: InferOffer) =>
+    sealEnvelope("infer_offer", o, mallory.privateKey, mallory.peerId);
+  const cases: [string, Uint8Array[], string][] = [
+    ["a body frame first", [encodeFrame("body", body)], "bad offer: not an offer"],
+    ["a tag the protocol lacks", [new Uint8Array([9, 1, 2])], "bad offer: unknown frame tag 9"],
+    ["an offer that is no envelope", [encodeFrame("offer", body)], "bad offer: Invalid input"],
+    [
+      "an offer for another requester",
+      [encodeFrame("offer", await sealed(offer({ requester: peerIdOf(c) })))],
+      `for ${peerIdOf(c)}, sent by ${mallory.peerId}`,
+    ],
+    [
+      "a deadline passed",
+      [encodeFrame("offer", await sealed(offer({ deadline: "2020-01-01T00:00:00Z" })))],
+      "deadline 2020-01-01T00:00:00Z has passed",
+    ],
+    [
+      "another file under the name",
+      [encodeFrame("offer", await sealed(offer({ blob_hash: `sha256:${"1".repeat(64)}` })))],
+      "no loaded model onnx-vad-1 of sha256:1111",
+    ],
+    [
+      "a body that is not the one declared",
+      [encodeFrame("offer", await sealed(offer())), encodeFrame("body", new Uint8Array([1, 2]))],
+      "bad body: body does not match its hash",
+    ],
+  ];
+  for (const [what, frames, reason] of cases) {
+    const answer = await answerTo(...frames);
+    assert.equal(answer.ok, false, what);
+    assert.ok(answer.message.includes(reason), `${what}: ${answer.message}`);
+  }
+  // an offer as an entry node sends it is taken, and the holder's route answers it
+  const taken = await answerTo(
+    encodeFrame("offer", await sealed(offer())),
+    encodeFrame("body", body),
+  );
+  assert.deepEqual(taken, { ok: true });
+  assert.equal(await metric(c, 'loam_fleet_jobs_total{where="served"}'), 1);
+  const res = await c.request("/livez");
+  assert.equal(res.status, 200);
+  await res.body?.cancel();
 });
