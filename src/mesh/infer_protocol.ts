@@ -3,8 +3,10 @@
  * `/loam/infer/1`'s framing: length-prefixed frames, each a tag byte and its payload. The
  * entry node sends `offer` (a signed envelope) and the request body as `body` frames; the
  * executor reads the body only once it takes the offer, sends `answer` (taken, or refused and
- * closed), then `head` (status, headers), the HTTP answer's
- * bytes as `data` frames, then `receipt` (signed), or `failure` when the work broke after the head.
+ * closed), then `head` (status, headers), the HTTP answer's bytes as `data` frames, then
+ * `receipt` (signed), or `failure` when the work broke after the head. After a receipt the
+ * executor sends `ready` and waits for the stream's next `offer`, so one stream carries job after
+ * job; either side may end it instead.
  */
 
 import type { Stream } from "@libp2p/interface";
@@ -23,6 +25,7 @@ const TAGS = {
   data: 5,
   receipt: 6,
   failure: 7,
+  ready: 8,
 } as const;
 
 /** What a frame carries. */
@@ -31,8 +34,8 @@ export type FrameKind = keyof typeof TAGS;
 const KINDS = new Map(Object.entries(TAGS).map(([k, v]) => [v, k as FrameKind]));
 
 /**
- * How long an executor waits for the offer on a new stream: entry nodes keep one spare stream
- * open per peer (infer_streams.ts), refreshed before this.
+ * How long an executor waits for the next offer on a stream: entry nodes keep streams open per
+ * peer (infer_streams.ts) and use one only while it has been idle for less than this.
  */
 export const SPARE_IDLE_MS = 60_000;
 
@@ -149,6 +152,12 @@ export class InferChannel {
     }
     await writing;
     return total;
+  }
+
+  /** Open both ways: the stream may carry another job. */
+  get usable(): boolean {
+    return this.#stream.status === "open" && this.#stream.remoteWriteStatus === "writable" &&
+      this.#stream.writeStatus === "writable";
   }
 
   /** Ends this side gracefully. */

@@ -15,7 +15,7 @@ import type { MeshNode } from "./node.ts";
 import type { PeerModel, PeerTable } from "./peers.ts";
 import type { JobLog } from "./job_log.ts";
 import { SpareStreams } from "./infer_streams.ts";
-import { type Frame, InferChannel, jsonOfFrame } from "./infer_protocol.ts";
+import { type Frame, type InferChannel, jsonOfFrame } from "./infer_protocol.ts";
 
 /** How long a peer has to answer an offer and to send its answer's head. */
 const ANSWER_TIMEOUT_MS = 10_000;
@@ -182,7 +182,7 @@ export class InferRouter {
     };
     try {
       const answerBy = AbortSignal.any([job.signal, AbortSignal.timeout(ANSWER_TIMEOUT_MS)]);
-      channel = new InferChannel(await this.#spares.take(peer, answerBy));
+      channel = await this.#spares.take(peer, answerBy);
       const offer: InferOffer = {
         job_id: jobId,
         model: job.model,
@@ -216,9 +216,12 @@ export class InferRouter {
         return end({ kind: "refused", reason: "busy", message: "its queue filled up" });
       }
       const ch = channel;
-      /** The answer is complete: the receipt is checked and kept while the client has it. */
+      /**
+       * The answer is complete: the stream goes back for the next job, and the receipt is checked
+       * and kept while the client has the answer.
+       */
       const finish = (receiptFrame: Frame) => {
-        void ch.close().catch(() => ch.abort(new Error("the peer did not close")));
+        this.#spares.keep(peer, ch);
         void this.#receipt(receiptFrame, peer, jobId).then(
           (receipt) => this.#o.jobs.finish(record, { status: head.status, receipt }),
           (err) => {

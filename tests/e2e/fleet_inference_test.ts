@@ -406,13 +406,27 @@ Deno.test("fleet inference: a member's bad offers are refused with the reason, a
     assert.equal(answer.ok, false, what);
     assert.ok(answer.message.includes(reason), `${what}: ${answer.message}`);
   }
-  // an offer as an entry node sends it is taken, and the holder's route answers it
-  const taken = await answerTo(
-    encodeFrame("offer", await sealed(offer())),
-    encodeFrame("body", body),
-  );
-  assert.deepEqual(taken, { ok: true });
-  assert.equal(await metric(c, 'loam_fleet_jobs_total{where="served"}'), 1);
+  // offers as an entry node sends them are taken, one after another on one stream: the holder's
+  // route answers each (a 400 for an empty frame), a receipt ends it, and `ready` asks for more
+  const stream = await mallory.openMessages(INFER_PROTOCOL);
+  for (let job = 0; job < 2; job++) {
+    await stream.write(encodeFrame("offer", await sealed(offer())));
+    await stream.write(encodeFrame("body", body));
+    const kinds: string[] = [];
+    for (let frame = decodeFrame(await stream.read());; frame = decodeFrame(await stream.read())) {
+      kinds.push(frame.kind);
+      if (frame.kind === "answer") {
+        assert.deepEqual(JSON.parse(new TextDecoder().decode(frame.bytes)), { ok: true });
+      }
+      if (frame.kind === "head") {
+        assert.equal(JSON.parse(new TextDecoder().decode(frame.bytes)).status, 400);
+      }
+      if (frame.kind === "ready") break;
+    }
+    assert.deepEqual(kinds, ["answer", "head", "data", "receipt", "ready"]);
+  }
+  await stream.close();
+  assert.equal(await metric(c, 'loam_fleet_jobs_total{where="served"}'), 2);
   const res = await c.request("/livez");
   assert.equal(res.status, 200);
   await res.body?.cancel();
