@@ -237,7 +237,12 @@ async function throughAgent(
   ) {
     for (const junk of draw(hostileValue(), STREAM_SAMPLE, seed)) {
       const outcome: Outcome = await peer.converse(protocol, [{ send: junk }, { receive: true }])
-        .then((): Outcome => ({ kind: "accepted" }))
+        .then(([reply]): Outcome => {
+          const message = (reply as { error?: { message?: unknown } })?.error?.message;
+          return typeof message === "string"
+            ? { kind: "rejected", reason: `refused: ${message}` }
+            : { kind: "accepted" };
+        })
         .catch((err) => ({ kind: "rejected", reason: `stream ended: ${(err as Error).message}` }));
       tally.record(outcome, () => `${protocol} ${describe(junk)}`);
     }

@@ -6,11 +6,10 @@
  * time. A protocol gives only its two sides.
  * @module
  */
-import { type LengthPrefixedStream, lpStream } from "@libp2p/utils";
 import type { PeerId, Stream } from "@libp2p/interface";
 import type { z } from "zod";
 import type { MeshNode } from "./node.ts";
-import { parseBoundedJson } from "../protocol/bounded_json.ts";
+import { JsonMessages } from "./json_messages.ts";
 import type { Logger } from "../system/logger.ts";
 
 /** Exchanges in a row with one peer while it says more are left. */
@@ -22,7 +21,10 @@ const SPREAD_DEBOUNCE_MS = 500;
 export interface ExchangeStream {
   /** Sends `message` as JSON. */
   send(message: unknown): Promise<void>;
-  /** Reads the next message, parsed as JSON within the size limit and checked by `schema`. */
+  /**
+   * Reads the next message, parsed as JSON within the size limit and checked by `schema`; throws
+   * naming the first bad field, or with the peer's message when it refused.
+   */
   receive<S extends z.ZodType>(schema: S): Promise<z.infer<S>>;
 }
 
@@ -96,7 +98,10 @@ export class PeerExchange {
       let stream: Stream | undefined;
       try {
         stream = await node.dialProtocol(peer, protocol, { signal });
-        const { gained, more } = await sides.open(this.#wrap(stream, signal), peer);
+        const { gained, more } = await sides.open(
+          new JsonMessages(stream, this.#o.maxMessageBytes, signal),
+          peer,
+        );
         await stream.close({ signal });
         this.#o.completed?.("opened");
         if (gained > 0) this.#spreadSoon();
@@ -109,32 +114,19 @@ export class PeerExchange {
     }
   }
 
-  /** The answering side of one exchange. */
+  /** The answering side of one exchange; a bad request is refused with what was wrong. */
   async #answer(stream: Stream, peer: PeerId): Promise<void> {
     const { protocol, timeoutMs, sides, logger } = this.#o;
     const signal = AbortSignal.timeout(timeoutMs);
+    const messages = new JsonMessages(stream, this.#o.maxMessageBytes, signal);
     try {
-      const gained = await sides.answer(this.#wrap(stream, signal), peer);
+      const gained = await sides.answer(messages, peer);
       await stream.close({ signal });
       this.#o.completed?.("answered");
       if (gained > 0) this.#spreadSoon();
     } catch (err) {
-      stream.abort(err as Error);
+      await messages.refuse(err);
       logger.debug("exchange request failed", { protocol, peer: peer.toString(), error: err });
     }
-  }
-
-  #wrap(stream: Stream, signal: AbortSignal): ExchangeStream {
-    const maxBytes = this.#o.maxMessageBytes;
-    const lp: LengthPrefixedStream = lpStream(stream, { maxDataLength: maxBytes });
-    return {
-      send: (message) => lp.write(new TextEncoder().encode(JSON.stringify(message)), { signal }),
-      receive: async (schema) => {
-        const bytes = await lp.read({ signal });
-        return schema.parse(
-          parseBoundedJson(new TextDecoder().decode(bytes.subarray()), { maxBytes }),
-        );
-      },
-    };
   }
 }

@@ -1,4 +1,3 @@
-import { lpStream } from "@libp2p/utils";
 import type { PeerId } from "@libp2p/interface";
 import { fromString as bytesFromString } from "uint8arrays/from-string";
 import { toString as bytesToString } from "uint8arrays/to-string";
@@ -6,7 +5,7 @@ import type { MeshNode } from "./node.ts";
 import type { StatusCache } from "./status_cache.ts";
 import { openEnvelope } from "../protocol/envelope.ts";
 import type { DeploymentStatus } from "../protocol/status.ts";
-import { parseBoundedJson } from "../protocol/bounded_json.ts";
+import { JsonMessages } from "./json_messages.ts";
 import {
   MAX_STATUS_ANSWERS,
   StatusAnswerSchema,
@@ -22,9 +21,7 @@ const MAX_QUERY_BYTES = 1024;
 const MAX_ANSWER_BYTES = 8 * 1024 * 1024;
 const QUERY_TIMEOUT_MS = 10_000;
 
-const encode = (value: unknown) => new TextEncoder().encode(JSON.stringify(value));
-
-/** Answers status queries from the cache (at most two open per connection). */
+/** Answers status queries from the cache (at most two open per connection); refuses bad ones. */
 export async function serveStatusQueries(
   node: MeshNode,
   cache: StatusCache,
@@ -32,19 +29,15 @@ export async function serveStatusQueries(
 ): Promise<void> {
   await node.handle(STATUS_QUERY_PROTOCOL, async (stream, connection) => {
     const signal = AbortSignal.timeout(QUERY_TIMEOUT_MS);
+    const messages = new JsonMessages(stream, MAX_QUERY_BYTES, signal);
     try {
-      const lp = lpStream(stream, { maxDataLength: MAX_ANSWER_BYTES });
-      const query = StatusQuerySchema.parse(
-        parseBoundedJson(new TextDecoder().decode((await lp.read({ signal })).subarray()), {
-          maxBytes: MAX_QUERY_BYTES,
-        }),
-      );
+      const query = await messages.receive(StatusQuerySchema);
       const envelopes = cache.envelopesOf(query.directive_id).slice(0, MAX_STATUS_ANSWERS)
         .map((text) => bytesToString(new TextEncoder().encode(text), "base64pad"));
-      await lp.write(encode({ envelopes }), { signal });
+      await messages.send({ envelopes });
       await stream.close({ signal });
     } catch (err) {
-      stream.abort(err as Error);
+      await messages.refuse(err);
       logger.debug("status query failed", { peer: connection.remotePeer.toString(), error: err });
     }
   }, { maxInboundStreams: 2 });
@@ -69,13 +62,9 @@ export async function queryStatuses(
 ): Promise<SignedStatus[]> {
   const signal = AbortSignal.timeout(QUERY_TIMEOUT_MS);
   const stream = await node.dialProtocol(peer, STATUS_QUERY_PROTOCOL, { signal });
-  const lp = lpStream(stream, { maxDataLength: MAX_ANSWER_BYTES });
-  await lp.write(encode({ directive_id: directiveId }), { signal });
-  const answer = StatusAnswerSchema.parse(
-    parseBoundedJson(new TextDecoder().decode((await lp.read({ signal })).subarray()), {
-      maxBytes: MAX_ANSWER_BYTES,
-    }),
-  );
+  const messages = new JsonMessages(stream, MAX_ANSWER_BYTES, signal);
+  await messages.send({ directive_id: directiveId });
+  const answer = await messages.receive(StatusAnswerSchema);
   await stream.close({ signal }).catch(() => {});
   const statuses: SignedStatus[] = [];
   for (const packed of answer.envelopes) {

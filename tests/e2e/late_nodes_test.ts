@@ -16,6 +16,7 @@ import { sealEnvelope } from "../../src/protocol/envelope.ts";
 import type { DeploymentDirective } from "../../src/protocol/directive.ts";
 import type { RollbackOrder } from "../../src/protocol/rollback.ts";
 import { DIRECTIVES_SYNC_PROTOCOL } from "../../src/mesh/directives_sync.ts";
+import { STATUS_QUERY_PROTOCOL } from "../../src/mesh/status_query.ts";
 import { sleep } from "../../src/system/sleep.ts";
 
 const SERVICE = new TextEncoder().encode(
@@ -347,11 +348,21 @@ Deno.test("late nodes: a directive past its TTL is not handed over, nor one post
       async () => await metric(a, 'loam_directives_sync_envelopes_total{outcome="rejected"}') === 3,
     );
     for (const id of ["forged", "untrusted"]) assert.equal(await recordOf(a, id), undefined);
+    // a malformed id list ends the exchange, and the peer is told which field was wrong
     const [refused] = await member.converse(DIRECTIVES_SYNC_PROTOCOL, [
       { send: { have: { directives: ["../../etc/passwd"], rollbacks: [] } } },
       { receive: true },
-    ]).catch((err) => [err]);
-    assert.ok(refused instanceof Error, "a malformed id list ends the exchange");
+    ]);
+    assert.match(
+      (refused as { error: { message: string } }).error.message,
+      /^have\.directives\.0: /,
+    );
+    // the same on the status protocol: the query is refused naming its bad field
+    const [noId] = await member.converse(STATUS_QUERY_PROTOCOL, [
+      { send: { directive_id: 7 } },
+      { receive: true },
+    ]);
+    assert.match((noId as { error: { message: string } }).error.message, /^directive_id: /);
   } finally {
     await Promise.all(agents.map((agent) => agent.stop()));
   }
