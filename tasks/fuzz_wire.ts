@@ -21,6 +21,7 @@ import {
   encodeFrame,
   type FrameKind,
   INFER_PROTOCOL,
+  jsonOfFrame,
 } from "../src/mesh/infer_protocol.ts";
 import { createSha256 } from "../src/blobs/digest.ts";
 import { type AgentProcess, runLoam, startAgent } from "../tests/e2e/harness.ts";
@@ -128,6 +129,9 @@ function validOffer(requester: string) {
   };
 }
 
+/** `value` as the bytes of its JSON text. */
+const text = (value: unknown) => new TextEncoder().encode(jsonText(value));
+
 /** Signs `payload` (of any shape) as `kind` the way sealEnvelope does. */
 async function signAny(kind: string, payload: unknown, key: PrivateKey, signer: string) {
   return await sealEnvelope(kind as Kind, payload as never, key, signer);
@@ -138,7 +142,6 @@ async function envelopes(count: number, seed: number, key: PrivateKey): Promise<
   const signer = peerIdFromPrivateKey(key).toString();
   const valid = validPayloads(signer);
   const kinds = Object.keys(valid) as Kind[];
-  const text = (value: unknown) => new TextEncoder().encode(jsonText(value));
   const signedValid = await signAny("directive", valid.directive, key, signer);
   type Draft = { bytes: Uint8Array } | { sign: [string, unknown] };
   const arb: fc.Arbitrary<Draft> = fc.oneof(
@@ -298,7 +301,6 @@ async function jobOffers(
   seed: number,
   held?: HeldModel,
 ): Promise<void> {
-  const text = (value: unknown) => new TextEncoder().encode(jsonText(value));
   const elsewhere = validOffer(peer.peerId);
   const conversations: [string, Uint8Array[]][] = [
     ...sample.slice(0, STREAM_SAMPLE).map((bytes, i): [string, Uint8Array[]] => {
@@ -329,9 +331,7 @@ async function jobOffers(
         peer,
         offer,
         text(tensors),
-        text(JSON.parse(
-          JSON.stringify(tensors).replace("[1,2,3,4]", "[4,3,2,1]"),
-        )),
+        text({ inputs: { x: { ...tensors.inputs.x, data: [4, 3, 2, 1] } } }),
       ),
     ]);
   }
@@ -392,7 +392,7 @@ async function offerOutcome(
 /** A message's JSON when it is a `kind` frame; undefined otherwise. */
 function frameJson(bytes: Uint8Array, kind: FrameKind): unknown {
   const frame = decodeFrame(bytes);
-  return frame.kind === kind ? JSON.parse(new TextDecoder().decode(frame.bytes)) : undefined;
+  return frame.kind === kind ? jsonOfFrame(frame) : undefined;
 }
 
 /** The same directive twice: the second copy must be refused as a replay. */

@@ -1,5 +1,5 @@
 import { Counter, type Registry } from "prom-client";
-import { type RegistryStore, RegistryStore as Store } from "../registry/registry_store.ts";
+import { RegistryStore } from "../registry/registry_store.ts";
 import type { Config } from "../config/schema.ts";
 import type { DataPaths } from "../system/paths.ts";
 import type { Logger } from "../system/logger.ts";
@@ -49,7 +49,7 @@ export class RegistryService implements Service {
       onRejected: (reason: string) => rejected.inc({ reason }),
     };
     try {
-      this.#store = await Store.open(options);
+      this.#store = await RegistryStore.open(options);
     } catch (err) {
       const aside = `${paths.registry}.bad-${Date.now()}`;
       await Deno.rename(paths.registry, aside).catch(() => {});
@@ -57,7 +57,7 @@ export class RegistryService implements Service {
         error: (err as Error).message,
         moved_to: aside,
       });
-      this.#store = await Store.open(options);
+      this.#store = await RegistryStore.open(options);
     }
   }
 

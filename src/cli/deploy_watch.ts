@@ -1,12 +1,5 @@
 import { type DeploymentStatus, TERMINAL_STATES } from "../protocol/status.ts";
-
-/**
- * The tail of a peer id: enough to tell nodes apart on one screen (every Ed25519 peer id starts
- * with the same "12D3KooW", so the head tells nothing).
- */
-function shortPeerId(peerId: string): string {
-  return peerId.slice(-8);
-}
+import { shortPeerId } from "./table.ts";
 
 /** A report older than this is shown with its age (a node that is offline now, say). */
 const STALE_SECONDS = 60;

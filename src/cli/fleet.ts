@@ -1,7 +1,7 @@
 import type { Command } from "./command.ts";
 import { parseFlags, println } from "./command.ts";
 import { AGENT_OPTIONS, AGENT_OPTIONS_HELP, agentFrom } from "./agent_command.ts";
-import { formatTable } from "./table.ts";
+import { formatTable, shortPeerId } from "./table.ts";
 import { getJson } from "./agent_client.ts";
 import type { FleetNode } from "../mesh/fleet_view.ts";
 
@@ -42,7 +42,7 @@ export const fleetCommand: Command = {
       ["NODE", "PEER", "ONLINE", "SEEN", "ARCH", "GPUS", "VERSION", "DEPLOYMENTS"],
       nodes.map((n) => [
         `${n.node_id ?? "?"}${n.self ? " (this node)" : ""}`,
-        n.peer_id.slice(-8),
+        shortPeerId(n.peer_id),
         n.online ? "yes" : "no",
         n.self ? "-" : ago(n.last_seen),
         n.arch ?? "-",

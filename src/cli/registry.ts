@@ -1,10 +1,11 @@
 import type { Command } from "./command.ts";
 import { parseFlags, println } from "./command.ts";
 import { AGENT_OPTIONS, AGENT_OPTIONS_HELP, agentFrom } from "./agent_command.ts";
-import { formatTable } from "./table.ts";
+import { formatTable, shortPeerId } from "./table.ts";
 import { callAgent, getJson } from "./agent_client.ts";
 import { readBoundedJsonFile } from "../protocol/bounded_json.ts";
 import type { EntryView } from "../registry/registry_store.ts";
+import { ID_FIELD } from "../protocol/registry_entry.ts";
 import { UserError } from "../system/errors.ts";
 
 const HELP =
@@ -53,7 +54,7 @@ export const registryCommand: Command = {
       );
     }
     const kind = parsed.values.agents ? "agents" : "models";
-    const idField = parsed.values.agents ? "agent_id" : "model_id";
+    const idField = ID_FIELD[parsed.values.agents ? "agent" : "model"];
     const agent = await agentFrom(parsed.values);
     const base = `/v1/registry/${kind}`;
     let answer: unknown;
@@ -91,7 +92,7 @@ export const registryCommand: Command = {
         String(e.version),
         String(e.model_type ?? e.agent_type),
         String(e.revision),
-        e.owner_id.slice(-8),
+        shortPeerId(e.owner_id),
       ]),
     ));
     return 0;

@@ -8,3 +8,11 @@ export function formatTable(headers: string[], rows: string[][]): string {
     cells.map((c, i) => i === cells.length - 1 ? c : c.padEnd(widths[i]!)).join("  ").trimEnd();
   return [line(headers), ...(rows.length ? rows.map(line) : ["(none)"])].join("\n");
 }
+
+/**
+ * The tail of a peer id: enough to tell nodes apart on one screen (every Ed25519 peer id starts
+ * with the same "12D3KooW", so the head tells nothing).
+ */
+export function shortPeerId(peerId: string): string {
+  return peerId.slice(-8);
+}

@@ -20,6 +20,7 @@ import { serveBlobs } from "./blob_protocol.ts";
 import { DirectivesSync, type SyncLedger } from "./directives_sync.ts";
 import type { SignedOrder } from "../protocol/directives_sync.ts";
 import type { DeploymentStatus } from "../protocol/status.ts";
+import type { RegistryDocument } from "../protocol/registry_entry.ts";
 import { StatusCache } from "./status_cache.ts";
 import { type FleetNode, FleetView } from "./fleet_view.ts";
 import { type RegistryLedger, RegistrySync } from "./registry_sync.ts";
@@ -68,7 +69,7 @@ export interface MeshOptions {
 
 /** The registry as the mesh replicates it: merged into, read for sync, told of what it signs. */
 export interface RegistryReplica extends RegistryLedger {
-  merge(envelope: Uint8Array): Promise<unknown>;
+  mergeOpened(doc: RegistryDocument, signer: string, envelope: string): Promise<unknown>;
   onSigned(listener: (envelope: Uint8Array) => void): void;
 }
 
@@ -331,8 +332,9 @@ export class Mesh {
     const logger = this.#options.logger;
     this.messaging.on(
       "registry_entry",
-      (_doc, _signer, envelope) =>
-        void replica.merge(new TextEncoder().encode(envelope)).catch((err) =>
+      // verified by the gossip validator already: kept without opening it again
+      (doc, signer, envelope) =>
+        void replica.mergeOpened(doc, signer, envelope).catch((err) =>
           logger.warn("registry document not kept", { error: err })
         ),
     );

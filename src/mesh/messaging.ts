@@ -13,6 +13,7 @@ import {
   sealEnvelope,
 } from "../protocol/envelope.ts";
 import type { Logger } from "../system/logger.ts";
+import { mayPublish } from "../protocol/registry_entry.ts";
 import { GossipRateLimit } from "./gossip_rate.ts";
 
 /** Reasons beyond the envelope's own: who may send what, on which topic. */
@@ -159,8 +160,8 @@ export class MeshMessaging {
     }
     // an entry is its owner's to publish; a tombstone of another's, a trusted issuer's
     if (
-      message.kind === "registry_entry" && message.payload.owner_id !== message.signer &&
-      !(message.payload.deleted && this.#options.trustedIssuers.includes(message.signer))
+      message.kind === "registry_entry" &&
+      !mayPublish(message.payload, message.signer, this.#options.trustedIssuers)
     ) {
       return this.#reject(
         "signer_mismatch",

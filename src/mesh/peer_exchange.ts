@@ -7,7 +7,6 @@
  * @module
  */
 import type { PeerId, Stream } from "@libp2p/interface";
-import type { z } from "zod";
 import type { MeshNode } from "./node.ts";
 import { JsonMessages } from "./json_messages.ts";
 import type { Logger } from "../system/logger.ts";
@@ -17,16 +16,8 @@ const MAX_ROUNDS = 16;
 /** Gains within this window are handed on to the other peers in one go. */
 const SPREAD_DEBOUNCE_MS = 500;
 
-/** One exchange's stream, with JSON in and out of its length-prefixed messages. */
-export interface ExchangeStream {
-  /** Sends `message` as JSON. */
-  send(message: unknown): Promise<void>;
-  /**
-   * Reads the next message, parsed as JSON within the size limit and checked by `schema`; throws
-   * naming the first bad field, or with the peer's message when it refused.
-   */
-  receive<S extends z.ZodType>(schema: S): Promise<z.infer<S>>;
-}
+/** One exchange's stream: JSON messages in and out, within the size limit and the time. */
+export type ExchangeStream = Pick<JsonMessages, "send" | "receive">;
 
 /** The two sides of a protocol's exchange. */
 export interface ExchangeSides {

@@ -130,3 +130,15 @@ export const RegistryDocumentSchema = z.strictObject({
 
 /** A registry document as signed. */
 export type RegistryDocument = z.infer<typeof RegistryDocumentSchema>;
+
+/**
+ * Whether `signer` may publish `doc`: its owner always; a moderator (a trusted issuer) only a
+ * tombstone. The gossip validator and the registry's merge both hold documents to this.
+ */
+export function mayPublish(
+  doc: RegistryDocument,
+  signer: string,
+  moderators: readonly string[],
+): boolean {
+  return signer === doc.owner_id || (doc.deleted && moderators.includes(signer));
+}

@@ -12,6 +12,7 @@ import {
   ENTRY_SCHEMAS,
   type EntryKind,
   ID_FIELD,
+  mayPublish,
   type RegistryDocument,
 } from "../protocol/registry_entry.ts";
 import { atomicWriteFile } from "../system/atomic_write.ts";
@@ -232,6 +233,18 @@ export class RegistryStore {
   }
 
   /**
+   * Takes a document whose envelope was already opened and its signature checked (the gossip
+   * validator's work), if its signer may publish it and it wins over the one kept.
+   */
+  async mergeOpened(
+    doc: RegistryDocument,
+    signer: string,
+    envelope: string,
+  ): Promise<MergeOutcome> {
+    return await this.#apply(doc, signer, envelope, true);
+  }
+
+  /**
    * Takes many documents (a sync's batch), written to disk once; resolves with how many changed
    * what this node holds.
    */
@@ -315,7 +328,7 @@ export class RegistryStore {
         `the signed entry is ${sealed.length} bytes; at most ${this.#o.maxDocumentBytes}`,
       );
     }
-    const outcome = await this.#merge(sealed, false);
+    const outcome = await this.#apply(doc, this.#o.self, new TextDecoder().decode(sealed), false);
     if (outcome === "added" || outcome === "updated") {
       for (const listener of this.#listeners) listener(sealed);
     }
@@ -331,25 +344,35 @@ export class RegistryStore {
     await this.#save();
   }
 
+  /** Opens and verifies `envelope`, then {@link #apply}. */
   async #merge(envelope: Uint8Array, persist: boolean): Promise<MergeOutcome> {
-    const reject = (reason: RejectReason): MergeOutcome => {
-      this.#o.onRejected?.(reason);
-      return { rejected: reason };
-    };
-    if (envelope.length > this.#o.maxDocumentBytes) return reject("oversized");
+    if (envelope.length > this.#o.maxDocumentBytes) return this.#reject("oversized");
     const opened = await openEnvelope(envelope, this.#o.maxDocumentBytes);
-    if (!opened.ok || opened.message.kind !== "registry_entry") return reject("invalid");
+    if (!opened.ok || opened.message.kind !== "registry_entry") return this.#reject("invalid");
     const { signer, payload: doc } = opened.message;
-    const moderator = doc.deleted && this.#o.moderators.includes(signer);
-    if (signer !== doc.owner_id && !moderator) return reject("not_owner");
-    const text = new TextDecoder().decode(envelope);
+    return await this.#apply(doc, signer, new TextDecoder().decode(envelope), persist);
+  }
+
+  #reject(reason: RejectReason): MergeOutcome {
+    this.#o.onRejected?.(reason);
+    return { rejected: reason };
+  }
+
+  /** Keeps a verified document (as `text`, signed by `signer`) if it may and it wins. */
+  async #apply(
+    doc: RegistryDocument,
+    signer: string,
+    text: string,
+    persist: boolean,
+  ): Promise<MergeOutcome> {
+    if (!mayPublish(doc, signer, this.#o.moderators)) return this.#reject("not_owner");
     const candidate: Kept = { doc, signer, envelope: text, hash: sha256Hex(text) };
     const key = keyOf(doc.kind, doc.id);
     const kept = this.#docs.get(key);
     if (kept && kept.hash === candidate.hash) return "unchanged";
     if (kept && !wins(candidate, kept)) return "unchanged";
     const owned = this.#perOwner.get(doc.owner_id) ?? 0;
-    if (!kept && owned >= this.#o.maxEntriesPerOwner) return reject("owner_limit");
+    if (!kept && owned >= this.#o.maxEntriesPerOwner) return this.#reject("owner_limit");
     if (!kept) this.#perOwner.set(doc.owner_id, owned + 1);
     this.#docs.set(key, candidate);
     if (persist) await this.#save();

@@ -7,6 +7,7 @@ import type { LogLine } from "./log_ring.ts";
 import { OutputFiles } from "./output_files.ts";
 import {
   findProcesses,
+  KILL_WAIT_MS,
   type ProcessSeen,
   readProcessRecord,
   type RecordedProcess,
@@ -21,8 +22,6 @@ import { unreachableBy, type WorkloadUser } from "../system/workload_user.ts";
 const START_GRACE_MS = 1000;
 /** SIGTERM, then SIGKILL after this long. */
 const STOP_GRACE_MS = 3000;
-/** How long a process SIGKILLed may take to be gone before it counts as stuck. */
-const KILL_WAIT_MS = 2000;
 const PROGRAM = "program";
 /** `<instances>/<id>.program.new`: a program being installed, beside the dir it goes into. */
 const STAGED_SUFFIX = `.${PROGRAM}.new`;

@@ -187,6 +187,9 @@ async function exitedWithin(seen: ProcessSeen, ms: number): Promise<boolean> {
   }
 }
 
+/** How long a process SIGKILLed may take to be gone before it counts as stuck (every workload). */
+export const KILL_WAIT_MS = 2000;
+
 /** How {@link stopProcess} ended: gone before a signal, the signal it exited on, or neither. */
 export type StopOutcome = "already gone" | "SIGTERM" | "SIGKILL" | "still running";
 

@@ -6,13 +6,17 @@
  */
 import { type LogLine, LogRing } from "./log_ring.ts";
 import type { OutputFiles } from "./output_files.ts";
-import { type ProcessSeen, startedAt, stopProcess, whenGone } from "./workload_process.ts";
+import {
+  KILL_WAIT_MS,
+  type ProcessSeen,
+  startedAt,
+  stopProcess,
+  whenGone,
+} from "./workload_process.ts";
 import type { Logger } from "../system/logger.ts";
 
 /** Output lines kept per instance for the logs route. */
 const LOG_LINES = 500;
-/** How long an adopted process SIGKILLed may take to be gone before it counts as stuck. */
-const KILL_WAIT_MS = 2000;
 /** This many crashes within the window mark an instance failed (like Greengrass's BROKEN). */
 const MAX_CRASHES = 3;
 const CRASH_WINDOW_MS = 60_000;

@@ -50,8 +50,6 @@ export interface Trial {
   reason?: string;
 }
 
-/** Starts of the new version that may end without confirming before the header rolls back. */
-export const TRIAL_STARTS = 3;
 /** Largest marker read. */
 const MAX_MARKER_BYTES = 4096;
 

@@ -13,7 +13,12 @@ import { sha256Hex, startBlobServer } from "../fixtures/blob_server.ts";
 import { startTestPeer } from "../fixtures/mesh_peer.ts";
 import { sealEnvelope } from "../../src/protocol/envelope.ts";
 import type { InferOffer } from "../../src/protocol/infer_job.ts";
-import { decodeFrame, encodeFrame, INFER_PROTOCOL } from "../../src/mesh/infer_protocol.ts";
+import {
+  decodeFrame,
+  encodeFrame,
+  INFER_PROTOCOL,
+  jsonOfFrame,
+} from "../../src/mesh/infer_protocol.ts";
 import { createSha256 } from "../../src/blobs/digest.ts";
 
 const FAST = ["--set", "mesh.advert_interval=1", "--set", "mesh.mdns=false"];
@@ -372,7 +377,7 @@ Deno.test("fleet inference: a member's bad offers are refused with the reason, a
     const answer = decodeFrame(await stream.read());
     await stream.close();
     assert.equal(answer.kind, "answer");
-    return JSON.parse(new TextDecoder().decode(answer.bytes));
+    return jsonOfFrame(answer) as { ok: boolean; message: string };
   };
   const sealed = (o: InferOffer) =>
     sealEnvelope("infer_offer", o, mallory.privateKey, mallory.peerId);
@@ -416,10 +421,10 @@ Deno.test("fleet inference: a member's bad offers are refused with the reason, a
     for (let frame = decodeFrame(await stream.read());; frame = decodeFrame(await stream.read())) {
       kinds.push(frame.kind);
       if (frame.kind === "answer") {
-        assert.deepEqual(JSON.parse(new TextDecoder().decode(frame.bytes)), { ok: true });
+        assert.deepEqual(jsonOfFrame(frame), { ok: true });
       }
       if (frame.kind === "head") {
-        assert.equal(JSON.parse(new TextDecoder().decode(frame.bytes)).status, 400);
+        assert.equal((jsonOfFrame(frame) as { status: number }).status, 400);
       }
       if (frame.kind === "ready") break;
     }
